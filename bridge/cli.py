@@ -1,0 +1,430 @@
+"""`wheelctl`: the operator's command line. Every command has --help.
+
+This is the composition root for operator commands: it builds settings from the environment and
+wires the core library (`wheel`), the OMS transports and the Celery app together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import click
+
+from bridge.guard import ensure_wheel_is_ours
+
+ensure_wheel_is_ours()
+
+from wheel.settings import Settings  # noqa: E402
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+def _sessions(settings: Settings):
+    from wheel.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(settings.database_url, pool_size=2, application_name="wheelctl"))
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.version_option(package_name="wheel-middleware")
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
+    """Wheel: run your marketplace business (Amazon India, Flipkart, Tata CLiQ) from your OMS.
+
+    Settings come from WHEEL_* environment variables (see `wheelctl settings`).
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    try:
+        ctx.obj = Settings()
+    except Exception as exc:  # noqa: BLE001 - pydantic says which variable is wrong
+        _fail(f"invalid settings: {exc}")
+
+
+@main.command()
+@click.pass_context
+def settings(ctx: click.Context) -> None:
+    """Print the settings in force (passwords masked)."""
+    for name, value in _settings(ctx).redacted().items():
+        click.echo(f"WHEEL_{name.upper()}={value}")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only check that the models and migrations agree.")
+@click.pass_context
+def migrate(ctx: click.Context, check: bool) -> None:
+    """Create the database if it is missing and bring its schema up to date."""
+    from wheel.db import migrate as migrations
+
+    url = _settings(ctx).database_url
+    if check:
+        migrations.check(url)
+        click.echo("models and migrations agree")
+        return
+    if migrations.ensure_database(url):
+        click.echo("created the database")
+    migrations.upgrade(url)
+    click.echo("database schema is up to date")
+
+
+# -- services -----------------------------------------------------------------------------------
+
+
+@main.group()
+def services() -> None:
+    """The local services Wheel needs: Postgres, Redis, RabbitMQ."""
+
+
+@services.command("check")
+@click.pass_context
+def services_check(ctx: click.Context) -> None:
+    """Check that Postgres, Redis and RabbitMQ answer; say how to start any that does not."""
+    from bridge.checks import check_services
+
+    results = check_services(_settings(ctx))
+    for result in results:
+        click.echo(result.line())
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+# -- bridge -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--batch-size", type=click.IntRange(1, 5000), help="Messages per inbox transaction.")
+@click.pass_context
+def bridge(ctx: click.Context, batch_size: int | None) -> None:
+    """Consume the four OMS queues into the inbox and hand each message to the workers.
+
+    Stops cleanly on SIGTERM or Ctrl-C, finishing the batch in hand.
+    """
+    from bridge.main import run_bridge
+
+    settings = _settings(ctx)
+    if batch_size:
+        settings = settings.model_copy(update={"bridge_batch_size": batch_size})
+    run_bridge(settings)
+
+
+# -- sandbox ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [WHEEL_SANDBOX_HOST].")
+@click.option("--port", type=int, help="Port to listen on [WHEEL_SANDBOX_PORT].")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help='JSON: {"channels": {"UA": {"marketplace": "tatacliq", "token": "...", "fail_status": 500}}}')
+@click.pass_context
+def sandbox(ctx: click.Context, host: str | None, port: int | None, config_path: str | None) -> None:
+    """Run the marketplace sandbox: the marketplaces' APIs, emulated, for demos and tests.
+
+    Steer it over HTTP: PUT /_sandbox/channels/<id> (token, fail_status, fail_times, delay_s,
+    refuse_token), GET /_sandbox/calls, GET /_sandbox/state/<id>, POST /_sandbox/reset.
+    """
+    from wheel.sandbox.app import SandboxApp, load_config, serve
+
+    settings = _settings(ctx)
+    app = SandboxApp(load_config(config_path) if config_path else {})
+    server = serve(app, host or settings.sandbox_host, port if port is not None else settings.sandbox_port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    click.echo(f"sandbox listening on http://{server.host}:{server.server_port} "
+               f"({len(app.state.channels)} channels configured)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+# -- channels -----------------------------------------------------------------------------------
+
+
+@main.group()
+def channels() -> None:
+    """List, add, enable and disable channels (seller accounts on marketplaces)."""
+
+
+@channels.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def channels_list(ctx: click.Context, as_json: bool) -> None:
+    """List the channels."""
+    from wheel.services.channels import list_channels
+
+    with _sessions(_settings(ctx))() as session:
+        rows = list_channels(session)
+    if as_json:
+        for c in rows:
+            click.echo(json.dumps({"id": c.id, "marketplace": c.marketplace, "base_url": c.base_url,
+                                   "credentials_ref": c.credentials_ref, "enabled": c.enabled,
+                                   "retry_delays_s": c.retry_delays_s}))
+        return
+    _table(["id", "marketplace", "enabled", "base URL", "credentials ref", "retry delays (s)"],
+           [[c.id, c.marketplace, "yes" if c.enabled else "no", c.base_url, c.credentials_ref,
+             ",".join(f"{d:g}" for d in c.retry_delays_s) if c.retry_delays_s else "default"] for c in rows])
+
+
+def _delays(_ctx, _param, value: str | None) -> list[float] | None:
+    if not value:
+        return None
+    try:
+        delays = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter("give seconds separated by commas, e.g. 5,30,120") from None
+    if any(d < 0 for d in delays):
+        raise click.BadParameter("delays cannot be negative")
+    return delays
+
+
+@channels.command("add")
+@click.argument("channel_id")
+@click.option("--marketplace", required=True, type=click.Choice(["amazon", "flipkart", "tatacliq"]))
+@click.option("--base-url", required=True, help="The marketplace API's base URL for this channel.")
+@click.option("--credentials-ref", required=True,
+              help="Name of the secret: env WHEEL_SECRET_<REF> or file <WHEEL_SECRETS_DIR>/<ref>.")
+@click.option("--retry-delays", callback=_delays, help="Seconds before each retry, e.g. 5,30,120.")
+@click.option("--disabled", is_flag=True, help="Add it disabled.")
+@click.option("--replace", is_flag=True, help="Overwrite a channel of the same id.")
+@click.pass_context
+def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_delays, disabled, replace) -> None:
+    """Add a channel, e.g. `wheelctl channels add UA --marketplace tatacliq --base-url https://... --credentials-ref tatacliq-ua`."""
+    from wheel.db.models import MARKETPLACES
+    from wheel.services.channels import ChannelError, add_channel
+
+    try:
+        with _sessions(_settings(ctx)).begin() as session:
+            add_channel(session, channel_id=channel_id, marketplace=marketplace, base_url=base_url,
+                        credentials_ref=credentials_ref, known_marketplaces=MARKETPLACES,
+                        enabled=not disabled, retry_delays_s=retry_delays, replace=replace)
+    except ChannelError as exc:
+        _fail(str(exc))
+    click.echo(f"channel {channel_id} saved")
+
+
+@channels.command("disable")
+@click.argument("channel_id")
+@click.pass_context
+def channels_disable(ctx: click.Context, channel_id: str) -> None:
+    """Stop sending anything to a channel (its items get system/channel-disabled events)."""
+    _set_enabled(ctx, channel_id, False)
+
+
+@channels.command("enable")
+@click.argument("channel_id")
+@click.pass_context
+def channels_enable(ctx: click.Context, channel_id: str) -> None:
+    """Start sending to a disabled channel again."""
+    _set_enabled(ctx, channel_id, True)
+
+
+def _set_enabled(ctx: click.Context, channel_id: str, enabled: bool) -> None:
+    from wheel.services.channels import ChannelError, set_enabled
+
+    try:
+        with _sessions(_settings(ctx)).begin() as session:
+            set_enabled(session, channel_id, enabled)
+    except ChannelError as exc:
+        _fail(str(exc))
+    click.echo(f"channel {channel_id} {'enabled' if enabled else 'disabled'}")
+
+
+# -- OMS queues ---------------------------------------------------------------------------------
+
+
+@main.group()
+def oms() -> None:
+    """Put messages on the OMS queues, as the OMS would (for tests and demos)."""
+
+
+def _queue_name(settings: Settings, queue: str) -> str:
+    return settings.oms_queues.get(queue, queue)
+
+
+@oms.command("put")
+@click.argument("queue")
+@click.argument("file", type=click.File("rb"))
+@click.option("--message-id", help="Transport message id (default: a new UUID). Reuse one to test redelivery.")
+@click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="Put the file this many times.")
+@click.pass_context
+def oms_put(ctx: click.Context, queue: str, file, message_id: str | None, count: int) -> None:
+    """Put FILE as a message on QUEUE: ranging, deranging, inventory, pricing, or a queue name.
+
+    Use - as FILE to read standard input.
+    """
+    from bridge.transports import transport_from_url
+
+    settings = _settings(ctx)
+    body = file.read()
+    name = _queue_name(settings, queue)
+    transport = transport_from_url(settings.oms_url.get_secret_value())
+    try:
+        transport.connect()
+        for _ in range(count):
+            mid = message_id or uuid.uuid4().hex
+            transport.put(name, body, message_id=mid)
+    except transport.connection_errors as exc:
+        _fail(f"cannot reach the OMS broker at {transport!r}: {exc}")
+    finally:
+        transport.close()
+    click.echo(f"put {count} message{'s' if count > 1 else ''} ({len(body):,} bytes) on {name}"
+               + (f", message id {mid}" if count == 1 else ""))
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--type", "type_", type=click.Choice(["oms", "domain", "system"]), help="Only this type.")
+@click.option("--name", help="Only this name; end with * for a prefix (ranging/*).")
+@click.option("--channel", help="Only this channel.")
+@click.option("--parent", type=int, help="An event and its children (an OMS message and what it caused).")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.pass_context
+def events(ctx, type_, name, channel, parent, limit, as_json) -> None:
+    """Show the latest events, newest first."""
+    from wheel.services.queries import latest_events
+
+    with _sessions(_settings(ctx))() as session:
+        rows = latest_events(session, type=type_, name=name, channel_id=channel, parent_id=parent, limit=limit)
+    if as_json:
+        for e in rows:
+            click.echo(json.dumps({"id": e.id, "parent_id": e.parent_id, "type": e.type, "name": e.name,
+                                   "level": e.level, "channel_id": e.channel_id, "marketplace": e.marketplace,
+                                   "inbox_id": e.inbox_id, "payload": e.payload,
+                                   "created_at": e.created_at.isoformat()}))
+        return
+    _table(["id", "parent", "time", "level", "name", "channel", "detail"],
+           [[e.id, e.parent_id or "", e.created_at.strftime("%H:%M:%S.%f")[:-3], e.level, e.name,
+             e.channel_id or "", _detail(e.payload)] for e in rows])
+
+
+def _detail(payload: dict) -> str:
+    if "error" in payload:
+        return str(payload["error"])[:160]
+    if "items" in payload:
+        return ", ".join(i.get("sku", "?") for i in payload["items"][:8]) + (" ..." if len(payload["items"]) > 8 else "")
+    if "queue" in payload:
+        return f"{payload['queue']} ({payload.get('bytes', '?')} bytes, inbox {payload.get('inbox_id')})"
+    return ""
+
+
+def _table(headers: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers, box=None, pad_edge=False, highlight=False)
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+# -- inbox --------------------------------------------------------------------------------------
+
+
+@main.group()
+def inbox() -> None:
+    """Read stored OMS messages and replay them after fixing."""
+
+
+@inbox.command("show")
+@click.argument("inbox_id", type=int)
+@click.pass_context
+def inbox_show(ctx: click.Context, inbox_id: int) -> None:
+    """Write a stored message's raw body to standard output."""
+    from wheel.db.models import InboxMessage
+
+    with _sessions(_settings(ctx))() as session:
+        message = session.get(InboxMessage, inbox_id)
+    if message is None:
+        _fail(f"no inbox message {inbox_id}")
+    click.echo(f"# inbox {message.id} queue={message.queue} status={message.status} "
+               f"bytes={message.size} error={message.last_error or '-'}", err=True)
+    sys.stdout.buffer.write(message.body)
+
+
+@inbox.command("replay")
+@click.argument("inbox_id", type=int)
+@click.option("--body", "body_file", type=click.File("rb"), help="A corrected body (default: the stored one).")
+@click.pass_context
+def inbox_replay(ctx: click.Context, inbox_id: int, body_file) -> None:
+    """Process a stored message again, as a new message (optionally with a corrected body)."""
+    from wheel.services.replay import ReplayError, replay
+    from workers.app import app
+    from workers.dispatch import Dispatcher
+
+    try:
+        new_id = replay(_sessions(_settings(ctx)), inbox_id, body_file.read() if body_file else None)
+    except ReplayError as exc:
+        _fail(str(exc))
+    Dispatcher(app).process_message(new_id)
+    click.echo(f"replayed inbox {inbox_id} as inbox {new_id}; see `wheelctl events --name 'oms/*' --limit 5`")
+
+
+# -- demo and maintenance -------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """The demo set-up `make run` uses."""
+
+
+@demo.command("seed")
+@click.option("--sandbox-url", default=None, help="Sandbox base URL (default: from WHEEL_SANDBOX_HOST/PORT).")
+@click.option("--sandbox-config", type=click.Path(dir_okay=False), default="var/sandbox.json", show_default=True,
+              help="Where to write the sandbox's channel config.")
+@click.pass_context
+def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) -> None:
+    """Seed the demo channels (UA succeeds, UB gets HTTP 500) and their sandbox tokens."""
+    from wheel.db.models import MARKETPLACES
+    from wheel.demo import DEMO_CHANNELS, DEMO_RETRY_DELAYS_S, sandbox_config as make_config
+    from wheel.services.channels import add_channel
+
+    settings = _settings(ctx)
+    base = sandbox_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+    settings.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _sessions(settings).begin() as session:
+        for channel in DEMO_CHANNELS:
+            add_channel(session, channel_id=channel.id, marketplace=channel.marketplace,
+                        base_url=f"{base}/{channel.marketplace}", credentials_ref=channel.credentials_ref,
+                        known_marketplaces=MARKETPLACES, retry_delays_s=DEMO_RETRY_DELAYS_S, replace=True)
+            secret = settings.secrets_dir / channel.credentials_ref
+            secret.write_text(channel.token)
+            secret.chmod(0o600)
+    Path(sandbox_config).parent.mkdir(parents=True, exist_ok=True)
+    Path(sandbox_config).write_text(json.dumps(make_config(), indent=2))
+    click.echo(f"seeded demo channels {', '.join(c.id for c in DEMO_CHANNELS)} "
+               f"(secrets in {settings.secrets_dir}, sandbox config in {sandbox_config})")
+
+
+@main.command()
+@click.pass_context
+def sweep(ctx: click.Context) -> None:
+    """Re-send the tasks of work still pending past its deadline (beat does this periodically)."""
+    from wheel.services.sweeper import sweep as run_sweep
+    from workers.app import app
+    from workers.dispatch import Dispatcher
+
+    settings = _settings(ctx)
+    dispatch = Dispatcher(app)
+    report = run_sweep(_sessions(settings), deadline_s=settings.sweeper_deadline_s,
+                       send_process=dispatch.process_message, send_push=dispatch.push)
+    click.echo(f"re-sent {report.inbox} message tasks and {report.pushes} push tasks")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Wiring and running the bridge process: settings in, transport, database and Celery app built."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
+
+from bridge.service import Bridge, BridgeStats
+from bridge.transports import transport_from_url
+from wheel.db import make_engine, make_sessionmaker
+from wheel.settings import Settings
+
+log = logging.getLogger("wheel.bridge")
+
+# Services going away: reconnect and carry on.
+RECOVERABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def build_bridge(settings: Settings, stop: threading.Event) -> Bridge:
+    from workers.app import create_app
+    from workers.dispatch import Dispatcher
+
+    dispatch = Dispatcher(create_app(settings))
+    transport = transport_from_url(settings.oms_url.get_secret_value(), prefetch=settings.bridge_batch_size * 2)
+    sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=2, application_name="wheel-bridge"))
+    return Bridge(
+        transport,
+        queues=list(settings.oms_queues.values()),
+        backout_queue=settings.queue_backout,
+        sessions=sessions,
+        send_process=dispatch.process_message,
+        send_alert=dispatch.alert,
+        recoverable=RECOVERABLE,
+        batch_size=settings.bridge_batch_size,
+        max_attempts=settings.bridge_max_attempts,
+        reconnect_max_s=settings.bridge_reconnect_max_s,
+        stop=stop,
+    )
+
+
+def run_bridge(settings: Settings) -> BridgeStats:
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("bridge got %s: finishing the batch in hand, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return build_bridge(settings, stop).run()

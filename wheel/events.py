@@ -1,0 +1,88 @@
+"""Writing the event log: one row per thing that happened, linked to the OMS message that caused it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from wheel.db.models import Event
+
+log = logging.getLogger("wheel.events")
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    name: str
+    level: str = "info"
+    parent_id: int | None = None
+    channel_id: str | None = None
+    marketplace: str | None = None
+    inbox_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    # Same key, same event: a redelivered task that records it again writes nothing.
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: int
+    created: bool  # False when an event with the same dedupe key was already there
+    event: NewEvent
+
+
+def record(session: Session, event: NewEvent) -> Recorded:
+    """Insert the event in the session's transaction; idempotent by `dedupe_key`."""
+    values = {
+        "type": event.type,
+        "name": event.name,
+        "level": event.level,
+        "parent_id": event.parent_id,
+        "channel_id": event.channel_id,
+        "marketplace": event.marketplace,
+        "inbox_id": event.inbox_id,
+        "payload": _clean(event.payload),
+        "dedupe_key": event.dedupe_key,
+    }
+    statement = insert(Event).values(**values).returning(Event.id)
+    if event.dedupe_key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=[Event.dedupe_key])
+    new_id = session.execute(statement).scalar_one_or_none()
+    if new_id is None:
+        existing = session.execute(
+            select(Event.id).where(Event.dedupe_key == event.dedupe_key)
+        ).scalar_one()
+        return Recorded(existing, False, event)
+    log.log(
+        LEVELS[event.level],
+        "%s channel=%s parent=%s %s",
+        event.name,
+        event.channel_id or "-",
+        event.parent_id or "-",
+        _summary(event.payload),
+    )
+    return Recorded(new_id, True, event)
+
+
+def _clean(value: Any) -> Any:
+    """JSON that Postgres accepts: jsonb refuses the NUL character, which hostile input carries."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _summary(payload: dict[str, Any]) -> str:
+    if "error" in payload:
+        return f"error={payload['error']!r}"
+    return ""

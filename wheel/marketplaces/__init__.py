@@ -1,0 +1,30 @@
+"""Marketplace adapters, one subpackage per marketplace, registered by marketplace name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
+from wheel.marketplaces.tatacliq import make_adapter as _tatacliq
+from wheel.secrets import SecretStore
+
+AdapterFactory = Callable[[ChannelConfig, HttpConfig, SecretStore], MarketplaceAdapter]
+
+ADAPTERS: dict[str, AdapterFactory] = {
+    "tatacliq": _tatacliq,
+}
+
+
+class UnknownMarketplace(LookupError):
+    pass
+
+
+def adapter_for(channel: ChannelConfig, http: HttpConfig, secrets: SecretStore) -> MarketplaceAdapter:
+    try:
+        factory = ADAPTERS[channel.marketplace]
+    except KeyError:
+        raise UnknownMarketplace(
+            f"no adapter for marketplace {channel.marketplace!r} (channel {channel.id}); "
+            f"adapters exist for: {', '.join(sorted(ADAPTERS))}"
+        ) from None
+    return factory(channel, http, secrets)

@@ -1,0 +1,62 @@
+"""HTTP plumbing shared by the marketplace clients: sessions, and status codes to errors."""
+
+from __future__ import annotations
+
+import requests
+
+from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
+
+
+def new_session(user_agent: str = "wheel-middleware/0.1") -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def raise_for_status(response: requests.Response, what: str) -> None:
+    """Map a failed response to the error taxonomy; `what` names the call for the event log."""
+    status = response.status_code
+    if status < 400:
+        return
+    code, text = _error_detail(response)
+    detail = f"{code}: {text}" if code else text
+    message = f"HTTP {status} from {what}" + (f" ({detail})" if detail else "")
+    if status in (401, 403):
+        raise AuthError(message, status=status)
+    if status == 429 or status >= 500:
+        raise TransientError(message, status=status, retry_after=retry_after_seconds(response))
+    raise PermanentError(message, status=status, code=code)
+
+
+def _error_detail(response: requests.Response) -> tuple[str | None, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:300].strip()
+    if isinstance(body, dict):
+        code = body.get("code") or body.get("errorCode")
+        text = body.get("message") or body.get("error") or ""
+        return (str(code) if code else None), str(text)[:300]
+    return None, str(body)[:300]
+
+
+def send(session: requests.Session, method: str, url: str, what: str, **kwargs) -> requests.Response:
+    """One HTTP call with the caller's timeout; network failures become TransientError."""
+    if "timeout" not in kwargs:
+        raise TypeError("every marketplace call needs an explicit timeout")
+    try:
+        response = session.request(method, url, **kwargs)
+    except requests.Timeout:
+        raise TransientError(f"timed out calling {what}") from None
+    except requests.ConnectionError as exc:
+        raise TransientError(f"could not connect for {what}: {type(exc).__name__}") from None
+    raise_for_status(response, what)
+    return response

@@ -1,0 +1,8 @@
+"""Every Tata CLiQ path in one place: the API is unpublished, so these are the likeliest to change."""
+
+RANGING = "/channels/{channel_id}/ranging"
+DERANGING = "/channels/{channel_id}/deranging"
+INVENTORY = "/channels/{channel_id}/inventory"
+PRICING = "/channels/{channel_id}/pricing"
+NEW_ORDERS = "/channels/{channel_id}/new-orders"
+CANCELLED_ORDERS = "/channels/{channel_id}/cancelled-orders"

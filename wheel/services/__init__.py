@@ -1,0 +1,1 @@
+"""Use cases: each takes its collaborators (sessions, adapters, senders) as parameters."""

@@ -1,0 +1,34 @@
+"""Replaying a stored OMS message, after the operator fixed what was wrong with it."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from wheel.db.models import InboxMessage
+
+
+class ReplayError(LookupError):
+    pass
+
+
+def replay(sessions: sessionmaker[Session], inbox_id: int, body: bytes | None = None) -> int:
+    """Store the message again as a new inbox row (the original stays as it was); its new id."""
+    with sessions.begin() as session:
+        original = session.get(InboxMessage, inbox_id)
+        if original is None:
+            raise ReplayError(f"no inbox message {inbox_id}")
+        new_body = original.body if body is None else body
+        copy = InboxMessage(
+            queue=original.queue,
+            transport_message_id=f"replay:{inbox_id}:{uuid.uuid4().hex}",
+            body=new_body,
+            body_sha256=hashlib.sha256(new_body).hexdigest(),
+            size=len(new_body),
+            headers={"replay_of": inbox_id, "corrected": body is not None},
+        )
+        session.add(copy)
+        session.flush()
+        return copy.id

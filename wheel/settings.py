@@ -1,0 +1,95 @@
+"""One typed settings object, read from `WHEEL_*` environment variables in one place.
+
+Entry points (the CLI, the bridge, the Celery app) build it once and pass it down; nothing
+else reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OPERATIONS = ("ranging", "deranging", "inventory", "pricing")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WHEEL_", extra="ignore")
+
+    # Local services.
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/wheel"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    oms_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
+
+    # OMS queues, by operation. IBM MQ's developer queue manager has DEV.QUEUE.1..3 only, so the
+    # defaults are names of our own; define them on the queue manager (see docker-compose.yml).
+    queue_ranging: str = "OMS.RANGING"
+    queue_deranging: str = "OMS.DERANGING"
+    queue_inventory: str = "OMS.INVENTORY"
+    queue_pricing: str = "OMS.PRICING"
+    queue_backout: str = "OMS.BACKOUT"
+
+    # Bridge.
+    bridge_batch_size: int = Field(default=100, ge=1, le=5000)
+    bridge_max_attempts: int = Field(default=5, ge=1, description="deliveries before backout")
+    bridge_reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    # OMS messages larger than this are stored but not parsed.
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # Celery on Redis. A task unacknowledged for this long is redelivered by Redis.
+    visibility_timeout_s: int = Field(default=3600, ge=1)
+    # Work still pending this long after it was last touched is re-enqueued by the sweeper.
+    sweeper_deadline_s: int = Field(default=300, ge=1)
+    sweeper_interval_s: float = Field(default=60.0, gt=0)
+    # A worker's claim on a push lasts this long; a worker killed mid-push frees it on expiry.
+    push_lease_s: int = Field(default=120, ge=1)
+    # Per-task attempts at a push that keeps failing transiently (default; channels override).
+    push_retry_delays_s: list[float] = [5, 30, 120, 600]
+
+    # Marketplace HTTP calls.
+    http_connect_timeout_s: float = 5.0
+    http_read_timeout_s: float = 30.0
+
+    # Credentials: WHEEL_SECRET_<REF> in the environment, else a file <secrets_dir>/<ref>.
+    secrets_dir: Path = Path("/run/secrets/wheel")
+
+    # Sandbox.
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8900
+
+    # Alerts. Both optional: without them alerts go to the log only.
+    slack_token: SecretStr | None = None
+    slack_channel: str = "#wheel-alerts"
+    sentry_dsn: SecretStr | None = None
+    dashboard_url: str = "http://127.0.0.1:3000"
+
+    def queue_for(self, operation: str) -> str:
+        return getattr(self, f"queue_{operation}")
+
+    def operation_for_queue(self, queue: str) -> str | None:
+        for operation in OPERATIONS:
+            if self.queue_for(operation) == queue:
+                return operation
+        return None
+
+    @property
+    def oms_queues(self) -> dict[str, str]:
+        return {operation: self.queue_for(operation) for operation in OPERATIONS}
+
+    def redacted(self) -> dict[str, object]:
+        """Settings safe to print: passwords in URLs are masked."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = redact_url(value.get_secret_value()) if name.endswith("_url") else "***"
+            elif isinstance(value, str) and name.endswith("_url"):
+                value = redact_url(value)
+            out[name] = value
+        return out
+
+
+def redact_url(url: str) -> str:
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)

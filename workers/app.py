@@ -1,0 +1,50 @@
+"""The Celery app, configured from settings. `celery -A workers.app worker -Q ...` runs it."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from wheel.settings import Settings
+from workers import queues
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("wheel", broker=settings.redis_url)
+    visibility = settings.visibility_timeout_s
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        # A task is acknowledged when it has finished, so a killed worker's task is redelivered;
+        # tasks are idempotent, so a redelivery is harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=queues.OMS_QUEUE,
+        task_queues=[Queue(name) for name in queues.ALL_QUEUES],
+        task_routes=queues.TASK_ROUTES,
+        task_create_missing_queues=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            # Look for unacknowledged tasks past their visibility timeout often enough that a
+            # short timeout (tests) is honoured.
+            "unacked_restore_interval": max(1, min(10, visibility // 4)),
+            "unacked_restore_throttle": 1,
+        },
+        beat_schedule={
+            "sweep": {"task": queues.SWEEP, "schedule": settings.sweeper_interval_s},
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    app.conf.wheel_settings = settings
+    return app
+
+
+app = create_app(Settings())
+# Register the tasks.
+import workers.tasks  # noqa: E402,F401

@@ -1,0 +1,73 @@
+"""The composition root for worker processes: settings, database, adapters, alerts.
+
+Built lazily in each process (after the prefork pool forks), never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from functools import cached_property
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from wheel.db import make_engine, make_sessionmaker
+from wheel.marketplaces import adapter_for
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
+from wheel.notifications import Alerter, alerter_from_settings
+from wheel.secrets import SecretStore
+from wheel.settings import Settings
+
+ADAPTER_TTL_S = 300
+
+
+class Container:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.pid = os.getpid()
+        self._adapters: dict[ChannelConfig, tuple[float, MarketplaceAdapter]] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_sessionmaker(make_engine(self.settings.database_url, application_name="wheel-worker"))
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        return SecretStore(os.environ, self.settings.secrets_dir)
+
+    @cached_property
+    def http(self) -> HttpConfig:
+        return HttpConfig(self.settings.http_connect_timeout_s, self.settings.http_read_timeout_s)
+
+    @cached_property
+    def alerter(self) -> Alerter:
+        return alerter_from_settings(self.settings)
+
+    @property
+    def worker_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def adapter(self, channel: ChannelConfig) -> MarketplaceAdapter:
+        """One adapter (and HTTP session, and token) per channel config, refreshed now and then."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._adapters.get(channel)
+            if cached is not None and now - cached[0] < ADAPTER_TTL_S:
+                return cached[1]
+        adapter = adapter_for(channel, self.http, self.secrets)
+        with self._lock:
+            self._adapters[channel] = (now, adapter)
+        return adapter
+
+
+_container: Container | None = None
+
+
+def container(settings: Settings) -> Container:
+    global _container
+    if _container is None or _container.pid != os.getpid():
+        _container = Container(settings)
+    return _container

@@ -1,0 +1,30 @@
+"""Queue and task names in one place: routes, the bridge, beat and the sweeper all use these."""
+
+from __future__ import annotations
+
+from wheel.db.models import MARKETPLACES
+
+OMS_QUEUE = "oms"  # parsing OMS messages, sweeping, (later) publishing to the OMS
+NOTIFICATIONS_QUEUE = "notifications"
+
+PROCESS_MESSAGE = "wheel.oms.process_message"
+PUSH = "wheel.marketplace.push"
+SWEEP = "wheel.system.sweep"
+ALERT = "wheel.notify.alert"
+
+
+def marketplace_queue(marketplace: str) -> str:
+    if marketplace not in MARKETPLACES:
+        raise ValueError(f"unknown marketplace {marketplace!r}; known: {', '.join(MARKETPLACES)}")
+    return f"marketplace.{marketplace}"
+
+
+MARKETPLACE_QUEUES = tuple(marketplace_queue(name) for name in MARKETPLACES)
+ALL_QUEUES = (OMS_QUEUE, NOTIFICATIONS_QUEUE, *MARKETPLACE_QUEUES)
+
+# Tasks whose queue does not depend on their arguments. A push names its queue when sent.
+TASK_ROUTES = {
+    PROCESS_MESSAGE: {"queue": OMS_QUEUE},
+    SWEEP: {"queue": OMS_QUEUE},
+    ALERT: {"queue": NOTIFICATIONS_QUEUE},
+}
