@@ -411,6 +411,34 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
                f"(secrets in {settings.secrets_dir}, sandbox config in {sandbox_config})")
 
 
+@demo.command("banner")
+@click.pass_context
+def demo_banner(ctx: click.Context) -> None:
+    """Print what `make run` starts, where, and the command that sends a sample message."""
+    from sqlalchemy.engine import make_url
+
+    from wheel.settings import redact_url
+    from workers.queues import ALL_QUEUES
+
+    s = _settings(ctx)
+    sandbox = f"http://{s.sandbox_host}:{s.sandbox_port}"
+    db = make_url(s.database_url)
+    lines = [
+        "Wheel is starting (each process's output is prefixed with its name; Ctrl-C stops them all):",
+        f"  bridge    OMS queues {', '.join(s.oms_queues.values())} on {redact_url(s.oms_url.get_secret_value())}",
+        f"  workers   Celery queues {', '.join(ALL_QUEUES)} on {redact_url(s.redis_url)}",
+        f"  beat      the sweeper every {s.sweeper_interval_s:g}s (re-sends work Redis dropped)",
+        f"  sandbox   {sandbox}  (calls: {sandbox}/_sandbox/calls, state: {sandbox}/_sandbox/state/UA)",
+        "  flower    http://127.0.0.1:5555",
+        f"  database  {db.database} on {db.host}:{db.port or 5432}; the event log: .venv/bin/wheelctl events",
+        "",
+        "Send the sample ranging message (UA succeeds, UB gets HTTP 500, retried then failed), then read the log:",
+        "  .venv/bin/wheelctl oms put ranging tests/samples/ranging.xml && sleep 5 && .venv/bin/wheelctl events",
+        "",
+    ]
+    click.echo("\n".join(lines))
+
+
 @main.command()
 @click.pass_context
 def sweep(ctx: click.Context) -> None:

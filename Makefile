@@ -1,0 +1,47 @@
+# Two commands: `make run` (the whole middleware on the local services, with demo channels and
+# the sandbox) and `make test` (the whole suite). Each sets itself up on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export WHEEL_SECRETS_DIR ?= $(CURDIR)/var/secrets
+BENCH ?=
+
+.PHONY: help install run test test-fast lint bench clean
+
+help:
+	@echo "make run    start bridge, workers, beat, sandbox and Flower with demo channels (Ctrl-C stops all)"
+	@echo "make test   run the whole test suite against the local Postgres, Redis and RabbitMQ"
+	@echo "make bench  run the benchmarks (BENCH=bridge for one); figures go to build/bench/"
+	@echo "make lint   check the import contract and that models and migrations agree"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[run,test]'
+	@# PyPA's `wheel` shares our import name and would shadow the `wheel` package.
+	@if $(BIN)/python -m pip show -q wheel >/dev/null 2>&1; then $(BIN)/python -m pip uninstall -y -q wheel; fi
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@$(BIN)/wheelctl services check
+	@$(BIN)/wheelctl --log-level WARNING migrate
+	@$(BIN)/wheelctl demo seed
+	@$(BIN)/wheelctl demo banner
+	@exec $(BIN)/honcho -f Procfile start
+
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/wheelctl --log-level WARNING migrate --check
+
+test: install
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m tests.bench $(BENCH)
+
+clean:
+	rm -rf $(VENV) var build .pytest_cache

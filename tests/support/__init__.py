@@ -1,0 +1,1 @@
+"""Helpers for the test suite: real services, real processes."""

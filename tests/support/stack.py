@@ -1,0 +1,126 @@
+"""A whole Wheel stack of real processes, for end-to-end tests: sandbox, bridge, workers, beat."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import select, text
+
+from bridge.transports.amqp import AmqpTransport
+from tests.support.processes import Process, celery_beat, celery_worker, wait_for, wheelctl
+from tests.support.services import free_port, settings_env
+from wheel.db import make_engine, make_sessionmaker
+from wheel.db.models import Event
+from wheel.services.channels import add_channel
+from wheel.settings import Settings
+
+
+class Stack:
+    def __init__(self, settings: Settings, tmp: Path, sandbox_channels: dict[str, dict[str, Any]]):
+        self.sandbox_port = free_port()
+        self.settings = settings.model_copy(update={"sandbox_port": self.sandbox_port, "secrets_dir": tmp / "secrets"})
+        self.tmp = tmp
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.env = settings_env(self.settings)
+        config = tmp / "sandbox.json"
+        config.write_text(json.dumps({"channels": sandbox_channels}))
+        self.settings.secrets_dir.mkdir(exist_ok=True)
+        self.sandbox = Process("sandbox", wheelctl("sandbox", "--config", str(config)), self.env, tmp)
+        self.bridge = Process("bridge", wheelctl("bridge"), self.env, tmp)
+        self.workers: list[Process] = []
+        self.beat: Process | None = None
+        self.engine = make_engine(self.settings.database_url, pool_size=2)
+        self.sessions = make_sessionmaker(self.engine)
+        self._transport: AmqpTransport | None = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def add_channel(self, channel_id: str, token: str, marketplace: str = "tatacliq", **kwargs) -> None:
+        ref = f"{marketplace}-{channel_id.lower()}"
+        (self.settings.secrets_dir / ref).write_text(token)
+        with self.sessions.begin() as session:
+            add_channel(session, channel_id=channel_id, marketplace=marketplace,
+                        base_url=f"{self.sandbox_url}/{marketplace}", credentials_ref=ref,
+                        known_marketplaces=("amazon", "flipkart", "tatacliq"), **kwargs)
+
+    def start_sandbox(self) -> None:
+        self.sandbox.start()
+        wait_for(lambda: self._sandbox_up(), 15, "the sandbox to answer")
+
+    def _sandbox_up(self) -> bool:
+        try:
+            return requests.get(f"{self.sandbox_url}/_sandbox/health", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def start_bridge(self) -> Process:
+        self.bridge.start()
+        wait_for(lambda: "bridge consuming" in self.bridge.output().split("=== start")[-1] or not self.bridge.alive(),
+                 30, "the bridge to consume")
+        assert self.bridge.alive(), self.bridge.output()[-3000:]
+        return self.bridge
+
+    def add_worker(self, queues: str = "oms,notifications,marketplace.tatacliq", concurrency: int = 2) -> Process:
+        worker = Process(f"worker{len(self.workers)}", celery_worker(f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}", queues, concurrency),
+                         self.env, self.tmp)
+        self.workers.append(worker)
+        return self.start_worker(worker)
+
+    def start_worker(self, worker: Process) -> Process:
+        worker.start()
+        wait_for(lambda: "ready." in worker.output().split("=== start")[-1] or not worker.alive(), 60, f"{worker.name} to be ready")
+        assert worker.alive(), worker.output()[-3000:]
+        return worker
+
+    def start_beat(self) -> Process:
+        self.beat = Process("beat", celery_beat(self.tmp / "beat-schedule"), self.env, self.tmp)
+        return self.beat.start()
+
+    def stop(self) -> None:
+        for process in [self.bridge, *self.workers, *( [self.beat] if self.beat else []), self.sandbox]:
+            process.stop()
+        if self._transport is not None:
+            self._transport.close()
+        self.engine.dispose()
+
+    def logs(self) -> str:
+        parts = []
+        for process in [self.bridge, *self.workers, *( [self.beat] if self.beat else []), self.sandbox]:
+            parts.append(f"----- {process.name} -----\n{process.output()[-4000:]}")
+        return "\n".join(parts)
+
+    # -- acting as the OMS ----------------------------------------------------------------------
+
+    def put(self, operation: str, body: bytes, message_id: str | None = None, headers=None) -> str:
+        if self._transport is None:
+            self._transport = AmqpTransport(self.settings.oms_url.get_secret_value())
+            self._transport.connect()
+        message_id = uuid.uuid4().hex if message_id is None else message_id
+        self._transport.put(self.settings.queue_for(operation), body, message_id=message_id, headers=headers)
+        return message_id
+
+    # -- reading the results --------------------------------------------------------------------
+
+    def events(self, name: str | None = None, **filters) -> list[Event]:
+        with self.sessions() as session:
+            query = select(Event).order_by(Event.id)
+            if name:
+                query = query.where(Event.name == name)
+            for key, value in filters.items():
+                query = query.where(getattr(Event, key) == value)
+            return list(session.execute(query).scalars())
+
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as connection:
+            return connection.execute(text(sql), params).scalar()
+
+    def calls(self, channel: str | None = None) -> list[dict]:
+        params = {"channel": channel} if channel else {}
+        return requests.get(f"{self.sandbox_url}/_sandbox/calls", params=params, timeout=10).json()["calls"]
+
+    def configure_sandbox(self, channel: str, **behaviour) -> None:
+        requests.put(f"{self.sandbox_url}/_sandbox/channels/{channel}", json=behaviour, timeout=5).raise_for_status()
