@@ -1,0 +1,168 @@
+"""One contract for every OMS transport: what the bridge relies on, checked against real brokers.
+
+Subclassed per transport: RabbitMQ (here), a real IBM MQ queue manager (when
+WHEEL_TEST_IBMMQ_URL is set), and the IBM MQ transport over a stand-in of IBM's library.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from bridge.transports import transport_from_url
+from bridge.transports.base import Transport
+from tests.support.services import TEST_AMQP_URL, delete_queues
+
+
+class TransportContract:
+    """Subclasses provide `make_transport()` and the `queues` fixture (three empty queues)."""
+
+    def make_transport(self) -> Transport:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def transport(self, queues):
+        transport = self.make_transport()
+        transport.connect()
+        transport.declare(queues)
+        yield transport
+        transport.close()
+
+    def fresh(self, queues) -> Transport:
+        transport = self.make_transport()
+        transport.connect()
+        transport.declare(queues)
+        return transport
+
+    def test_put_then_fetch_gives_the_body_and_the_message_id(self, transport, queues):
+        transport.put(queues[0], b"<a>\x00\xff</a>", message_id="m-1")
+        [delivery] = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        assert delivery.body == b"<a>\x00\xff</a>" and delivery.queue == queues[0]
+        assert delivery.message_id and not delivery.redelivered
+        transport.commit([delivery])
+
+    def test_message_ids_tell_messages_apart(self, transport, queues):
+        transport.put(queues[0], b"same", message_id="m-1")
+        transport.put(queues[0], b"same", message_id="m-2")
+        deliveries = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        deliveries += transport.fetch([queues[0]], max_messages=10, wait_s=1)
+        assert len({d.message_id for d in deliveries}) == 2
+        transport.commit(deliveries)
+
+    def test_fetch_on_empty_queues_waits_then_returns_nothing(self, transport, queues):
+        assert transport.fetch(queues, max_messages=10, wait_s=0.5) == []
+
+    def test_fetch_takes_a_batch_across_queues(self, transport, queues):
+        for n in range(5):
+            transport.put(queues[n % 2], f"m{n}".encode(), message_id=f"id-{n}")
+        got = []
+        for _ in range(10):
+            got += transport.fetch(queues[:2], max_messages=10, wait_s=1)
+            if len(got) == 5:
+                break
+        assert sorted(d.body for d in got) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+        assert {d.queue for d in got} == set(queues[:2])
+        transport.commit(got)
+
+    def test_fetch_never_returns_more_than_asked(self, transport, queues):
+        for n in range(7):
+            transport.put(queues[0], b"x", message_id=f"id-{n}")
+        first = transport.fetch([queues[0]], max_messages=3, wait_s=5)
+        assert 1 <= len(first) <= 3
+        transport.commit(first)
+
+    def test_commit_removes_for_good(self, transport, queues):
+        transport.put(queues[0], b"once", message_id="m-1")
+        deliveries = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        transport.commit(deliveries)
+        transport.close()
+        other = self.fresh(queues)
+        try:
+            assert other.fetch([queues[0]], max_messages=10, wait_s=1) == []
+        finally:
+            other.close()
+
+    def test_backout_returns_the_message_flagged_as_redelivered(self, transport, queues):
+        transport.put(queues[0], b"again", message_id="m-1")
+        [first] = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        transport.backout([first])
+        [second] = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        assert second.body == b"again" and second.message_id == first.message_id
+        assert second.redelivered
+        if second.delivery_count is not None:
+            assert second.delivery_count >= 1
+        transport.commit([second])
+
+    def test_a_lost_connection_returns_what_was_not_committed(self, transport, queues):
+        transport.put(queues[0], b"in hand", message_id="m-1")
+        [delivery] = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        transport.close()  # as when the bridge dies with the message in hand
+        other = self.fresh(queues)
+        try:
+            [again] = other.fetch([queues[0]], max_messages=10, wait_s=5)
+            assert again.body == b"in hand" and again.message_id == delivery.message_id and again.redelivered
+            other.commit([again])
+        finally:
+            other.close()
+
+    def test_move_puts_on_the_backout_queue_and_removes_from_the_source(self, transport, queues):
+        transport.put(queues[0], b"poison", message_id="m-1")
+        [delivery] = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        transport.move(delivery, queues[2], reason="could not be stored")
+        moved = transport.get_one(queues[2], wait_s=5)
+        assert moved is not None and moved.body == b"poison"
+        assert transport.fetch([queues[0]], max_messages=10, wait_s=0.5) == []
+
+    def test_get_one_takes_one_message(self, transport, queues):
+        transport.put(queues[1], b"one", message_id="m-1")
+        transport.put(queues[1], b"two", message_id="m-2")
+        first = transport.get_one(queues[1], wait_s=5)
+        second = transport.get_one(queues[1], wait_s=5)
+        assert [first.body, second.body] == [b"one", b"two"]
+        assert transport.get_one(queues[1], wait_s=0.2) is None
+
+
+class TestAmqpTransport(TransportContract):
+    """RabbitMQ, running on this machine."""
+
+    def make_transport(self) -> Transport:
+        return transport_from_url(TEST_AMQP_URL, prefetch=20)
+
+    @pytest.fixture
+    def queues(self):
+        names = [f"TEST.CONTRACT.{n}.{uuid.uuid4().hex[:8]}" for n in range(3)]
+        yield names
+        delete_queues(TEST_AMQP_URL, names)
+
+    def test_password_is_never_shown(self):
+        assert "guest:guest" not in repr(self.make_transport())
+
+
+IBMMQ_URL = os.environ.get("WHEEL_TEST_IBMMQ_URL")
+
+
+@pytest.mark.skipif(
+    not IBMMQ_URL,
+    reason="needs a real IBM MQ queue manager: set WHEEL_TEST_IBMMQ_URL "
+    "(e.g. ibmmq://app:passw0rd@localhost:1414/QM1?channel=DEV.APP.SVRCONN, with `docker compose up ibmmq`) "
+    "and install IBM's MQ client library and `pip install .[ibmmq]`",
+)
+class TestIbmMqTransport(TransportContract):
+    """A real IBM MQ queue manager; its developer image defines DEV.QUEUE.1 to 3."""
+
+    def make_transport(self) -> Transport:
+        return transport_from_url(IBMMQ_URL)
+
+    @pytest.fixture
+    def queues(self):
+        names = ["DEV.QUEUE.1", "DEV.QUEUE.2", "DEV.QUEUE.3"]
+        drain = self.fresh(names)
+        try:
+            for name in names:
+                while drain.get_one(name, wait_s=0.1) is not None:
+                    pass
+        finally:
+            drain.close()
+        return names
