@@ -49,7 +49,7 @@ def add_channel(
         )
     else:
         statement = statement.on_conflict_do_nothing()
-    if session.execute(statement).rowcount == 0:
+    if session.execute(statement.returning(Channel.id)).scalar_one_or_none() is None:
         raise ChannelError(f"channel {channel_id} exists already (use --replace to change it)")
 
 

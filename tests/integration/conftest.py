@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from wheel.marketplaces import adapter_for
+from wheel.marketplaces.base import HttpConfig
+from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
+from wheel.secrets import SecretStore
+from wheel.services.channels import add_channel
+
+
+@pytest.fixture
+def sandbox():
+    """The real sandbox server, in a thread of the test process, on a free port."""
+    app = SandboxApp()
+    server = serve(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.base_url = f"http://127.0.0.1:{server.server_port}"
+    yield app
+    server.shutdown()
+
+
+@pytest.fixture
+def secrets(tmp_path: Path) -> SecretStore:
+    return SecretStore({}, tmp_path)
+
+
+@pytest.fixture
+def make_channel(sessions, sandbox, secrets):
+    def make(channel_id: str, token: str = "t0ken", sandbox_token: str | None = None, **behaviour):
+        sandbox.state.channels[channel_id] = ChannelBehaviour(token=sandbox_token or token, **behaviour)
+        ref = f"tatacliq-{channel_id.lower()}"
+        (secrets.secrets_dir / ref).write_text(token)
+        with sessions.begin() as session:
+            add_channel(session, channel_id=channel_id, marketplace="tatacliq", base_url=f"{sandbox.base_url}/tatacliq",
+                        credentials_ref=ref, known_marketplaces=("tatacliq",))
+
+    return make
+
+
+@pytest.fixture
+def adapters(secrets):
+    http = HttpConfig(2, 5)
+    return lambda channel: adapter_for(channel, http, secrets)
