@@ -166,3 +166,23 @@ class TestIbmMqTransport(TransportContract):
         finally:
             drain.close()
         return names
+
+
+class TestIbmMqTransportOverStandIn(TransportContract):
+    """The IBM MQ transport's own logic against a stand-in of IBM's `ibmmq` library (which needs
+    IBM's MQ client, not installable here). It checks our syncpoint handling, not IBM MQ itself."""
+
+    @pytest.fixture
+    def queues(self):
+        from tests.unit import ibmmq_standin as standin
+
+        names = ["DEV.QUEUE.1", "DEV.QUEUE.2", "DEV.QUEUE.3"]
+        standin.listen(standin.QueueManagerServer("QM1", names, users={"app": "passw0rd"}), "localhost(1414)")
+        yield names
+        standin.reset()
+
+    def make_transport(self) -> Transport:
+        from bridge.transports.ibmmq import IbmMqTransport
+        from tests.unit import ibmmq_standin as standin
+
+        return IbmMqTransport("ibmmq://app:passw0rd@localhost:1414/QM1?channel=DEV.APP.SVRCONN", mq=standin)
