@@ -39,7 +39,7 @@ def build_bridge(settings: Settings, stop: threading.Event) -> Bridge:
         queues=list(settings.oms_queues.values()),
         backout_queue=settings.queue_backout,
         sessions=sessions,
-        send_process=dispatch.process_message,
+        send_process=dispatch.process_messages,
         send_alert=dispatch.alert,
         recoverable=RECOVERABLE,
         batch_size=settings.bridge_batch_size,

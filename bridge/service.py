@@ -65,7 +65,7 @@ class Bridge:
         queues: Sequence[str],
         backout_queue: str,
         sessions: sessionmaker[Session],
-        send_process: Callable[[int], None],
+        send_process: Callable[[list[int]], None],
         send_alert: Callable[[int], None],
         recoverable: tuple[type[BaseException], ...],
         batch_size: int = 100,
@@ -143,9 +143,9 @@ class Bridge:
         self._count([delivery], stored)
 
     def _send(self, stored: list[StoredMessage]) -> None:
-        for message in stored:
-            if message.pending:
-                self.send_process(message.inbox_id)
+        pending = [message.inbox_id for message in stored if message.pending]
+        if pending:
+            self.send_process(pending)
 
     def _count(self, batch: list[Delivery], stored: list[StoredMessage]) -> None:
         self.stats.batches += 1

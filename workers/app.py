@@ -38,8 +38,10 @@ def create_app(settings: Settings) -> Celery:
             "sweep": {"task": queues.SWEEP, "schedule": settings.sweeper_interval_s},
         },
         worker_hijack_root_logger=False,
+        # Flower shows tasks from the workers' events; a "sent" event per task would double the
+        # cost of every publish from the bridge.
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
     )
     app.conf.wheel_settings = settings
     return app

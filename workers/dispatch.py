@@ -14,6 +14,12 @@ class Dispatcher:
     def process_message(self, inbox_id: int) -> None:
         self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE)
 
+    def process_messages(self, inbox_ids: list[int]) -> None:
+        """Many at once, through one producer (the bridge sends a batch at a time)."""
+        with self._app.producer_or_acquire() as producer:
+            for inbox_id in inbox_ids:
+                self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE, producer=producer)
+
     def push(self, push_id: int, marketplace: str, countdown: float | None = None) -> None:
         self._app.send_task(
             queues.PUSH, args=[push_id], queue=queues.marketplace_queue(marketplace), countdown=countdown

@@ -1,0 +1,245 @@
+"""The OMS ranging codec: the XSD's rules, the domain rules, and hostile input, all refused in words."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from wheel.domain import RangingItem, group_by_channel
+from wheel.oms.ranging import decode_ranging
+from wheel.oms.xml import OmsMessageError
+
+SAMPLE = Path(__file__).parents[1] / "samples" / "ranging.xml"
+MAX = 1024 * 1024
+
+
+def item(channel: str | None = "UA", ean: str | None = "E1", sku: str | None = "S1", flag: str | None = "Y") -> str:
+    attrs = {"ChannelID": channel, "EAN": ean, "ItemID": sku, "RangeFlag": flag}
+    return "<EXTNChannelItem " + " ".join(f'{k}="{v}"' for k, v in attrs.items() if v is not None) + "/>"
+
+
+def document(*lists: list[str]) -> bytes:
+    body = "".join("<EXTNChannelItemList>" + "".join(items) + "</EXTNChannelItemList>" for items in lists)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<EXTNChannelList>{body}</EXTNChannelList>'.encode()
+
+
+def refused(body: bytes, max_bytes: int = MAX) -> str:
+    with pytest.raises(OmsMessageError) as info:
+        decode_ranging(body, max_bytes=max_bytes)
+    return str(info.value)
+
+
+# -- the sample and the happy path ------------------------------------------------------------
+
+
+def test_sample_decodes_to_three_items_in_document_order():
+    items = decode_ranging(SAMPLE.read_bytes(), max_bytes=MAX)
+    assert items == [
+        RangingItem("UA", "SKU1", "EAN_1"),
+        RangingItem("UA", "SKU2", "EAN_2"),
+        RangingItem("UB", "SKU3", "EAN_3"),
+    ]
+
+
+def test_sample_groups_by_channel():
+    grouped = group_by_channel(decode_ranging(SAMPLE.read_bytes(), max_bytes=MAX))
+    assert {ch: [i.sku for i in items] for ch, items in grouped.items()} == {"UA": ["SKU1", "SKU2"], "UB": ["SKU3"]}
+    assert list(grouped) == ["UA", "UB"]
+
+
+def test_values_are_stripped_of_surrounding_whitespace():
+    items = decode_ranging(document([item(channel="  UA ", ean=" E1  ", sku="   S1 ")]), max_bytes=MAX)
+    assert items == [RangingItem("UA", "S1", "E1")]
+
+
+def test_extra_attributes_are_ignored():
+    body = document(['<EXTNChannelItem ChannelID="UA" EAN="E1" ItemID="S1" RangeFlag="Y" Note="x"/>'])
+    assert decode_ranging(body, max_bytes=MAX) == [RangingItem("UA", "S1", "E1")]
+
+
+def test_same_item_twice_is_kept_once():
+    body = document([item(), item(sku="S2", ean="E2")], [item()])
+    assert decode_ranging(body, max_bytes=MAX) == [RangingItem("UA", "S1", "E1"), RangingItem("UA", "S2", "E2")]
+
+
+def test_same_item_twice_after_stripping_is_kept_once():
+    body = document([item(sku="S1"), item(sku=" S1 ")])
+    assert decode_ranging(body, max_bytes=MAX) == [RangingItem("UA", "S1", "E1")]
+
+
+def test_same_sku_on_two_channels_is_fine():
+    body = document([item(channel="UA", ean="E1"), item(channel="UB", ean="E9")])
+    assert decode_ranging(body, max_bytes=MAX) == [RangingItem("UA", "S1", "E1"), RangingItem("UB", "S1", "E9")]
+
+
+def test_same_sku_on_same_channel_with_two_eans_names_sku_eans_and_line():
+    body = (
+        b"<EXTNChannelList>\n<EXTNChannelItemList>\n"
+        + item(sku="SKU7", ean="EAN_A").encode() + b"\n"
+        + item(sku="SKU7", ean="EAN_B").encode() + b"\n"
+        + b"</EXTNChannelItemList>\n</EXTNChannelList>"
+    )
+    message = refused(body)
+    assert "SKU7" in message and "EAN_A" in message and "EAN_B" in message
+    assert "line 4" in message
+
+
+# -- the XSD's rules ----------------------------------------------------------------------------
+
+
+def test_no_item_list_is_refused():
+    message = refused(b"<EXTNChannelList/>")
+    assert "EXTNChannelItemList" in message
+
+
+def test_item_list_without_items_is_refused():
+    message = refused(b"<EXTNChannelList><EXTNChannelItemList/></EXTNChannelList>")
+    assert "EXTNChannelItem" in message and "Missing child" in message
+
+
+@pytest.mark.parametrize("attribute", ["ChannelID", "EAN", "ItemID"])
+def test_missing_attribute_is_refused(attribute):
+    kwargs = {"ChannelID": "channel", "EAN": "ean", "ItemID": "sku"}
+    message = refused(document([item(**{kwargs[attribute]: None})]))
+    assert attribute in message and "required" in message
+
+
+@pytest.mark.parametrize("attribute", ["ChannelID", "EAN", "ItemID"])
+@pytest.mark.parametrize("value", ["", "   ", "&#9; "])
+def test_empty_or_whitespace_attribute_is_refused(attribute, value):
+    kwargs = {"ChannelID": "channel", "EAN": "ean", "ItemID": "sku"}
+    message = refused(document([item(**{kwargs[attribute]: value})]))
+    assert f"attribute '{attribute}'" in message
+
+
+def test_range_flag_n_is_refused():
+    message = refused(document([item(flag="N")]))
+    assert "RangeFlag" in message and "'N'" in message
+
+
+def test_missing_range_flag_is_refused():
+    message = refused(document([item(flag=None)]))
+    assert "RangeFlag" in message and "required" in message
+
+
+def test_wrong_root_element_is_refused():
+    body = b"<EXTNChannelDerangeList><EXTNChannelItemList>" + item().encode() + b"</EXTNChannelItemList></EXTNChannelDerangeList>"
+    message = refused(body)
+    assert "EXTNChannelDerangeList" in message
+
+
+def test_error_names_the_schema_and_the_line():
+    body = b"<EXTNChannelList>\n<EXTNChannelItemList>\n" + item(flag="N").encode() + b"\n</EXTNChannelItemList></EXTNChannelList>"
+    message = refused(body)
+    assert message.startswith("ranging.xsd: ") and "line 3" in message
+
+
+# -- hostile and broken input ------------------------------------------------------------------
+
+
+def test_external_entity_is_refused_without_reading_the_file():
+    passwd = Path("/etc/passwd").read_text()
+    first_line = passwd.splitlines()[0]
+    body = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE EXTNChannelList [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+        b'<EXTNChannelList><EXTNChannelItemList>'
+        b'<EXTNChannelItem ChannelID="UA" EAN="&x;" ItemID="S1" RangeFlag="Y"/>'
+        b"</EXTNChannelItemList></EXTNChannelList>"
+    )
+    message = refused(body)
+    assert "DOCTYPE" in message
+    assert first_line not in message and "root:" not in message
+
+
+def test_external_entity_in_utf16_is_refused_without_reading_the_file():
+    text = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+        '<EXTNChannelList><EXTNChannelItemList>'
+        '<EXTNChannelItem ChannelID="UA" EAN="&x;" ItemID="S1" RangeFlag="Y"/>'
+        "</EXTNChannelItemList></EXTNChannelList>"
+    )
+    message = refused(text.encode("utf-16"))
+    assert "root:" not in message
+
+
+def test_billion_laughs_is_refused_quickly():
+    entities = '<!ENTITY lol0 "lol">' + "".join(
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    body = f'<?xml version="1.0"?><!DOCTYPE EXTNChannelList [{entities}]><EXTNChannelList>&lol9;</EXTNChannelList>'
+    started = time.monotonic()
+    message = refused(body.encode())
+    assert "DOCTYPE" in message or "ENTITY" in message
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("declaration", "prolog"),
+    [
+        (b'<?xml version="1.0"?>', b"<!--" + b"x" * 5000 + b"-->\n"),
+        (b'<?xml version="1.0"?>', b" \n" * 3000),
+        (b'<?xml version="1.0"?>', b"\n" * 10 + b"<!--" + b"y" * 8000 + b"-->"),
+        (b"", b" " * 5000),
+    ],
+    ids=["comment", "whitespace", "whitespace-and-comment", "leading-whitespace"],
+)
+def test_doctype_after_a_long_prolog_is_still_refused(declaration, prolog):
+    assert len(prolog) > 4096
+    body = (
+        declaration + prolog
+        + b'<!DOCTYPE EXTNChannelList SYSTEM "file:///etc/passwd">'
+        + document([item()]).split(b"?>", 1)[1]
+    )
+    assert b"<!DOCTYPE" not in body[:4096].lstrip().upper()
+    message = refused(body)
+    assert "DOCTYPE" in message
+
+
+def test_message_over_max_bytes_names_size_and_limit_without_parsing(monkeypatch):
+    import wheel.oms.xml as xml
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsing was attempted")
+
+    monkeypatch.setattr(xml.etree, "fromstring", no_parsing)
+    body = document([item()] * 40)
+    assert len(body) > 2000
+    message = refused(body, max_bytes=2000)
+    assert f"{len(body):,}" in message and "2,000" in message
+
+
+def test_message_at_exactly_max_bytes_is_parsed():
+    body = document([item()])
+    assert decode_ranging(body, max_bytes=len(body)) == [RangingItem("UA", "S1", "E1")]
+
+
+def test_bytes_invalid_in_declared_encoding_are_refused():
+    body = document([item(ean="E1")]).replace(b"E1", b"E\xff1")
+    message = refused(body)
+    assert "not well-formed XML" in message and "encoding" in message.lower()
+
+
+def test_unknown_encoding_name_is_refused():
+    body = document([item()]).replace(b'encoding="UTF-8"', b'encoding="X-NO-SUCH-ENCODING"')
+    message = refused(body)
+    assert "X-NO-SUCH-ENCODING" in message
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n\t "], ids=["empty", "whitespace"])
+def test_empty_body_is_refused(body):
+    assert "empty" in refused(body)
+
+
+def test_plain_text_is_refused():
+    assert "not well-formed XML" in refused(b"SKU1,EAN_1,UA,Y\n")
+
+
+def test_deeply_nested_document_is_refused_quickly():
+    depth = 100_000
+    body = b"<EXTNChannelList>" + b"<a>" * depth + b"</a>" * depth + b"</EXTNChannelList>"
+    started = time.monotonic()
+    message = refused(body, max_bytes=len(body))
+    assert "depth" in message.lower()
+    assert time.monotonic() - started < 2

@@ -1,0 +1,242 @@
+"""The marketplace sandbox, driven in-process through werkzeug's test client (no sockets)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from werkzeug.test import Client
+
+from wheel.sandbox import ChannelBehaviour, SandboxApp
+
+TOKEN = "tok-ua-0123456789"
+RANGING = "/tatacliq/channels/{}/ranging"
+ITEMS = [{"ean": "E1", "sku": "S1"}]
+
+
+def make_client(**behaviour) -> Client:
+    app = SandboxApp({"UA": ChannelBehaviour(marketplace="tatacliq", token=TOKEN, **behaviour)})
+    return Client(app)
+
+
+@pytest.fixture
+def client() -> Client:
+    return make_client()
+
+
+def post_ranging(client: Client, body=ITEMS, *, channel="UA", token=TOKEN, request_id=None):
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if request_id is not None:
+        headers["X-Request-Id"] = request_id
+    return client.post(RANGING.format(channel), json=body, headers=headers)
+
+
+def listings(client: Client, channel="UA") -> dict:
+    response = client.get(f"/_sandbox/state/{channel}")
+    assert response.status_code == 200
+    return response.get_json()["listings"]
+
+
+def calls(client: Client, query: str = "") -> list[dict]:
+    response = client.get(f"/_sandbox/calls{query}")
+    assert response.status_code == 200
+    return response.get_json()["calls"]
+
+
+# -- the marketplace endpoint ------------------------------------------------------------------
+
+
+def test_ranging_with_right_token_is_accepted_and_lists_the_item(client):
+    response = post_ranging(client)
+    assert response.status_code == 200
+    assert response.get_json()["items"] == [{"sku": "S1", "status": "RANGED"}]
+    assert listings(client) == {"S1": {"ean": "E1", "ranged": True}}
+
+
+@pytest.mark.parametrize("token", ["wrong-token", "", None], ids=["wrong", "empty", "missing"])
+def test_bad_token_gives_401_and_changes_nothing(client, token):
+    response = post_ranging(client, token=token)
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "UNAUTHORIZED"
+    assert listings(client) == {}
+
+
+def test_token_without_bearer_prefix_gives_401(client):
+    response = client.post(RANGING.format("UA"), json=ITEMS, headers={"Authorization": TOKEN})
+    assert response.status_code == 401
+
+
+def test_refuse_token_gives_401_even_with_right_token():
+    client = make_client(refuse_token=True)
+    assert post_ranging(client).status_code == 401
+    assert listings(client) == {}
+
+
+def test_fail_status_fails_every_call():
+    client = make_client(fail_status=500)
+    statuses = [post_ranging(client).status_code for _ in range(4)]
+    assert statuses == [500] * 4
+    assert listings(client) == {}
+
+
+def test_fail_times_fails_only_the_first_calls():
+    client = make_client(fail_status=500, fail_times=2)
+    statuses = [post_ranging(client).status_code for _ in range(4)]
+    assert statuses == [500, 500, 200, 200]
+    assert listings(client) == {"S1": {"ean": "E1", "ranged": True}}
+
+
+def test_delay_s_delays_the_answer():
+    client = make_client(delay_s=0.2)
+    started = time.monotonic()
+    assert post_ranging(client).status_code == 200
+    assert 0.18 <= time.monotonic() - started < 2
+
+
+def test_no_delay_by_default(client):
+    started = time.monotonic()
+    post_ranging(client)
+    assert time.monotonic() - started < 0.15
+
+
+def test_unknown_channel_gives_404_channel_not_found(client):
+    response = post_ranging(client, channel="UZ")
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "CHANNEL_NOT_FOUND"
+
+
+def test_channel_of_another_marketplace_gives_404():
+    client = Client(SandboxApp({"UA": ChannelBehaviour(marketplace="flipkart", token=TOKEN)}))
+    assert post_ranging(client).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ean": "E1", "sku": "S1"},
+        [],
+        [{"ean": "E1"}],
+        [{"ean": "   ", "sku": "S1"}],
+        [{"ean": "E1", "sku": 7}],
+        ["S1"],
+        [{"ean": "E1", "sku": "S1"}, {"ean": "E2", "sku": ""}],
+    ],
+    ids=["not-a-list", "empty-list", "no-sku", "blank-ean", "sku-not-string", "item-not-object", "second-item-bad"],
+)
+def test_bad_payload_gives_400_and_changes_nothing(client, body):
+    response = post_ranging(client, body=body)
+    assert response.status_code == 400
+    assert response.get_json()["code"] in {"INVALID_PAYLOAD", "INVALID_ITEM"}
+    assert listings(client) == {}
+
+
+def test_non_json_body_gives_400(client):
+    response = client.post(
+        RANGING.format("UA"), data=b"not json", headers={"Authorization": f"Bearer {TOKEN}"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert listings(client) == {}
+
+
+# -- the call log ------------------------------------------------------------------------------
+
+
+def test_calls_records_every_call_with_status_channel_request_id_and_body(client):
+    post_ranging(client, request_id="req-1")
+    post_ranging(client, token="wrong", request_id="req-2")
+    post_ranging(client, body=[], request_id="req-3")
+    recorded = calls(client)
+    assert [(c["status"], c["channel"], c["request_id"], c["body"]) for c in recorded] == [
+        (200, "UA", "req-1", ITEMS),
+        (401, "UA", "req-2", ITEMS),
+        (400, "UA", "req-3", []),
+    ]
+    assert [c["accepted"] for c in recorded] == [True, False, False]
+    assert all(c["method"] == "POST" and c["path"] == "/tatacliq/channels/UA/ranging" for c in recorded)
+
+
+def test_calls_never_record_the_token(client):
+    post_ranging(client)
+    post_ranging(client, token="wrong-but-secret")
+    text = client.get("/_sandbox/calls").get_data(as_text=True)
+    assert TOKEN not in text and "wrong-but-secret" not in text
+
+
+def test_calls_filter_by_channel():
+    client = Client(
+        SandboxApp({ch: ChannelBehaviour(token=TOKEN) for ch in ("UA", "UB")})
+    )
+    post_ranging(client, channel="UA", request_id="a")
+    post_ranging(client, channel="UB", request_id="b")
+    post_ranging(client, channel="UA", request_id="c")
+    assert [c["request_id"] for c in calls(client, "?channel=UA")] == ["a", "c"]
+    assert [c["request_id"] for c in calls(client, "?channel=UB")] == ["b"]
+
+
+def test_calls_filter_since_a_call_id(client):
+    for request_id in ("a", "b", "c"):
+        post_ranging(client, request_id=request_id)
+    first, *_ = calls(client)
+    assert [c["request_id"] for c in calls(client, f"?since={first['id']}")] == ["b", "c"]
+
+
+def test_unknown_channel_calls_are_recorded_too(client):
+    post_ranging(client, channel="UZ", request_id="lost")
+    assert [(c["channel"], c["status"]) for c in calls(client)] == [("UZ", 404)]
+
+
+# -- steering ----------------------------------------------------------------------------------
+
+
+def test_put_configures_a_new_channel(client):
+    response = client.put("/_sandbox/channels/UX", json={"marketplace": "tatacliq", "token": "tok-ux"})
+    assert response.status_code == 200
+    assert post_ranging(client, channel="UX", token="tok-ux").status_code == 200
+    assert listings(client, "UX") == {"S1": {"ean": "E1", "ranged": True}}
+
+
+def test_put_updates_only_the_settings_it_names(client):
+    assert client.put("/_sandbox/channels/UA", json={"fail_status": 503}).status_code == 200
+    assert post_ranging(client).status_code == 503  # the token was kept
+    client.put("/_sandbox/channels/UA", json={"fail_status": None})
+    assert post_ranging(client).status_code == 200
+
+
+def test_put_rejects_unknown_settings_keys(client):
+    response = client.put("/_sandbox/channels/UX", json={"token": "t", "colour": "red"})
+    assert response.status_code == 400
+    assert "colour" in response.get_json()["message"]
+    assert "UX" not in client.get("/_sandbox/channels").get_json()
+
+
+def test_put_rejects_a_body_that_is_not_an_object(client):
+    assert client.put("/_sandbox/channels/UX", json=["token"]).status_code == 400
+
+
+def test_list_channels_never_shows_a_token(client):
+    client.put("/_sandbox/channels/UX", json={"token": "tok-ux-secret"})
+    response = client.get("/_sandbox/channels")
+    channels = response.get_json()
+    assert set(channels) == {"UA", "UX"}
+    assert all(settings["token"] == "***" for settings in channels.values())
+    text = response.get_data(as_text=True)
+    assert TOKEN not in text and "tok-ux-secret" not in text
+
+
+def test_state_of_an_unknown_channel_is_404(client):
+    assert client.get("/_sandbox/state/UZ").status_code == 404
+
+
+def test_reset_clears_calls_and_listings_but_keeps_channels(client):
+    post_ranging(client)
+    assert client.post("/_sandbox/reset").status_code == 200
+    assert calls(client) == []
+    assert listings(client) == {}
+    assert post_ranging(client).status_code == 200
+
+
+def test_health(client):
+    assert client.get("/_sandbox/health").get_json() == {"status": "ok"}
