@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from bridge.service import Bridge, BridgeStats
 from bridge.transports import transport_from_url
 from wheel.db import make_engine, make_sessionmaker
+from wheel.observability import init_sentry
 from wheel.settings import Settings
 
 log = logging.getLogger("wheel.bridge")
@@ -50,6 +51,7 @@ def build_bridge(settings: Settings, stop: threading.Event) -> Bridge:
 
 
 def run_bridge(settings: Settings) -> BridgeStats:
+    init_sentry(settings, component="wheel-bridge")
     stop = threading.Event()
 
     def on_signal(signum, _frame):

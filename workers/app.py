@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
+from wheel.observability import init_sentry
 from wheel.settings import Settings
 from workers import queues
 
@@ -45,6 +46,13 @@ def create_app(settings: Settings) -> Celery:
     )
     app.conf.wheel_settings = settings
     return app
+
+
+@signals.worker_init.connect
+def _init_sentry(**_kwargs) -> None:
+    from sentry_sdk.integrations.celery import CeleryIntegration
+
+    init_sentry(app.conf.wheel_settings, component="wheel-worker", integrations=[CeleryIntegration()])
 
 
 app = create_app(Settings())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from wheel.secrets import SecretNotFound, SecretStore
 from wheel.settings import OPERATIONS, Settings, redact_url
@@ -62,7 +63,7 @@ def test_retry_delays_are_read_as_a_json_list(monkeypatch):
         ("WHEEL_BRIDGE_BATCH_SIZE", "lots"),
         ("WHEEL_MAX_MESSAGE_BYTES", "10"),
         ("WHEEL_SWEEPER_INTERVAL_S", "-1"),
-        ("WHEEL_PUSH_RETRY_DELAYS_S", "5,30"),
+        ("WHEEL_PUSH_RETRY_DELAYS_S", '["soon"]'),
     ],
 )
 def test_invalid_value_names_the_field(monkeypatch, name, value):
@@ -70,6 +71,12 @@ def test_invalid_value_names_the_field(monkeypatch, name, value):
     with pytest.raises(ValidationError) as info:
         Settings()
     assert name.removeprefix("WHEEL_").lower() in str(info.value)
+
+
+def test_retry_delays_that_are_not_json_name_the_field(monkeypatch):
+    monkeypatch.setenv("WHEEL_PUSH_RETRY_DELAYS_S", "5,30")
+    with pytest.raises(SettingsError, match="push_retry_delays_s"):
+        Settings()
 
 
 def test_unknown_wheel_variables_are_ignored(monkeypatch):
@@ -106,8 +113,13 @@ def test_redacted_keeps_settings_that_are_not_secret():
 
 
 @pytest.mark.xfail(strict=True, reason="bug: redact_url needs a user name before the colon")
-def test_redact_url_masks_a_password_without_a_user_name():
-    assert "s3cret" not in redact_url("redis://:s3cret@127.0.0.1:6379/0")
+def test_redacted_masks_a_password_without_a_user_name(monkeypatch):
+    monkeypatch.setenv("WHEEL_REDIS_URL", "redis://:s3cret@127.0.0.1:6379/0")
+    assert "s3cret" not in str(Settings().redacted())
+
+
+def test_redact_url_masks_user_and_password_urls():
+    assert redact_url("redis://u:s3cret@127.0.0.1:6379/0") == "redis://u:***@127.0.0.1:6379/0"
 
 
 # -- queues ------------------------------------------------------------------------------------
