@@ -27,11 +27,11 @@ class SecretStore:
         return "WHEEL_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", ref).upper()
 
     def get(self, ref: str) -> str:
-        value = self.environ.get(self.env_name(ref))
+        if not ref or "/" in ref or ref.startswith("."):
+            raise SecretNotFound(f"credentials reference {ref!r} must be a plain name (not empty, no '/', no leading '.')")
+        value = (self.environ.get(self.env_name(ref)) or "").strip()
         if value:
-            return value.strip()
-        if "/" in ref or ref.startswith("."):
-            raise SecretNotFound(f"credentials reference {ref!r} must be a plain name")
+            return value
         path = self.secrets_dir / ref
         try:
             value = path.read_text(encoding="utf-8").strip()

@@ -92,4 +92,4 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
 import requests
 
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
@@ -13,21 +17,41 @@ def new_session(user_agent: str = "wheel-middleware/0.1") -> requests.Session:
     return session
 
 
+# A Retry-After longer than this is taken as this: a task must not wait past Redis's visibility.
+MAX_RETRY_AFTER_S = 3600.0
+
+
 def retry_after_seconds(response: requests.Response) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), bounded; None when absent or unreadable."""
     value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, IndexError):
+            return None
+    if not math.isfinite(seconds):
+        return MAX_RETRY_AFTER_S if seconds > 0 else None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
-def raise_for_status(response: requests.Response, what: str) -> None:
-    """Map a failed response to the error taxonomy; `what` names the call for the event log."""
+def raise_for_status(response: requests.Response, what: str, *, secrets: tuple[str, ...] = ()) -> None:
+    """Map a failed response to the error taxonomy; `what` names the call for the event log.
+
+    The marketplace's own error text goes into the message, with any of `secrets` masked (a
+    marketplace may echo the token it refused).
+    """
     status = response.status_code
     if status < 400:
         return
     code, text = _error_detail(response)
     detail = f"{code}: {text}" if code else text
+    for secret in secrets:
+        if secret:
+            detail = detail.replace(secret, "***")
     message = f"HTTP {status} from {what}" + (f" ({detail})" if detail else "")
     if status in (401, 403):
         raise AuthError(message, status=status)
@@ -48,7 +72,9 @@ def _error_detail(response: requests.Response) -> tuple[str | None, str]:
     return None, str(body)[:300]
 
 
-def send(session: requests.Session, method: str, url: str, what: str, **kwargs) -> requests.Response:
+def send(
+    session: requests.Session, method: str, url: str, what: str, *, secrets: tuple[str, ...] = (), **kwargs
+) -> requests.Response:
     """One HTTP call with the caller's timeout; network failures become TransientError."""
     if "timeout" not in kwargs:
         raise TypeError("every marketplace call needs an explicit timeout")
@@ -58,5 +84,5 @@ def send(session: requests.Session, method: str, url: str, what: str, **kwargs) 
         raise TransientError(f"timed out calling {what}") from None
     except requests.ConnectionError as exc:
         raise TransientError(f"could not connect for {what}: {type(exc).__name__}") from None
-    raise_for_status(response, what)
+    raise_for_status(response, what, secrets=secrets)
     return response

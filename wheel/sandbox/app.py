@@ -43,7 +43,14 @@ class ChannelBehaviour:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        behaviour = cls(**data)
+        for f in fields(cls):
+            value = getattr(behaviour, f.name)
+            allowed = {"marketplace": (str,), "token": (str,), "fail_status": (int, type(None)),
+                       "fail_times": (int, type(None)), "delay_s": (int, float), "refuse_token": (bool,)}[f.name]
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise ValueError(f"{f.name} must be {' or '.join(t.__name__ for t in allowed)}, not {value!r}")
+        return behaviour
 
 
 @dataclass
@@ -173,7 +180,10 @@ class SandboxApp:
 
     def on_calls(self, request: Request) -> Response:
         channel = request.args.get("channel")
-        since = int(request.args.get("since", 0))
+        try:
+            since = int(request.args.get("since", 0))
+        except ValueError:
+            return _json({"code": "BAD_REQUEST", "message": "since must be a call id (a whole number)"}, 400)
         with self.state.lock:
             calls = [
                 {**asdict(c), "accepted": c.accepted}

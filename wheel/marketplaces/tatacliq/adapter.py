@@ -21,6 +21,7 @@ class TataCliqAdapter:
         self._timeout = http_config.timeout
         self._session = http.new_session()
         self._session.headers["Authorization"] = f"Bearer {token}"
+        self._secrets = (token,)
 
     def _url(self, path: str) -> str:
         return self.channel.base_url.rstrip("/") + path.format(channel_id=quote(self.channel.id, safe=""))
@@ -34,6 +35,7 @@ class TataCliqAdapter:
             json=mapping.ranging_body(items),
             headers={"X-Request-Id": request_id},
             timeout=self._timeout,
+            secrets=self._secrets,
         )
         return PushResult(summary={"http_status": response.status_code})
 
