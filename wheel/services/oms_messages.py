@@ -73,20 +73,14 @@ def process_message(
         )
         message.event_id = result.oms_event_id = oms_event.id
 
+        def system_error(name: str, payload: dict, channel_id: str | None = None) -> None:
+            key = f"inbox:{message.id}:{name}" + (f":{channel_id}" if channel_id else "")
+            event = NewEvent(type="system", name=name, level="error", parent_id=oms_event.id,
+                             channel_id=channel_id, inbox_id=message.id, payload=payload, dedupe_key=key)
+            result.alerts.append(record(session, event))
+
         def fail(name: str, error: str) -> None:
-            event = record(
-                session,
-                NewEvent(
-                    type="system",
-                    name=name,
-                    level="error",
-                    parent_id=oms_event.id,
-                    inbox_id=message.id,
-                    payload={"error": error, "queue": message.queue, "inbox_id": message.id},
-                    dedupe_key=f"inbox:{message.id}:{name}",
-                ),
-            )
-            result.alerts.append(event)
+            system_error(name, {"error": error, "queue": message.queue, "inbox_id": message.id})
             message.status = "failed"
             message.last_error = error
             message.processed_at = func.now()
@@ -117,23 +111,14 @@ def process_message(
             if channel is None or not channel.enabled:
                 name = "system/channel-not-found" if channel is None else "system/channel-disabled"
                 reason = "is not configured" if channel is None else "is disabled"
-                event = record(
-                    session,
-                    NewEvent(
-                        type="system",
-                        name=name,
-                        level="error",
-                        parent_id=oms_event.id,
-                        channel_id=channel_id,
-                        inbox_id=message.id,
-                        payload={
-                            "error": f"channel {channel_id!r} {reason}; its items were not sent",
-                            "items": [item.as_dict() for item in channel_items],
-                        },
-                        dedupe_key=f"inbox:{message.id}:{name}:{channel_id}",
-                    ),
+                system_error(
+                    name,
+                    {
+                        "error": f"channel {channel_id!r} {reason}; its items were not sent",
+                        "items": [item.as_dict() for item in channel_items],
+                    },
+                    channel_id=channel_id,
                 )
-                result.alerts.append(event)
                 continue
             push_id = session.execute(
                 insert(Push)
