@@ -51,7 +51,7 @@ def calls(client: Client, query: str = "") -> list[dict]:
 def test_ranging_with_right_token_is_accepted_and_lists_the_item(client):
     response = post_ranging(client)
     assert response.status_code == 200
-    assert response.get_json()["items"] == [{"sku": "S1", "status": "RANGED"}]
+    assert response.get_json()["items"] == [{"sku": "S1", "status": "SUCCESS"}]
     assert listings(client) == {"S1": {"ean": "E1", "ranged": True}}
 
 

@@ -1,12 +1,18 @@
-"""What every marketplace adapter offers, and the data it is built from."""
+"""What every marketplace adapter offers, and the data it is built from.
+
+An adapter turns desired-state updates into the marketplace's calls. `plan` is pure: it groups
+updates into calls within the batch limits and refuses, item by item, values the marketplace
+cannot take. `execute` makes one planned call (and any look-ups it needs), taking every request
+from the channel's quota through the gate, and returns one verdict per (SKU, field).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from wheel.domain import RangingItem
+from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,10 @@ class ChannelConfig:
     marketplace: str
     base_url: str
     credentials_ref: str
+    # Marketplace-specific settings (Amazon: seller_id, lwa_url; ...). Not secrets.
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # Changes whenever the channel row changes, so cached adapters are rebuilt.
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -28,15 +38,62 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
-class PushResult:
-    """What the marketplace said about a push that it accepted."""
+class Quota:
+    rate_per_s: float
+    burst: float
 
-    summary: dict[str, Any]
+
+@dataclass(frozen=True)
+class Call:
+    """One request to the marketplace, as planned: its API operation (the quota's key), the
+    updates it carries and which of their fields."""
+
+    operation: str
+    updates: tuple[ListingUpdate, ...]
+    fields: frozenset[str]
+    kind: str = ""  # adapter-private detail (e.g. "feed", "ranging")
+
+
+class QuotaWait(Exception):
+    """The channel's quota for an operation is used up; try again in `retry_in_s`."""
+
+    def __init__(self, operation: str, retry_in_s: float):
+        super().__init__(f"quota for {operation} used up; next request in {retry_in_s:.2f}s")
+        self.operation = operation
+        self.retry_in_s = retry_in_s
+
+
+class QuotaGate(Protocol):
+    def acquire(self, operation: str) -> None:
+        """Take one request from the channel's quota for `operation`, waiting a moment if one is
+        about to be there; raise QuotaWait when the wait would be long."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    # SKUs per call, by API operation.
+    max_batch: Mapping[str, int]
+    # Documented quotas, by API operation.
+    quotas: Mapping[str, Quota]
+    # Amazon: switch to a JSON_LISTINGS_FEED when at least this many SKUs wait (None: never).
+    bulk_threshold: int | None = None
+    # Whether `read_listings` works (Tata CLiQ publishes no way to read listings back).
+    reads_listings: bool = False
 
 
 class MarketplaceAdapter(Protocol):
     marketplace: str
+    capabilities: Capabilities
 
-    def range_items(self, items: Sequence[RangingItem], *, request_id: str) -> PushResult:
-        """List the items and make them buyable; raise a MarketplaceError on failure."""
+    def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
+        """Pure: the calls to make, and the verdicts on what cannot be sent at all."""
+        ...
+
+    def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
+        """Make the call; one ItemResult per (SKU, field) it carried. Raises TransientError,
+        AuthError or PermanentError when the call as a whole fails, QuotaWait when out of quota."""
+        ...
+
+    def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
+        """What the marketplace holds for these SKUs (a resync compares it with the desired state)."""
         ...
