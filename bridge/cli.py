@@ -450,8 +450,8 @@ def sweep(ctx: click.Context) -> None:
     settings = _settings(ctx)
     dispatch = Dispatcher(app)
     report = run_sweep(_sessions(settings), deadline_s=settings.sweeper_deadline_s,
-                       send_process=dispatch.process_message, send_push=dispatch.push)
-    click.echo(f"re-sent {report.inbox} message tasks and {report.pushes} push tasks")
+                       send_process=dispatch.process_message, send_sync=dispatch.sync)
+    click.echo(f"re-sent {report.inbox} message tasks and {report.channels} channel syncs")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@ import threading
 import time
 from functools import cached_property
 
+import redis
 from sqlalchemy.orm import Session, sessionmaker
+
+from wheel.db.models import Channel
+from wheel.quota import RedisQuotaGate, effective_quotas
 
 from wheel.db import make_engine, make_sessionmaker
 from wheel.marketplaces import adapter_for
-from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter, QuotaGate
 from wheel.notifications import Alerter, alerter_from_settings
 from wheel.secrets import SecretStore
 from wheel.settings import Settings
@@ -45,6 +49,14 @@ class Container:
     @cached_property
     def alerter(self) -> Alerter:
         return alerter_from_settings(self.settings)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=10)
+
+    def quota_gate(self, channel: Channel, adapter: MarketplaceAdapter) -> QuotaGate:
+        quotas = effective_quotas(adapter.capabilities.quotas, channel.quota_scale, channel.quotas)
+        return RedisQuotaGate(self.redis, channel.id, quotas)
 
     @property
     def worker_id(self) -> str:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import redis
 from celery import Celery
 
 from workers import queues
+
+# Updates arriving this close together for one channel are pushed by one sync run.
+COALESCE_S = 0.2
 
 
 class Dispatcher:
     def __init__(self, app: Celery):
         self._app = app
+        self._redis: redis.Redis | None = None
 
     def process_message(self, inbox_id: int) -> None:
         self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE)
@@ -20,10 +25,30 @@ class Dispatcher:
             for inbox_id in inbox_ids:
                 self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE, producer=producer)
 
-    def push(self, push_id: int, marketplace: str, countdown: float | None = None) -> None:
-        self._app.send_task(
-            queues.PUSH, args=[push_id], queue=queues.marketplace_queue(marketplace), countdown=countdown
-        )
+    def sync(self, channel_id: str, marketplace: str, countdown: float | None = None) -> None:
+        self._app.send_task(queues.SYNC, args=[channel_id], queue=queues.marketplace_queue(marketplace),
+                            countdown=countdown)
+
+    def sync_soon(self, channel_id: str, marketplace: str) -> None:
+        """A sync run for the channel shortly, unless one is already on its way.
+
+        The flag only saves duplicate tasks; if Redis loses it, a duplicate is harmless, and if
+        Redis loses the task, the sweeper sends another (the listings are rows in Postgres).
+        """
+        if self._flags().set(sync_flag(channel_id), "1", nx=True, px=int(COALESCE_S * 1000) + 30_000):
+            self.sync(channel_id, marketplace, countdown=COALESCE_S)
+
+    def clear_sync_flag(self, channel_id: str) -> None:
+        self._flags().delete(sync_flag(channel_id))
 
     def alert(self, event_id: int) -> None:
         self._app.send_task(queues.ALERT, args=[event_id], queue=queues.NOTIFICATIONS_QUEUE)
+
+    def _flags(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self._app.conf.broker_url, socket_timeout=10, socket_connect_timeout=10)
+        return self._redis
+
+
+def sync_flag(channel_id: str) -> str:
+    return f"wheel:sync-pending:{channel_id}"

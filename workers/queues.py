@@ -8,7 +8,7 @@ OMS_QUEUE = "oms"  # parsing OMS messages, sweeping, (later) publishing to the O
 NOTIFICATIONS_QUEUE = "notifications"
 
 PROCESS_MESSAGE = "wheel.oms.process_message"
-PUSH = "wheel.marketplace.push"
+SYNC = "wheel.marketplace.sync"
 SWEEP = "wheel.system.sweep"
 ALERT = "wheel.notify.alert"
 

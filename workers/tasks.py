@@ -8,7 +8,7 @@ from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from wheel.events import Recorded
-from wheel.services import alerts, oms_messages, pushes, sweeper
+from wheel.services import alerts, oms_messages, sweeper, sync
 from workers import queues
 from workers.container import Container, container
 from workers.dispatch import Dispatcher
@@ -38,27 +38,32 @@ def process_message(self, inbox_id: int) -> str:
         operation_for_queue=c.settings.operation_for_queue,
         max_message_bytes=c.settings.max_message_bytes,
     )
-    for push_id, marketplace in result.pushes:
-        dispatch.push(push_id, marketplace)
+    for channel_id, marketplace in result.channels:
+        dispatch.sync_soon(channel_id, marketplace)
     _send_alerts(dispatch, result.alerts)
-    return "skipped" if result.skipped else f"{len(result.pushes)} pushes"
+    return "skipped" if result.skipped else f"{len(result.channels)} channels"
 
 
-@shared_task(name=queues.PUSH, bind=True, **RETRY_DB)
-def push(self, push_id: int) -> str:
+@shared_task(name=queues.SYNC, bind=True, **RETRY_DB)
+def sync_channel(self, channel_id: str) -> str:
     c, dispatch = _context(self)
-    outcome = pushes.run_push(
+    # From here on, a new update for the channel sends a new run (this one may have claimed already).
+    dispatch.clear_sync_flag(channel_id)
+    outcome = sync.run_sync(
         c.sessions,
-        push_id,
+        channel_id,
         adapters=c.adapter,
+        gate_for=c.quota_gate,
         worker=c.worker_id,
         lease_s=c.settings.push_lease_s,
         default_retry_delays_s=c.settings.push_retry_delays_s,
     )
-    if outcome.status == "retry":
-        dispatch.push(push_id, outcome.marketplace, countdown=outcome.retry_in_s)
+    if outcome.retry_in_s is not None:
+        dispatch.sync(channel_id, outcome.marketplace, countdown=outcome.retry_in_s)
+    elif outcome.more:
+        dispatch.sync(channel_id, outcome.marketplace)
     _send_alerts(dispatch, outcome.alerts)
-    return outcome.status
+    return outcome.skipped or f"{outcome.skus} SKUs in {outcome.calls} calls"
 
 
 @shared_task(name=queues.SWEEP, bind=True, **RETRY_DB)
@@ -68,11 +73,11 @@ def sweep(self) -> str:
         c.sessions,
         deadline_s=c.settings.sweeper_deadline_s,
         send_process=dispatch.process_message,
-        send_push=dispatch.push,
+        send_sync=dispatch.sync,
     )
-    if report.inbox or report.pushes:
-        log.warning("sweeper re-sent %d message tasks and %d push tasks", report.inbox, report.pushes)
-    return f"{report.inbox} messages, {report.pushes} pushes"
+    if report.inbox or report.channels:
+        log.warning("sweeper re-sent %d message tasks and %d channel syncs", report.inbox, report.channels)
+    return f"{report.inbox} messages, {report.channels} channels"
 
 
 @shared_task(name=queues.ALERT, bind=True, **RETRY_DB)

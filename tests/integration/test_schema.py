@@ -13,7 +13,7 @@ def test_models_and_migrations_agree(database_url):
 
 def test_migrations_build_the_tables_the_dashboard_reads(engine):
     inspector = inspect(engine)
-    assert {"events", "inbox", "channels", "pushes"} <= set(inspector.get_table_names())
+    assert {"events", "inbox", "channels", "listings"} <= set(inspector.get_table_names())
     columns = {c["name"] for c in inspector.get_columns("events")}
     assert {"id", "parent_id", "type", "name", "level", "channel_id", "marketplace", "payload", "created_at"} <= columns
     indexed = {tuple(i["column_names"]) for i in inspector.get_indexes("events")}

@@ -12,57 +12,43 @@ SAMPLE = b'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="UA"
 
 
 def run(sessions, deadline_s=60):
-    sent = {"process": [], "push": []}
+    sent = {"process": [], "sync": []}
     report = sweep(sessions, deadline_s=deadline_s, send_process=sent["process"].append,
-                   send_push=lambda push_id, marketplace: sent["push"].append((push_id, marketplace)))
+                   send_sync=lambda channel, marketplace: sent["sync"].append((channel, marketplace)))
     return report, sent
-
-
-def age(sessions, table, seconds, where="true"):
-    with sessions.begin() as session:
-        session.execute(text(f"UPDATE {table} SET enqueued_at = now() - make_interval(secs => :s) WHERE {where}"), {"s": seconds})
 
 
 def test_fresh_work_is_left_alone(sessions):
     with sessions.begin() as session:
         store_batch(session, [IncomingMessage("Q.RANGING", SAMPLE, "m1")])
-    report, sent = run(sessions)
-    assert (report.inbox, report.pushes) == (0, 0)
+    report, _ = run(sessions)
+    assert (report.inbox, report.channels) == (0, 0)
 
 
 def test_a_message_whose_task_was_lost_is_sent_again_once_per_deadline(sessions):
     with sessions.begin() as session:
         [stored] = store_batch(session, [IncomingMessage("Q.RANGING", SAMPLE, "m1")])
-    age(sessions, "inbox", 120)
-    report, sent = run(sessions)
+        session.execute(text("UPDATE inbox SET enqueued_at = now() - interval '2 minutes'"))
+    _, sent = run(sessions)
     assert sent["process"] == [stored.inbox_id]
     _, again = run(sessions)
     assert again["process"] == []  # just re-sent: wait another deadline
 
 
-def test_pushes_pending_or_with_an_expired_lease_are_sent_again(sessions, make_channel):
+def test_a_channel_with_listings_nobody_pushed_is_synced_again(sessions, make_channel):
     make_channel("UA")
     with sessions.begin() as session:
         [stored] = store_batch(session, [IncomingMessage("Q.RANGING", SAMPLE, "m1")])
-    [(push_id, _)] = process_message(sessions, stored.inbox_id, operation_for_queue={"Q.RANGING": "ranging"}.get,
-                                     max_message_bytes=10_000).pushes
+    process_message(sessions, stored.inbox_id, operation_for_queue={"Q.RANGING": "ranging"}.get, max_message_bytes=10_000)
+    assert run(sessions)[1]["sync"] == []  # fresh
     with sessions.begin() as session:
-        session.execute(text("UPDATE pushes SET next_attempt_at = now() - interval '2 minutes'"))
-    age(sessions, "pushes", 120)
-    _, sent = run(sessions)
-    assert sent["push"] == [(push_id, "tatacliq")]
-
-    # Claimed by a worker whose lease has not run out: not touched.
+        session.execute(text("UPDATE listings SET dirty_since = now() - interval '2 minutes', "
+                             "next_attempt_at = now() - interval '2 minutes'"))
+    assert run(sessions)[1]["sync"] == [("UA", "tatacliq")]
+    # Held by a live worker: left alone. Its lease ran out: synced again.
     with sessions.begin() as session:
-        session.execute(text("UPDATE pushes SET status = 'in_progress', lease_until = now() + interval '1 minute'"))
-    age(sessions, "pushes", 120)
-    assert run(sessions)[1]["push"] == []
-    # The worker died: its lease ran out.
+        session.execute(text("UPDATE listings SET claimed_by = 'w:1', lease_until = now() + interval '1 minute'"))
+    assert run(sessions)[1]["sync"] == []
     with sessions.begin() as session:
-        session.execute(text("UPDATE pushes SET lease_until = now() - interval '1 second'"))
-    assert run(sessions)[1]["push"] == [(push_id, "tatacliq")]
-
-    with sessions.begin() as session:
-        session.execute(text("UPDATE pushes SET status = 'succeeded'"))
-    age(sessions, "pushes", 120)
-    assert run(sessions)[1]["push"] == []
+        session.execute(text("UPDATE listings SET lease_until = now() - interval '1 second'"))
+    assert run(sessions)[1]["sync"] == [("UA", "tatacliq")]

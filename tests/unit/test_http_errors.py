@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,13 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from wheel.domain import RangingItem
+from wheel.domain import ItemResult, RangingItem
 from wheel.marketplaces import UnknownMarketplace, adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.marketplaces.http import new_session, raise_for_status, send
 from wheel.marketplaces.tatacliq import TataCliqAdapter, make_adapter
-from wheel.marketplaces.tatacliq.mapping import ranging_body
+from wheel.domain import ListingUpdate, Price
+from wheel.marketplaces.tatacliq import mapping as tatacliq_mapping
 from wheel.secrets import SecretStore
 
 TOKEN = "tok-SECRET-4f9a1c2e7b"
@@ -168,9 +170,16 @@ def test_read_timeout_is_transient(silent_port):
 # -- Tata CLiQ mapping and the adapter registry ------------------------------------------------
 
 
-def test_ranging_body_is_ean_and_sku_per_item_in_order():
-    items = [RangingItem("UA", "S1", "E1"), RangingItem("UA", "S2", "E2")]
-    assert ranging_body(items) == [{"ean": "E1", "sku": "S1"}, {"ean": "E2", "sku": "S2"}]
+def test_tatacliq_plans_one_call_per_operation_with_the_documented_bodies():
+    updates = [ListingUpdate("S1", "E1", ranged=True, quantity=4), ListingUpdate("S2", "E2", ranged=False, quantity=0),
+               ListingUpdate("S3", "E3", price=Price(Decimal("10.00"), Decimal("9.50")))]
+    calls = {call.kind: call for call in tatacliq_mapping.plan(updates)}
+    assert tatacliq_mapping.body(calls["ranging"]) == [{"ean": "E1", "sku": "S1"}]
+    assert tatacliq_mapping.body(calls["deranging"]) == [{"ean": "E2", "sku": "S2"}]
+    assert tatacliq_mapping.body(calls["inventory"]) == [{"sku": "S1", "ean": "E1", "quantity": 4}, {"sku": "S2", "ean": "E2", "quantity": 0}]
+    assert tatacliq_mapping.body(calls["pricing"]) == [{"sku": "S3", "ean": "E3", "mrp": 10.0, "sellingPrice": 9.5}]
+    # Unlisting goes before the stock, listing after it: a SKU never shows stock while unlisted.
+    assert [c.kind for c in tatacliq_mapping.plan(updates)] == ["deranging", "pricing", "inventory", "ranging"]
 
 
 def test_unknown_marketplace_lists_the_known_names(tmp_path):
@@ -241,13 +250,23 @@ def tatacliq(server: ThreadingHTTPServer) -> TataCliqAdapter:
     return TataCliqAdapter(channel, HttpConfig(connect_timeout_s=1, read_timeout_s=2), TOKEN)
 
 
+class NoQuota:
+    def acquire(self, operation):
+        pass
+
+
+def range_one(adapter):
+    [call], _ = adapter.plan([ListingUpdate("S1", "E1", ranged=True)])
+    return adapter.execute(call, NoQuota(), request_id="req-1")
+
+
 def error_text(error: BaseException) -> str:
     return " ".join([str(error), repr(error), repr(error.args), repr(vars(error))])
 
 
 def test_adapter_sends_the_token_and_returns_the_status(marketplace):
-    result = tatacliq(marketplace).range_items([RangingItem("UA", "S1", "E1")], request_id="req-1")
-    assert result.summary == {"http_status": 200}
+    results = range_one(tatacliq(marketplace))
+    assert results == [ItemResult("S1", "ranged", True)]
     assert marketplace.seen[0]["Authorization"] == f"Bearer {TOKEN}"
     assert marketplace.seen[0]["X-Request-Id"] == "req-1"
 
@@ -256,7 +275,7 @@ def test_adapter_sends_the_token_and_returns_the_status(marketplace):
 def test_adapter_errors_never_carry_the_token(marketplace, status, error_type):
     marketplace.status, marketplace.body = status, {"code": "REFUSED", "message": "invalid or expired bearer token"}
     with pytest.raises(error_type) as info:
-        tatacliq(marketplace).range_items([RangingItem("UA", "S1", "E1")], request_id="req-1")
+        range_one(tatacliq(marketplace))
     assert marketplace.seen[0]["Authorization"] == f"Bearer {TOKEN}"  # it was sent...
     assert TOKEN not in error_text(info.value)  # ...and it is not in the error
     assert info.value.__context__ is None or TOKEN not in error_text(info.value.__context__)
@@ -265,7 +284,7 @@ def test_adapter_errors_never_carry_the_token(marketplace, status, error_type):
 def test_adapter_errors_never_carry_the_token_even_when_the_server_echoes_it(marketplace):
     marketplace.status, marketplace.body = 401, {"code": "REFUSED", "message": f"token {TOKEN} has expired"}
     with pytest.raises(AuthError) as info:
-        tatacliq(marketplace).range_items([RangingItem("UA", "S1", "E1")], request_id="req-1")
+        range_one(tatacliq(marketplace))
     assert TOKEN not in str(info.value)
 
 
@@ -275,7 +294,7 @@ def test_adapter_network_errors_never_carry_the_token(closed_port, tmp_path):
     )
     adapter = TataCliqAdapter(channel, HttpConfig(connect_timeout_s=1, read_timeout_s=1), TOKEN)
     with pytest.raises(TransientError) as info:
-        adapter.range_items([RangingItem("UA", "S1", "E1")], request_id="req-1")
+        range_one(adapter)
     assert TOKEN not in error_text(info.value)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
+    Numeric,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -62,6 +64,16 @@ class Channel(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     # Seconds to wait before each retry of a transiently failing push; null: the default.
     retry_delays_s: Mapped[list[float] | None] = mapped_column(JSONB, nullable=True)
+    # Marketplace-specific settings (Amazon: seller_id, lwa_url; Flipkart: location_id). No secrets.
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    # Pushed quantity = min(max_quantity, max(0, quantity - buffer_stock)).
+    buffer_stock: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    max_quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Shadow mode: compute and record every call, send nothing.
+    shadow: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # Every documented quota times this; and per-operation overrides {"op": [rate per s, burst]}.
+    quota_scale: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("1"))
+    quotas: Mapped[dict[str, list[float]] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -128,31 +140,43 @@ class Event(Base):
     created_at: Mapped[datetime] = _now()
 
 
-class Push(Base):
-    """One OMS message's items for one channel: work that must reach the marketplace."""
+class Listing(Base):
+    """The desired state of one SKU on one channel, and what was last pushed (contract 2).
 
-    __tablename__ = "pushes"
+    Each field carries the version (the inbox id: arrival order) of the OMS message that set it,
+    and the version whose push has settled (succeeded or failed for good). A field needs pushing
+    while its version is above its settled version; a worker pushes the current value, so an
+    update superseded before its push is never sent.
+    """
+
+    __tablename__ = "listings"
     __table_args__ = (
-        UniqueConstraint("inbox_id", "channel_id", "operation"),
-        CheckConstraint(
-            "status IN ('pending', 'in_progress', 'succeeded', 'failed')", name="known_status"
-        ),
-        Index(None, "status", "next_attempt_at"),
+        Index("ix_listings_dirty", "channel_id", "next_attempt_at", postgresql_where=text("dirty")),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    inbox_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("inbox.id", ondelete="CASCADE"), nullable=False
-    )
-    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
-    operation: Mapped[str] = mapped_column(Text, nullable=False)
-    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
-    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'pending'"))
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    ean: Mapped[str] = mapped_column(Text, nullable=False)
+    ranged: Mapped[bool | None] = mapped_column(Boolean)
+    ranged_version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    ranged_settled: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    quantity_version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    quantity_settled: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    mrp: Mapped[Any | None] = mapped_column(Numeric(12, 2))
+    selling_price: Mapped[Any | None] = mapped_column(Numeric(12, 2))
+    price_version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    price_settled: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    # What the marketplace holds, as far as Wheel knows (set on a successful push).
+    pushed_ranged: Mapped[bool | None] = mapped_column(Boolean)
+    pushed_quantity: Mapped[int | None] = mapped_column(Integer)
+    pushed_mrp: Mapped[Any | None] = mapped_column(Numeric(12, 2))
+    pushed_selling_price: Mapped[Any | None] = mapped_column(Numeric(12, 2))
+    dirty: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    dirty_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = _now()
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[str | None] = mapped_column(Text)
-    enqueued_at: Mapped[datetime] = _now()
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()

@@ -1,31 +1,82 @@
-"""The OMS's ranging document (EXTNChannelList) into domain items."""
+"""The OMS's item documents (ranging, deranging, inventory, pricing) into domain items."""
 
 from __future__ import annotations
 
-from wheel.domain import RangingItem
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TypeVar
+
+from lxml import etree
+
+from wheel.domain import InventoryItem, Price, PriceItem, RangingItem
 from wheel.oms.xml import OmsMessageError, parse, validate
+
+T = TypeVar("T", RangingItem, InventoryItem, PriceItem)
+
+
+def _decode(body: bytes, max_bytes: int, schema: str, tag: str, build: Callable[[etree._Element, str, str, str], T]) -> list[T]:
+    """Validate against the schema, then the domain rules; items in document order, each
+    (channel, SKU) once: the same item twice is kept once, the same SKU with two values is an error."""
+    root = parse(body, max_bytes=max_bytes)
+    validate(root, schema)
+    items: list[T] = []
+    seen: dict[tuple[str, str], tuple[T, int]] = {}
+    for element in root.iter(tag):
+        item = build(element, element.get("ChannelID").strip(), element.get("ItemID").strip(), element.get("EAN").strip())
+        key = (item.channel_id, item.sku)
+        if key in seen:
+            previous, line = seen[key]
+            if previous != item:
+                raise OmsMessageError(
+                    f"line {element.sourceline}: item {item.sku} on channel {item.channel_id} is "
+                    f"{_describe(item)}, but line {line} gave it {_describe(previous)}"
+                )
+            continue
+        seen[key] = (item, element.sourceline)
+        items.append(item)
+    return items
+
+
+def _describe(item) -> str:
+    if isinstance(item, InventoryItem):
+        return f"EAN {item.ean}, quantity {item.quantity}"
+    if isinstance(item, PriceItem):
+        return f"EAN {item.ean}, MRP {item.price.mrp}, selling price {item.price.selling_price}"
+    return f"EAN {item.ean}"
 
 
 def decode_ranging(body: bytes, *, max_bytes: int) -> list[RangingItem]:
-    """Validate against ranging.xsd, then the domain rules; items in document order."""
-    root = parse(body, max_bytes=max_bytes)
-    validate(root, "ranging.xsd")
-    items: list[RangingItem] = []
-    seen: dict[tuple[str, str], RangingItem] = {}
-    for element in root.iter("EXTNChannelItem"):
-        item = RangingItem(
-            channel_id=element.get("ChannelID").strip(),
-            sku=element.get("ItemID").strip(),
-            ean=element.get("EAN").strip(),
+    return _decode(body, max_bytes, "ranging.xsd", "EXTNChannelItem",
+                   lambda e, channel, sku, ean: RangingItem(channel, sku, ean, True))
+
+
+def decode_deranging(body: bytes, *, max_bytes: int) -> list[RangingItem]:
+    return _decode(body, max_bytes, "deranging.xsd", "EXTNChannelItem",
+                   lambda e, channel, sku, ean: RangingItem(channel, sku, ean, False))
+
+
+def decode_inventory(body: bytes, *, max_bytes: int) -> list[InventoryItem]:
+    return _decode(body, max_bytes, "inventory.xsd", "EXTNInventoryItem",
+                   lambda e, channel, sku, ean: InventoryItem(channel, sku, ean, int(e.get("Quantity"))))
+
+
+def _price(element: etree._Element, channel: str, sku: str, ean: str) -> PriceItem:
+    mrp, selling = Decimal(element.get("MRP").strip()), Decimal(element.get("SellingPrice").strip())
+    if selling > mrp:
+        raise OmsMessageError(
+            f"line {element.sourceline}: item {sku} on channel {channel}: selling price {selling} "
+            f"is above the MRP {mrp} (the rule: SellingPrice <= MRP)"
         )
-        previous = seen.get((item.channel_id, item.sku))
-        if previous is not None:
-            if previous.ean != item.ean:
-                raise OmsMessageError(
-                    f"line {element.sourceline}: item {item.sku} on channel {item.channel_id} "
-                    f"has EAN {item.ean}, but an earlier line gave it EAN {previous.ean}"
-                )
-            continue  # the same item twice: range it once
-        seen[(item.channel_id, item.sku)] = item
-        items.append(item)
-    return items
+    return PriceItem(channel, sku, ean, Price(mrp.quantize(Decimal("0.01")), selling.quantize(Decimal("0.01"))))
+
+
+def decode_pricing(body: bytes, *, max_bytes: int) -> list[PriceItem]:
+    return _decode(body, max_bytes, "pricing.xsd", "EXTNPriceItem", _price)
+
+
+DECODERS = {
+    "ranging": decode_ranging,
+    "deranging": decode_deranging,
+    "inventory": decode_inventory,
+    "pricing": decode_pricing,
+}

@@ -64,6 +64,14 @@ def schema(name: str) -> etree.XMLSchema:
 def validate(root: etree._Element, schema_name: str) -> None:
     xsd = schema(schema_name)
     if not xsd.validate(root):
-        errors = [f"line {e.line}: {e.message}" for e in xsd.error_log]
+        items = {el.sourceline: el for el in root.iter() if el.get("ItemID") is not None}
+        errors = [f"line {e.line}: {_item(items.get(e.line))}{e.message}" for e in xsd.error_log]
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise OmsMessageError(f"{schema_name}: " + "; ".join(errors[:3]) + more)
+
+
+def _item(element) -> str:
+    """Which item a schema error is about, so the operator can find it in the OMS."""
+    if element is None:
+        return ""
+    return f"item {(element.get('ItemID') or '').strip() or '?'} on channel {(element.get('ChannelID') or '').strip() or '?'}: "

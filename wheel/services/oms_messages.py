@@ -1,7 +1,9 @@
-"""Turning one stored OMS message into events and per-channel pushes.
+"""Turning one stored OMS message into events and desired state.
 
 The message is logged first as an `oms` event, the parent of everything it causes. A bad message
-gets a `system/parsing-failed` event and stays in the inbox for an operator to fix and replay.
+gets a `system/parsing-failed` event and stays in the inbox for an operator to fix and replay. A
+good one updates the desired state of each (channel, SKU) it names; the channels to push to are
+returned for the caller to dispatch after the commit.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from wheel.db.models import Channel, InboxMessage, Push
+from wheel.db.models import Channel, InboxMessage
 from wheel.domain import group_by_channel
 from wheel.events import NewEvent, Recorded, record
-from wheel.oms.ranging import decode_ranging
+from wheel.oms.ranging import DECODERS
 from wheel.oms.xml import OmsMessageError
+from wheel.services import desired_state
 
 # The `oms` event that logs a message, by the operation its queue carries.
 OMS_EVENT_NAMES = {
@@ -26,7 +28,6 @@ OMS_EVENT_NAMES = {
     "inventory": "oms/inventory-updated",
     "pricing": "oms/prices-updated",
 }
-DECODERS = {"ranging": decode_ranging}
 # Enough of the raw message in the event for the dashboard; the inbox keeps all of it.
 EXCERPT_BYTES = 4096
 
@@ -35,7 +36,7 @@ EXCERPT_BYTES = 4096
 class Processed:
     inbox_id: int
     oms_event_id: int | None = None
-    pushes: list[tuple[int, str]] = field(default_factory=list)  # (push id, marketplace)
+    channels: list[tuple[str, str]] = field(default_factory=list)  # (channel id, marketplace) to sync
     alerts: list[Recorded] = field(default_factory=list)
     skipped: bool = False
 
@@ -47,10 +48,7 @@ def process_message(
     operation_for_queue: Callable[[str], str | None],
     max_message_bytes: int,
 ) -> Processed:
-    """Parse and route one inbox message; idempotent (a processed message is left alone).
-
-    The caller sends the returned pushes' tasks after this returns (after the commit).
-    """
+    """Parse the message and record what it wants; idempotent (a processed message is left alone)."""
     result = Processed(inbox_id)
     with sessions.begin() as session:
         message = session.execute(
@@ -87,11 +85,8 @@ def process_message(
 
         decoder = DECODERS.get(operation or "")
         if decoder is None:
-            fail(
-                "system/processing-failed",
-                f"queue {message.queue!r} carries {operation or 'no known operation'}, "
-                "which this version of Wheel does not process yet",
-            )
+            fail("system/processing-failed",
+                 f"queue {message.queue!r} is not one of the OMS queues Wheel reads (see WHEEL_QUEUE_*)")
             return result
         try:
             items = decoder(message.body, max_bytes=max_message_bytes)
@@ -102,9 +97,7 @@ def process_message(
         by_channel = group_by_channel(items)
         channels = {
             channel.id: channel
-            for channel in session.execute(
-                select(Channel).where(Channel.id.in_(list(by_channel)))
-            ).scalars()
+            for channel in session.execute(select(Channel).where(Channel.id.in_(list(by_channel)))).scalars()
         }
         for channel_id, channel_items in by_channel.items():
             channel = channels.get(channel_id)
@@ -113,29 +106,30 @@ def process_message(
                 reason = "is not configured" if channel is None else "is disabled"
                 system_error(
                     name,
-                    {
-                        "error": f"channel {channel_id!r} {reason}; its items were not sent",
-                        "items": [item.as_dict() for item in channel_items],
-                    },
+                    {"error": f"channel {channel_id!r} {reason}; its items were not sent",
+                     "items": [item.as_dict() for item in channel_items]},
                     channel_id=channel_id,
                 )
                 continue
-            push_id = session.execute(
-                insert(Push)
-                .values(
-                    inbox_id=message.id,
-                    channel_id=channel_id,
-                    operation=operation,
-                    items=[item.as_dict() for item in channel_items],
-                )
-                .on_conflict_do_nothing()
-                .returning(Push.id)
-            ).scalar_one_or_none()
-            if push_id is not None:
-                result.pushes.append((push_id, channel.marketplace))
+            superseded = desired_state.apply(session, channel_id, operation, channel_items, message.id)
+            _log_superseded(session, channel, superseded, message.id, oms_event.id)
+            result.channels.append((channel_id, channel.marketplace))
         message.status = "processed"
         message.processed_at = func.now()
     return result
+
+
+def _log_superseded(session: Session, channel: Channel, superseded, inbox_id: int, oms_event_id: int) -> None:
+    parents = desired_state.event_parents(session, [s.inbox_id for s in superseded if s.inbox_id != inbox_id])
+    parents[inbox_id] = oms_event_id
+    for group in superseded:
+        record(session, NewEvent(
+            type="domain", name=f"{group.operation}/superseded", level="info",
+            parent_id=parents.get(group.inbox_id), channel_id=channel.id, marketplace=channel.marketplace,
+            inbox_id=group.inbox_id,
+            payload={"items": group.items, "superseded_by": inbox_id if group.inbox_id != inbox_id else "a newer message",
+                     "reason": "a newer value replaced it before it was pushed"},
+        ))
 
 
 def _oms_payload(message: InboxMessage) -> dict:

@@ -22,17 +22,15 @@ STALE_INBOX = text(
     RETURNING id
     """
 )
-STALE_PUSHES = text(
+# Channels with listings waiting longer than the deadline that nobody holds.
+STALE_CHANNELS = text(
     """
-    UPDATE pushes p SET enqueued_at = now()
-      FROM channels c
-     WHERE c.id = p.channel_id AND p.id IN (
-           SELECT id FROM pushes
-            WHERE enqueued_at < now() - make_interval(secs => :deadline)
-              AND ((status = 'pending' AND next_attempt_at < now() - make_interval(secs => :deadline))
-                   OR (status = 'in_progress' AND lease_until < now()))
-            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
-    RETURNING p.id, c.marketplace
+    SELECT DISTINCT l.channel_id, c.marketplace
+      FROM listings l JOIN channels c ON c.id = l.channel_id
+     WHERE l.dirty AND c.enabled
+       AND l.next_attempt_at < now() - make_interval(secs => :deadline)
+       AND l.dirty_since < now() - make_interval(secs => :deadline)
+       AND (l.lease_until IS NULL OR l.lease_until < now())
     """
 )
 
@@ -40,7 +38,7 @@ STALE_PUSHES = text(
 @dataclass(frozen=True)
 class SweepReport:
     inbox: int
-    pushes: int
+    channels: int
 
 
 def sweep(
@@ -48,15 +46,15 @@ def sweep(
     *,
     deadline_s: float,
     send_process: Callable[[int], None],
-    send_push: Callable[[int, str], None],
+    send_sync: Callable[[str, str], None],
     limit: int = 5000,
 ) -> SweepReport:
     params = {"deadline": deadline_s, "limit": limit}
     with sessions.begin() as session:
         inbox_ids = list(session.execute(STALE_INBOX, params).scalars())
-        pushes = [(row.id, row.marketplace) for row in session.execute(STALE_PUSHES, params)]
+        channels = [(row.channel_id, row.marketplace) for row in session.execute(STALE_CHANNELS, params)]
     for inbox_id in inbox_ids:
         send_process(inbox_id)
-    for push_id, marketplace in pushes:
-        send_push(push_id, marketplace)
-    return SweepReport(len(inbox_ids), len(pushes))
+    for channel_id, marketplace in channels:
+        send_sync(channel_id, marketplace)
+    return SweepReport(len(inbox_ids), len(channels))

@@ -1,0 +1,127 @@
+"""Recording what the OMS wants per (channel, SKU), newest version first (DESIGN.md contract 2).
+
+A message's version is its inbox id: the order the bridge received it in. A field takes a value
+only from a version newer than the one that set it; a value overwritten before it was pushed is
+`superseded`, and so is a value that arrives after a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.orm import Session
+
+from wheel.db.models import InboxMessage, Listing
+from wheel.domain import InventoryItem, PriceItem, RangingItem
+
+# The listing field each operation sets.
+FIELD_OF_OPERATION = {"ranging": "ranged", "deranging": "ranged", "inventory": "quantity", "pricing": "price"}
+
+UPSERT = {
+    "ranged": text(
+        """
+        INSERT INTO listings (channel_id, sku, ean, ranged, ranged_version, dirty, dirty_since)
+        VALUES (:channel_id, :sku, :ean, :value, :version, true, now())
+        ON CONFLICT (channel_id, sku) DO UPDATE SET
+            ean = EXCLUDED.ean, ranged = EXCLUDED.ranged, ranged_version = EXCLUDED.ranged_version,
+            attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
+        WHERE listings.ranged_version < EXCLUDED.ranged_version
+        """
+    ),
+    "quantity": text(
+        """
+        INSERT INTO listings (channel_id, sku, ean, quantity, quantity_version, dirty, dirty_since)
+        VALUES (:channel_id, :sku, :ean, :value, :version, true, now())
+        ON CONFLICT (channel_id, sku) DO UPDATE SET
+            ean = EXCLUDED.ean, quantity = EXCLUDED.quantity, quantity_version = EXCLUDED.quantity_version,
+            attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
+        WHERE listings.quantity_version < EXCLUDED.quantity_version
+        """
+    ),
+    "price": text(
+        """
+        INSERT INTO listings (channel_id, sku, ean, mrp, selling_price, price_version, dirty, dirty_since)
+        VALUES (:channel_id, :sku, :ean, :mrp, :selling_price, :version, true, now())
+        ON CONFLICT (channel_id, sku) DO UPDATE SET
+            ean = EXCLUDED.ean, mrp = EXCLUDED.mrp, selling_price = EXCLUDED.selling_price,
+            price_version = EXCLUDED.price_version,
+            attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
+        WHERE listings.price_version < EXCLUDED.price_version
+        """
+    ),
+}
+
+
+@dataclass
+class Superseded:
+    """Items of one message whose values a newer message replaced before they were pushed."""
+
+    inbox_id: int
+    operation: str
+    channel_id: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def apply(
+    session: Session, channel_id: str, operation: str, items: Sequence[RangingItem | InventoryItem | PriceItem], version: int
+) -> list[Superseded]:
+    """Record the items as the desired state at `version`; what they supersede, or are superseded by."""
+    name = FIELD_OF_OPERATION[operation]
+    skus = [item.sku for item in items]
+    version_col = getattr(Listing, f"{name}_version")
+    settled_col = getattr(Listing, f"{name}_settled")
+    # Make sure every row exists (waiting for a concurrent insert of the same SKU to commit), then
+    # lock them in a fixed order (no deadlocks between workers) and see what they held.
+    session.execute(
+        text("INSERT INTO listings (channel_id, sku, ean) VALUES (:channel_id, :sku, :ean) ON CONFLICT DO NOTHING"),
+        [{"channel_id": channel_id, "sku": item.sku, "ean": item.ean} for item in sorted(items, key=lambda i: i.sku)],
+    )
+    current = {
+        row.sku: row
+        for row in session.execute(
+            select(Listing.sku, version_col.label("version"), settled_col.label("settled"), Listing.ranged)
+            .where(tuple_(Listing.channel_id, Listing.sku).in_([(channel_id, sku) for sku in skus]))
+            .order_by(Listing.sku)
+            .with_for_update()
+        )
+    }
+    superseded: dict[tuple[int, str], Superseded] = {}
+
+    def supersede(inbox_id: int, op: str, item: dict) -> None:
+        superseded.setdefault((inbox_id, op), Superseded(inbox_id, op, channel_id)).items.append(item)
+
+    params = []
+    for item in items:
+        row = current.get(item.sku)
+        value_op = operation
+        if row is not None and row.version > version:
+            supersede(version, value_op, item.as_dict())  # a newer value is already in place
+            continue
+        if row is not None and row.settled < row.version < version:
+            # The value waiting to be pushed will never be: this one replaces it.
+            old_op = operation if name != "ranged" else ("ranging" if row.ranged else "deranging")
+            supersede(row.version, old_op, {"sku": item.sku})
+        params.append(_params(channel_id, name, item, version))
+    if params:
+        session.execute(UPSERT[name], params)
+    return list(superseded.values())
+
+
+def _params(channel_id: str, name: str, item, version: int) -> dict[str, Any]:
+    base = {"channel_id": channel_id, "sku": item.sku, "ean": item.ean, "version": version}
+    if name == "ranged":
+        return {**base, "value": item.ranged}
+    if name == "quantity":
+        return {**base, "value": item.quantity}
+    return {**base, "mrp": item.price.mrp, "selling_price": item.price.selling_price}
+
+
+def event_parents(session: Session, inbox_ids: Sequence[int]) -> dict[int, int | None]:
+    """The oms event of each message (the parent of its outcome events)."""
+    if not inbox_ids:
+        return {}
+    rows = session.execute(select(InboxMessage.id, InboxMessage.event_id).where(InboxMessage.id.in_(list(inbox_ids))))
+    return {row.id: row.event_id for row in rows}

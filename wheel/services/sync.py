@@ -1,0 +1,410 @@
+"""Pushing a channel's desired state to its marketplace (DESIGN.md contracts 2 and 3).
+
+A sync run claims dirty listings of one channel with a lease (`FOR UPDATE SKIP LOCKED`, so two
+workers never push the same SKU), asks the adapter to plan the calls, makes them through the
+channel's quota gate, and settles each call's verdicts in its own transaction: it marks the
+versions it pushed as settled and logs one outcome event per message and outcome. A newer value
+that arrived meanwhile keeps the listing dirty for the next run. Values are read at claim time,
+so a push always carries the newest value, never an older one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text, tuple_
+from sqlalchemy.orm import Session, sessionmaker
+
+from wheel.db.models import Channel, Listing
+from wheel.domain import ItemResult, ListingUpdate, Price
+from wheel.events import NewEvent, Recorded, record
+from wheel.marketplaces import UnknownMarketplace
+from wheel.marketplaces.base import Call, ChannelConfig, MarketplaceAdapter, QuotaGate, QuotaWait
+from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
+from wheel.services.desired_state import event_parents
+
+log = logging.getLogger("wheel.sync")
+
+CLAIM = text(
+    """
+    UPDATE listings SET lease_until = now() + make_interval(secs => :lease), claimed_by = :worker
+     WHERE (channel_id, sku) IN (
+           SELECT channel_id, sku FROM listings
+            WHERE channel_id = :channel AND dirty AND next_attempt_at <= now()
+              AND (lease_until IS NULL OR lease_until < now())
+            ORDER BY dirty_since, sku
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED)
+    RETURNING *
+    """
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed listing: the values to push, and the versions they carry."""
+
+    sku: str
+    ean: str
+    update: ListingUpdate
+    versions: dict[str, int]  # field -> version being pushed (only fields that are due)
+    ranged: bool | None
+
+
+@dataclass
+class SyncOutcome:
+    channel_id: str
+    marketplace: str | None = None
+    skus: int = 0
+    calls: int = 0
+    more: bool = False
+    retry_in_s: float | None = None
+    alerts: list[Recorded] = field(default_factory=list)
+    skipped: str | None = None
+
+
+AdapterLookup = Callable[[ChannelConfig], MarketplaceAdapter]
+GateLookup = Callable[[Channel, MarketplaceAdapter], QuotaGate]
+
+
+def channel_config(channel: Channel) -> ChannelConfig:
+    return ChannelConfig(channel.id, channel.marketplace, channel.base_url, channel.credentials_ref,
+                         options=dict(channel.options or {}), version=channel.updated_at.isoformat())
+
+
+def effective_quantity(ranged: bool | None, quantity: int | None, buffer_stock: int, cap: int | None) -> int | None:
+    """What the marketplace should show: 0 while deranged; buffer stock held back; capped."""
+    if ranged is False:
+        return 0
+    if quantity is None:
+        return None
+    shown = max(0, quantity - buffer_stock)
+    return min(shown, cap) if cap is not None else shown
+
+
+def run_sync(
+    sessions: sessionmaker[Session],
+    channel_id: str,
+    *,
+    adapters: AdapterLookup,
+    gate_for: GateLookup,
+    worker: str,
+    lease_s: int,
+    default_retry_delays_s: Sequence[float],
+    time_budget_s: float = 20.0,
+) -> SyncOutcome:
+    outcome = SyncOutcome(channel_id)
+    with sessions() as session:
+        channel = session.get(Channel, channel_id)
+        if channel is None or not channel.enabled:
+            outcome.skipped = "no such channel" if channel is None else "channel disabled"
+            return outcome
+        session.expunge(channel)
+    outcome.marketplace = channel.marketplace
+    delays = list(channel.retry_delays_s or default_retry_delays_s)
+    try:
+        adapter = adapters(channel_config(channel))
+    except (AuthError, UnknownMarketplace) as exc:
+        # Nothing can be pushed: fail what is waiting, loudly.
+        claimed = _claim(sessions, channel, worker, lease_s, 500)
+        outcome.alerts += _settle_failure(sessions, channel, worker, claimed, "system/processing-failed",
+                                          {"error": str(exc), "kind": "configuration" if isinstance(exc, UnknownMarketplace) else "auth"})
+        outcome.more = bool(claimed)
+        return outcome
+    gate = gate_for(channel, adapter)
+    started = time.monotonic()
+    while time.monotonic() - started < time_budget_s:
+        claimed = _claim(sessions, channel, worker, lease_s, _claim_size(sessions, channel, adapter))
+        if not claimed:
+            break
+        outcome.skus += len(claimed)
+        stop = _push(sessions, channel, adapter, gate, worker, claimed, delays, outcome)
+        if stop:
+            break
+    outcome.more = outcome.retry_in_s is None and _dirty_ready(sessions, channel_id)
+    return outcome
+
+
+def _claim_size(sessions, channel: Channel, adapter: MarketplaceAdapter) -> int:
+    caps = adapter.capabilities
+    if caps.bulk_threshold is not None:
+        with sessions() as session:
+            waiting = session.scalar(
+                select(func.count()).select_from(Listing).where(Listing.channel_id == channel.id, Listing.dirty)
+            )
+        if waiting >= caps.bulk_threshold:
+            return min(waiting, 25_000)
+    biggest = max(caps.max_batch.values(), default=10)
+    return max(4, min(biggest * 4, 500))
+
+
+def _dirty_ready(sessions, channel_id: str) -> bool:
+    with sessions() as session:
+        return bool(session.scalar(
+            select(func.count()).select_from(Listing).where(
+                Listing.channel_id == channel_id, Listing.dirty, Listing.next_attempt_at <= func.now(),
+                (Listing.lease_until.is_(None)) | (Listing.lease_until < func.now()),
+            ).limit(1)
+        ))
+
+
+def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int) -> list[Claimed]:
+    with sessions.begin() as session:
+        rows = session.execute(CLAIM, {"channel": channel.id, "worker": worker, "lease": lease_s, "limit": limit}).all()
+    claimed = []
+    # RETURNING keeps no order: push the longest-waiting first, in SKU order.
+    for row in sorted(rows, key=lambda r: (r.dirty_since, r.sku)):
+        due = {}
+        if row.ranged_version > row.ranged_settled:
+            due["ranged"] = row.ranged_version
+        if row.quantity_version > row.quantity_settled:
+            due["quantity"] = row.quantity_version
+        if row.price_version > row.price_settled and row.mrp is not None:
+            due["price"] = row.price_version
+        quantity = None
+        if "ranged" in due or "quantity" in due:
+            # A ranging change moves the effective quantity too: it always travels with it.
+            quantity = effective_quantity(row.ranged, row.quantity, channel.buffer_stock, channel.max_quantity)
+        update = ListingUpdate(
+            sku=row.sku,
+            ean=row.ean,
+            ranged=row.ranged if "ranged" in due else None,
+            quantity=quantity,
+            price=Price(row.mrp, row.selling_price) if "price" in due else None,
+            listed=row.ranged is not False,
+        )
+        claimed.append(Claimed(row.sku, row.ean, update, due, row.ranged))
+    return claimed
+
+
+def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, worker: str,
+          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome) -> bool:
+    """Plan and make the calls for the claimed listings. True when the run should stop."""
+    if adapter.marketplace == "amazon":
+        # Amazon lists and unlists through the quantity: a ranging change before any quantity is
+        # known has nothing to send yet (the first inventory message will carry it).
+        claimed = [replace(c, update=replace(c.update, ranged=None)) if c.update.quantity is None else c for c in claimed]
+    by_sku = {c.sku: c for c in claimed}
+    updates = [c.update for c in claimed if c.update.fields]
+    # Listings with nothing to send (say, ranged on a marketplace before any quantity is known).
+    nothing = [c for c in claimed if not c.update.fields]
+    if nothing:
+        _settle(sessions, channel, worker, by_sku, [ItemResult(c.sku, f, True) for c in nothing for f in c.versions], {})
+    calls, refused = adapter.plan(updates)
+    if refused:
+        outcome.alerts += _settle(sessions, channel, worker, by_sku, refused, {})
+    for index, call in enumerate(calls):
+        request_id = f"wheel-sync-{channel.id}-{int(time.time() * 1000)}-{index}"
+        if channel.shadow:
+            results = [ItemResult(u.sku, f, True) for u in call.updates for f in call.fields if f in u.fields]
+            outcome.alerts += _settle(sessions, channel, worker, by_sku, results, {"shadow": True, "call": _describe(call)})
+            continue
+        try:
+            results = adapter.execute(call, gate, request_id=request_id)
+        except QuotaWait as wait:
+            _release(sessions, channel.id, worker, _remaining(calls[index:]))
+            outcome.retry_in_s = wait.retry_in_s
+            return True
+        except TransientError as exc:
+            skus = _skus(call)
+            if exc.status == 429:
+                # The marketplace counted differently: wait as it says, and count no attempt.
+                _release(sessions, channel.id, worker, _remaining(calls[index:]))
+                outcome.retry_in_s = exc.retry_after or 1.0
+                return True
+            outcome.calls += 1
+            retry = _retry_or_fail(sessions, channel, worker, by_sku, call, exc, delays)
+            outcome.alerts += retry.alerts
+            # The marketplace is struggling: stop here, and come back after the backoff.
+            _release(sessions, channel.id, worker, _remaining(calls[index + 1:]))
+            outcome.retry_in_s = retry.retry_in_s if retry.retry_in_s is not None else 0.0
+            return True
+        except AuthError as exc:
+            outcome.calls += 1
+            outcome.alerts += _settle_call_failure(sessions, channel, worker, by_sku, call, "system/processing-failed",
+                                                   {"error": str(exc), "kind": "auth"})
+            continue
+        except PermanentError as exc:
+            outcome.calls += 1
+            failed = [ItemResult(u.sku, f, False, exc.code or str(exc.status), str(exc))
+                      for u in call.updates for f in call.fields if f in u.fields]
+            outcome.alerts += _settle(sessions, channel, worker, by_sku, failed, {"http_status": exc.status})
+            continue
+        outcome.calls += 1
+        outcome.alerts += _settle(sessions, channel, worker, by_sku, results, {"request_id": request_id})
+    return False
+
+
+def _skus(call: Call) -> list[str]:
+    return [u.sku for u in call.updates]
+
+
+def _remaining(calls: Sequence[Call]) -> set[str]:
+    return {u.sku for call in calls for u in call.updates}
+
+
+def _describe(call: Call) -> dict[str, Any]:
+    return {"operation": call.operation, "fields": sorted(call.fields), "skus": len(call.updates)}
+
+
+def _release(sessions, channel_id: str, worker: str, skus: set[str]) -> None:
+    if not skus:
+        return
+    with sessions.begin() as session:
+        session.execute(
+            text("UPDATE listings SET lease_until = NULL, claimed_by = NULL "
+                 "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"),
+            {"c": channel_id, "w": worker, "skus": list(skus)},
+        )
+
+
+@dataclass
+class _Retry:
+    retry_in_s: float | None = None
+    alerts: list[Recorded] = field(default_factory=list)
+
+
+def _retry_or_fail(sessions, channel: Channel, worker: str, by_sku: dict[str, Claimed], call: Call,
+                   exc: TransientError, delays: list[float]) -> _Retry:
+    result = _Retry()
+    with sessions.begin() as session:
+        rows = _locked(session, channel.id, worker, _skus(call))
+        give_up = []
+        for row in rows:
+            row.attempts += 1
+            row.last_error = str(exc)
+            if row.attempts > len(delays):
+                give_up.append(row.sku)
+                continue
+            delay = max(delays[row.attempts - 1], exc.retry_after or 0)
+            row.next_attempt_at = func.now() + timedelta(seconds=delay)
+            row.lease_until = None
+            result.retry_in_s = delay if result.retry_in_s is None else min(result.retry_in_s, delay)
+        attempts = max((row.attempts for row in rows), default=0)
+    if rows and result.retry_in_s is not None:
+        # One warning per call and attempt, under the messages it carries.
+        with sessions.begin() as session:
+            _log_grouped(session, channel, by_sku, [ItemResult(s, f, False) for s in _skus(call) if s not in give_up
+                                                   for f in by_sku[s].versions],
+                         name_for=lambda op, ok: f"{op}/retrying", level="warning",
+                         extra={"error": str(exc), "attempt": attempts, "retry_in_s": result.retry_in_s})
+    if give_up:
+        failed = {s: by_sku[s] for s in give_up}
+        result.alerts += _settle_failure(
+            sessions, channel, worker, list(failed.values()), "system/processing-failed",
+            {"error": f"{exc}; gave up after {attempts} attempts", "kind": "transient"},
+        )
+    return result
+
+
+def _settle_call_failure(sessions, channel, worker, by_sku, call: Call, name: str, extra: dict) -> list[Recorded]:
+    return _settle_failure(sessions, channel, worker, [by_sku[s] for s in _skus(call)], name, extra)
+
+
+def _settle_failure(sessions, channel: Channel, worker: str, claimed: list[Claimed], name: str, extra: dict) -> list[Recorded]:
+    """Settle every due field of these listings as failed, with one system event per message."""
+    results = [ItemResult(c.sku, f, False, extra.get("kind"), extra.get("error")) for c in claimed for f in c.versions]
+    by_sku = {c.sku: c for c in claimed}
+    return _settle(sessions, channel, worker, by_sku, results, extra, failure_name=name)
+
+
+def _locked(session: Session, channel_id: str, worker: str, skus: list[str]) -> list[Listing]:
+    """The listings still leased to this worker (a lease that ran out may have passed on)."""
+    return list(session.execute(
+        select(Listing).where(
+            tuple_(Listing.channel_id, Listing.sku).in_([(channel_id, s) for s in skus]),
+            Listing.claimed_by == worker,
+        ).order_by(Listing.sku).with_for_update()
+    ).scalars())
+
+
+def _operation(field_name: str, ranged: bool | None) -> str:
+    if field_name == "ranged":
+        return "ranging" if ranged else "deranging"
+    return "inventory" if field_name == "quantity" else "pricing"
+
+
+def _settle(sessions, channel: Channel, worker: str, by_sku: dict[str, Claimed], results: Sequence[ItemResult],
+            extra: dict, failure_name: str | None = None) -> list[Recorded]:
+    """Mark the pushed versions settled, remember what the marketplace now holds, log outcomes."""
+    if not results:
+        return []
+    with sessions.begin() as session:
+        rows = {row.sku: row for row in _locked(session, channel.id, worker, sorted({r.sku for r in results}))}
+        kept = []
+        for result in results:
+            row, claim = rows.get(result.sku), by_sku.get(result.sku)
+            if row is None or claim is None:
+                continue  # no longer ours: whoever holds it now will settle it
+            if result.ok:
+                if result.field == "ranged":
+                    row.pushed_ranged = claim.update.ranged
+                if result.field in ("ranged", "quantity") and claim.update.quantity is not None:
+                    row.pushed_quantity = claim.update.quantity
+                if result.field == "price" and claim.update.price is not None:
+                    row.pushed_mrp, row.pushed_selling_price = claim.update.price.mrp, claim.update.price.selling_price
+            else:
+                row.last_error = result.message or result.code
+            version = claim.versions.get(result.field)
+            if version is None:
+                continue  # carried along (a quantity with a ranging change), not due itself
+            setattr(row, f"{result.field}_settled", max(getattr(row, f"{result.field}_settled"), version))
+            kept.append(result)
+        for row in rows.values():
+            row.dirty = (row.ranged_version > row.ranged_settled or row.quantity_version > row.quantity_settled
+                         or (row.price_version > row.price_settled and row.mrp is not None))
+            row.lease_until, row.claimed_by = None, None
+            row.updated_at = func.now()
+            if not row.dirty:
+                row.dirty_since, row.attempts = None, 0
+        session.flush()
+
+        def name_for(op: str, ok: bool) -> str:
+            if ok:
+                return f"{op}/shadowed" if extra.get("shadow") else f"{op}/succeeded"
+            return failure_name or f"{op}/failed"
+
+        return _log_grouped(session, channel, by_sku, kept, name_for=name_for, extra=extra)
+
+
+def _log_grouped(session: Session, channel: Channel, by_sku: dict[str, Claimed], results: Sequence[ItemResult],
+                 *, name_for: Callable[[str, bool], str], extra: dict, level: str | None = None) -> list[Recorded]:
+    """One event per (message, operation, outcome), listing its items, under the message's oms event."""
+    groups: dict[tuple[int, str, bool], list[dict]] = defaultdict(list)
+    for result in results:
+        claim = by_sku[result.sku]
+        version = claim.versions.get(result.field)
+        if version is None:
+            continue
+        op = _operation(result.field, claim.update.ranged if result.field == "ranged" else claim.ranged)
+        groups[(version, op, result.ok)].append(_item(claim, result))
+    parents = event_parents(session, [version for version, _, _ in groups])
+    recorded = []
+    for (version, op, ok), items in groups.items():
+        name = name_for(op, ok)
+        event_level = level or ("info" if ok else "error")
+        event_type = "system" if name.startswith("system/") else "domain"
+        recorded.append(record(session, NewEvent(
+            type=event_type, name=name, level=event_level, parent_id=parents.get(version),
+            channel_id=channel.id, marketplace=channel.marketplace, inbox_id=version,
+            payload={**{k: v for k, v in extra.items() if k != "shadow"}, "items": items},
+        )))
+    return [r for r in recorded if r.event.level == "error"]
+
+
+def _item(claim: Claimed, result: ItemResult) -> dict[str, Any]:
+    item: dict[str, Any] = {"sku": claim.sku, "ean": claim.ean}
+    update = claim.update
+    if result.field == "quantity":
+        item["quantity"] = update.quantity
+    if result.field == "price" and update.price is not None:
+        item.update(update.price.as_dict())
+    if not result.ok:
+        item.update({k: v for k, v in (("code", result.code), ("error", result.message)) if v})
+    return item
