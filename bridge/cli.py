@@ -171,10 +171,13 @@ def channels_list(ctx: click.Context, as_json: bool) -> None:
         for c in rows:
             click.echo(json.dumps({"id": c.id, "marketplace": c.marketplace, "base_url": c.base_url,
                                    "credentials_ref": c.credentials_ref, "enabled": c.enabled,
-                                   "retry_delays_s": c.retry_delays_s}))
+                                   "retry_delays_s": c.retry_delays_s, "options": c.options,
+                                   "buffer_stock": c.buffer_stock, "max_quantity": c.max_quantity,
+                                   "shadow": c.shadow, "quota_scale": c.quota_scale, "quotas": c.quotas}))
         return
-    _table(["id", "marketplace", "enabled", "base URL", "credentials ref", "retry delays (s)"],
-           [[c.id, c.marketplace, "yes" if c.enabled else "no", c.base_url, c.credentials_ref,
+    _table(["id", "marketplace", "enabled", "mode", "buffer", "cap", "base URL", "credentials ref", "retry delays (s)"],
+           [[c.id, c.marketplace, "yes" if c.enabled else "no", "shadow" if c.shadow else "live", c.buffer_stock,
+             c.max_quantity if c.max_quantity is not None else "-", c.base_url, c.credentials_ref,
              ",".join(f"{d:g}" for d in c.retry_delays_s) if c.retry_delays_s else "default"] for c in rows])
 
 
@@ -199,9 +202,19 @@ def _delays(_ctx, _param, value: str | None) -> list[float] | None:
 @click.option("--retry-delays", callback=_delays, help="Seconds before each retry, e.g. 5,30,120.")
 @click.option("--disabled", is_flag=True, help="Add it disabled.")
 @click.option("--replace", is_flag=True, help="Overwrite a channel of the same id.")
+@click.option("--option", "options", multiple=True, callback=lambda c, p, v: _pairs(v, "KEY=VALUE"),
+              help="Marketplace setting KEY=VALUE (Amazon: seller_id, lwa_url; Flipkart: location_id). Repeatable.")
+@click.option("--buffer-stock", type=click.IntRange(0), help="Units held back: pushed = quantity - buffer.")
+@click.option("--max-quantity", type=click.IntRange(0), help="Never list more than this many units.")
+@click.option("--shadow", is_flag=True, help="Shadow mode: record every call it would make, send nothing.")
 @click.pass_context
-def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_delays, disabled, replace) -> None:
-    """Add a channel, e.g. `wheelctl channels add UA --marketplace tatacliq --base-url https://... --credentials-ref tatacliq-ua`."""
+def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_delays, disabled, replace,
+                 options, buffer_stock, max_quantity, shadow) -> None:
+    """Add a channel, e.g. `wheelctl channels add UA --marketplace tatacliq --base-url https://... --credentials-ref tatacliq-ua`.
+
+    The secret named by --credentials-ref is Tata CLiQ's bearer token, Amazon's JSON
+    {"client_id", "client_secret", "refresh_token"}, or Flipkart's JSON {"app_id", "app_secret"}.
+    """
     from wheel.db.models import MARKETPLACES
     from wheel.services.channels import ChannelError, add_channel
 
@@ -209,10 +222,65 @@ def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_
         with _sessions(_settings(ctx)).begin() as session:
             add_channel(session, channel_id=channel_id, marketplace=marketplace, base_url=base_url,
                         credentials_ref=credentials_ref, known_marketplaces=MARKETPLACES,
-                        enabled=not disabled, retry_delays_s=retry_delays, replace=replace)
+                        enabled=not disabled, retry_delays_s=retry_delays, replace=replace,
+                        options=options or None, buffer_stock=buffer_stock, max_quantity=max_quantity,
+                        shadow=shadow or None)
     except ChannelError as exc:
         _fail(str(exc))
     click.echo(f"channel {channel_id} saved")
+
+
+def _pairs(values, form: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{value!r}: give {form}")
+        pairs[key.strip()] = rest.strip()
+    return pairs
+
+
+def _quotas(_ctx, _param, values) -> dict[str, list[float]]:
+    quotas = {}
+    for operation, value in _pairs(values, "OPERATION=RATE/BURST").items():
+        try:
+            rate, burst = (float(part) for part in value.split("/"))
+        except ValueError:
+            raise click.BadParameter(f"{operation}={value}: give requests per second and burst, e.g. 5/5") from None
+        quotas[operation] = [rate, burst]
+    return quotas
+
+
+@channels.command("set")
+@click.argument("channel_id")
+@click.option("--base-url", help="The marketplace API's base URL.")
+@click.option("--option", "options", multiple=True, callback=lambda c, p, v: _pairs(v, "KEY=VALUE"),
+              help="Marketplace setting KEY=VALUE; KEY= removes it. Repeatable.")
+@click.option("--buffer-stock", type=click.IntRange(0), help="Units held back: pushed = quantity - buffer.")
+@click.option("--max-quantity", type=click.IntRange(0), help="Never list more than this many units.")
+@click.option("--no-max-quantity", is_flag=True, help="Remove the cap.")
+@click.option("--shadow/--live", default=None, help="Shadow mode (send nothing) or live.")
+@click.option("--quota", "quotas", multiple=True, callback=_quotas,
+              help="Override a quota: OPERATION=RATE/BURST, e.g. patchListingsItem=5/5. Repeatable.")
+@click.option("--quota-scale", type=float, help="Multiply every documented quota (e.g. a raised allowance).")
+@click.option("--retry-delays", callback=_delays, help="Seconds before each retry, e.g. 5,30,120.")
+@click.pass_context
+def channels_set(ctx, channel_id, base_url, options, buffer_stock, max_quantity, no_max_quantity, shadow, quotas,
+                 quota_scale, retry_delays) -> None:
+    """Change a channel's settings. Buffer and cap changes apply from the next push (or `wheelctl resync`)."""
+    from wheel.services.channels import ChannelError, update_channel
+
+    changes = dict(base_url=base_url, options={k: (v or None) for k, v in options.items()} or None,
+                   buffer_stock=buffer_stock, max_quantity=max_quantity, shadow=shadow, quotas=quotas or None,
+                   quota_scale=quota_scale, retry_delays_s=retry_delays)
+    try:
+        with _sessions(_settings(ctx)).begin() as session:
+            channel = update_channel(session, channel_id, **{k: v for k, v in changes.items() if v is not None})
+            if no_max_quantity:
+                channel.max_quantity = None
+    except ChannelError as exc:
+        _fail(str(exc))
+    click.echo(f"channel {channel_id} updated")
 
 
 @channels.command("disable")
@@ -437,6 +505,84 @@ def demo_banner(ctx: click.Context) -> None:
         "",
     ]
     click.echo("\n".join(lines))
+
+
+@main.command()
+@click.argument("channel_id")
+@click.option("--sku", "skus", multiple=True, help="Only this SKU (repeatable); default: every SKU Wheel knows.")
+@click.option("--dry-run", is_flag=True, help="Show the differences; push nothing.")
+@click.option("--push-all", is_flag=True,
+              help="Do not read the marketplace; push the whole desired state (for Tata CLiQ, which cannot be read).")
+@click.pass_context
+def resync(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all: bool) -> None:
+    """Compare what the marketplace holds with what Wheel wants, and push the differences."""
+    import os
+    import time
+
+    from rich.progress import Progress
+
+    from wheel.db.models import Channel
+    from wheel.marketplaces import adapter_for
+    from wheel.marketplaces.base import HttpConfig, QuotaWait
+    from wheel.marketplaces.errors import MarketplaceError
+    from wheel.secrets import SecretStore
+    from wheel.services import resync as reconcile
+    from wheel.services.sync import channel_config, run_sync
+    from workers.container import Container
+
+    settings = _settings(ctx)
+    sessions = _sessions(settings)
+    with sessions() as session:
+        channel = session.get(Channel, channel_id)
+    if channel is None:
+        _fail(f"no channel {channel_id}")
+    container = Container(settings)
+    try:
+        adapter = adapter_for(channel_config(channel), HttpConfig(settings.http_connect_timeout_s, settings.http_read_timeout_s),
+                              SecretStore(os.environ, settings.secrets_dir))
+    except Exception as exc:  # noqa: BLE001 - the reason is the message
+        _fail(f"cannot reach {channel.marketplace} for {channel_id}: {exc}")
+    gate = container.quota_gate(channel, adapter)
+    listings = reconcile.desired(sessions, channel_id, skus)
+    if not listings:
+        _fail(f"Wheel holds no desired state for {channel_id}" + (f" and SKUs {', '.join(skus)}" if skus else ""))
+    if push_all:
+        if dry_run:
+            click.echo(f"would push the desired state of {len(listings)} SKUs")
+            return
+        marked = reconcile.mark_all_for_push(sessions, channel_id, skus)
+    else:
+        if not adapter.capabilities.reads_listings:
+            _fail(f"{channel.marketplace} offers no way to read listings back; use --push-all to push the desired state")
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"reading {len(listings)} SKUs from {channel.marketplace}", total=len(listings))
+            try:
+                held = reconcile.read(adapter, gate, [l.sku for l in listings], lambda n: progress.advance(task, n))
+            except (MarketplaceError, QuotaWait) as exc:
+                _fail(f"reading {channel_id} failed: {exc}")
+        differences = reconcile.compare(channel, listings, held)
+        _table(["sku", "field", "wheel wants", "marketplace has"],
+               [[d.sku, d.field, d.wheel, "-" if d.marketplace is None else d.marketplace] for d in differences])
+        click.echo(f"{len(differences)} differences in {len({d.sku for d in differences})} of {len(listings)} SKUs")
+        if dry_run or not differences:
+            return
+        marked = reconcile.mark_for_push(sessions, channel_id, differences)
+    pushed = calls = 0
+    failures = 0
+    with Progress() as progress:
+        task = progress.add_task(f"pushing {marked} SKUs to {channel_id}", total=marked)
+        while True:
+            outcome = run_sync(sessions, channel_id, adapters=lambda _: adapter, gate_for=lambda *_: gate,
+                               worker=f"wheelctl-resync:{os.getpid()}", lease_s=settings.push_lease_s,
+                               default_retry_delays_s=settings.push_retry_delays_s, time_budget_s=5)
+            pushed, calls, failures = pushed + outcome.skus, calls + outcome.calls, failures + len(outcome.alerts)
+            progress.update(task, completed=min(pushed, marked))
+            if outcome.retry_in_s is not None:
+                time.sleep(min(outcome.retry_in_s, 30))
+            elif not outcome.more:
+                break
+    click.echo(f"resync of {channel_id}: {pushed} SKU pushes in {calls} calls, {failures} failure events; "
+               f"see `wheelctl events --channel {channel_id}`")
 
 
 @main.command()

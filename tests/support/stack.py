@@ -40,8 +40,11 @@ class Stack:
     # -- set-up ---------------------------------------------------------------------------------
 
     def add_channel(self, channel_id: str, token: str, marketplace: str = "tatacliq", **kwargs) -> None:
+        """A channel in Wheel; `token` is the secret (a JSON text for Amazon and Flipkart)."""
         ref = f"{marketplace}-{channel_id.lower()}"
         (self.settings.secrets_dir / ref).write_text(token)
+        if marketplace == "amazon":
+            kwargs.setdefault("options", {"seller_id": channel_id, "lwa_url": f"{self.sandbox_url}/amazon/auth/o2/token"})
         with self.sessions.begin() as session:
             add_channel(session, channel_id=channel_id, marketplace=marketplace,
                         base_url=f"{self.sandbox_url}/{marketplace}", credentials_ref=ref,
@@ -121,6 +124,12 @@ class Stack:
     def calls(self, channel: str | None = None) -> list[dict]:
         params = {"channel": channel} if channel else {}
         return requests.get(f"{self.sandbox_url}/_sandbox/calls", params=params, timeout=10).json()["calls"]
+
+    def state(self, channel: str) -> dict:
+        return requests.get(f"{self.sandbox_url}/_sandbox/state/{channel}", timeout=10).json()["listings"]
+
+    def sandbox_stats(self) -> dict:
+        return requests.get(f"{self.sandbox_url}/_sandbox/stats", timeout=10).json()
 
     def configure_sandbox(self, channel: str, **behaviour) -> None:
         requests.put(f"{self.sandbox_url}/_sandbox/channels/{channel}", json=behaviour, timeout=5).raise_for_status()

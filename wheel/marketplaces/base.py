@@ -79,6 +79,8 @@ class Capabilities:
     bulk_threshold: int | None = None
     # Whether `read_listings` works (Tata CLiQ publishes no way to read listings back).
     reads_listings: bool = False
+    # Listing is making stock available (Amazon, Flipkart): a SKU is listed with its first quantity.
+    ranging_needs_quantity: bool = False
 
 
 class MarketplaceAdapter(Protocol):

@@ -186,10 +186,13 @@ def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int) ->
 def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, worker: str,
           claimed: list[Claimed], delays: list[float], outcome: SyncOutcome) -> bool:
     """Plan and make the calls for the claimed listings. True when the run should stop."""
-    if adapter.marketplace == "amazon":
-        # Amazon lists and unlists through the quantity: a ranging change before any quantity is
-        # known has nothing to send yet (the first inventory message will carry it).
-        claimed = [replace(c, update=replace(c.update, ranged=None)) if c.update.quantity is None else c for c in claimed]
+    if adapter.capabilities.ranging_needs_quantity:
+        # Listing here means making stock available: a SKU ranged before any quantity is known is
+        # parked, not dirty, until its first inventory message makes it due again with a quantity.
+        parked = [c for c in claimed if c.update.quantity is None and c.update.ranged]
+        if parked:
+            _park(sessions, channel, worker, parked)
+            claimed = [c for c in claimed if c not in parked]
     by_sku = {c.sku: c for c in claimed}
     updates = [c.update for c in claimed if c.update.fields]
     # Listings with nothing to send (say, ranged on a marketplace before any quantity is known).
@@ -239,6 +242,19 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
         outcome.calls += 1
         outcome.alerts += _settle(sessions, channel, worker, by_sku, results, {"request_id": request_id})
     return False
+
+
+def _park(sessions, channel: Channel, worker: str, parked: list[Claimed]) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            text("UPDATE listings SET dirty = false, dirty_since = NULL, lease_until = NULL, claimed_by = NULL "
+                 "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"),
+            {"c": channel.id, "w": worker, "skus": [c.sku for c in parked]},
+        )
+        _log_grouped(session, channel, {c.sku: c for c in parked}, [ItemResult(c.sku, "ranged", True) for c in parked],
+                     name_for=lambda op, ok: f"{op}/waiting-for-quantity", level="info",
+                     extra={"reason": f"{channel.marketplace} lists a SKU with its stock: it is listed when its "
+                                      "first quantity arrives"})
 
 
 def _skus(call: Call) -> list[str]:

@@ -24,6 +24,7 @@ class FlipkartAdapter:
         max_batch={op: mapping.MAX_BATCH for op in LISTING_OPERATIONS},
         quotas={op: Quota(5, 5) for op in LISTING_OPERATIONS},
         reads_listings=True,
+        ranging_needs_quantity=True,
     )
 
     def __init__(self, channel: ChannelConfig, client: FlipkartClient):
