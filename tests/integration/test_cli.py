@@ -13,7 +13,7 @@ from tests.support.services import settings_env
 
 COMMANDS = [
     [], ["migrate"], ["bridge"], ["sandbox"], ["channels"], ["channels", "list"], ["channels", "add"],
-    ["channels", "disable"], ["channels", "enable"], ["oms"], ["oms", "put"], ["events"], ["inbox"],
+    ["channels", "disable"], ["channels", "enable"], ["channels", "set"], ["resync"], ["oms"], ["oms", "put"], ["events"], ["inbox"],
     ["inbox", "show"], ["inbox", "replay"], ["demo"], ["demo", "seed"], ["demo", "banner"], ["services"],
     ["services", "check"], ["sweep"], ["settings"],
 ]
@@ -35,7 +35,16 @@ def test_channels_add_list_disable(settings, engine):
         "--credentials-ref", "tatacliq-ua", "--retry-delays", "1,2")
     [row] = [json.loads(line) for line in run(settings, "channels", "list", "--json").stdout.splitlines()]
     assert row == {"id": "UA", "marketplace": "tatacliq", "base_url": "http://127.0.0.1:1/tatacliq",
-                   "credentials_ref": "tatacliq-ua", "enabled": True, "retry_delays_s": [1.0, 2.0]}
+                   "credentials_ref": "tatacliq-ua", "enabled": True, "retry_delays_s": [1.0, 2.0],
+                   "options": {}, "buffer_stock": 0, "max_quantity": None, "shadow": False,
+                   "quota_scale": 1.0, "quotas": None}
+    run(settings, "channels", "set", "UA", "--buffer-stock", "3", "--max-quantity", "40", "--shadow",
+        "--option", "location_id=LOC1", "--quota", "inventory=2/4")
+    [row] = [json.loads(line) for line in run(settings, "channels", "list", "--json").stdout.splitlines()]
+    assert (row["buffer_stock"], row["max_quantity"], row["shadow"]) == (3, 40, True)
+    assert row["options"] == {"location_id": "LOC1"} and row["quotas"] == {"inventory": [2.0, 4.0]}
+    bad = run(settings, "channels", "set", "UA", "--quota", "inventory=fast", check=False)
+    assert bad.returncode == 2 and "requests per second" in bad.stderr
     run(settings, "channels", "disable", "UA")
     assert "no" in run(settings, "channels", "list").stdout.splitlines()[1]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
+from wheel.marketplaces.amazon import make_adapter as _amazon
 from wheel.marketplaces.flipkart import make_adapter as _flipkart
 from wheel.marketplaces.tatacliq import make_adapter as _tatacliq
 from wheel.secrets import SecretStore
@@ -12,6 +13,7 @@ from wheel.secrets import SecretStore
 AdapterFactory = Callable[[ChannelConfig, HttpConfig, SecretStore], MarketplaceAdapter]
 
 ADAPTERS: dict[str, AdapterFactory] = {
+    "amazon": _amazon,
     "flipkart": _flipkart,
     "tatacliq": _tatacliq,
 }

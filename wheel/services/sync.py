@@ -110,11 +110,11 @@ def run_sync(
     delays = list(channel.retry_delays_s or default_retry_delays_s)
     try:
         adapter = adapters(channel_config(channel))
-    except (AuthError, UnknownMarketplace) as exc:
-        # Nothing can be pushed: fail what is waiting, loudly.
+    except (MarketplaceError, UnknownMarketplace) as exc:
+        # Nothing can be pushed (no credentials, a setting missing): fail what is waiting, loudly.
         claimed = _claim(sessions, channel, worker, lease_s, 500)
         outcome.alerts += _settle_failure(sessions, channel, worker, claimed, "system/processing-failed",
-                                          {"error": str(exc), "kind": "configuration" if isinstance(exc, UnknownMarketplace) else "auth"})
+                                          {"error": str(exc), "kind": "auth" if isinstance(exc, AuthError) else "configuration"})
         outcome.more = bool(claimed)
         return outcome
     gate = gate_for(channel, adapter)

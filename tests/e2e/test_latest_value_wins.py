@@ -1,0 +1,133 @@
+"""Latest value wins (DESIGN.md contract 2), as the OMS would test it.
+
+5,000 inventory and price messages over 200 SKUs, each for one channel of every marketplace, go
+through the real bridge and several workers while one worker is killed mid-run. Every value the
+OMS sends is larger than the one before, so the sandbox's call log shows directly whether a push
+ever carried an older value than one already pushed. Quotas are the documented ones, scaled up
+by one factor on both sides to keep the run short; the sandbox refuses anything above them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+
+from tests.support.processes import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MESSAGES = 5000
+SKUS = [f"SKU-{n:03d}" for n in range(200)]
+SCALE = 10.0
+CHANNELS = {
+    "UT": ("tatacliq", "token-ut", {"marketplace": "tatacliq", "token": "token-ut"}),
+    "UF": ("flipkart", json.dumps({"app_id": "app-uf", "app_secret": "secret-uf"}),
+           {"marketplace": "flipkart", "client_id": "app-uf", "token": "secret-uf", "quota_scale": SCALE}),
+    "UZ": ("amazon", json.dumps({"client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "refresh_token": "refresh-uz"}),
+           {"marketplace": "amazon", "client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "token": "refresh-uz",
+            "quota_scale": SCALE}),
+}
+
+
+def message(n: int, sku: str) -> tuple[str, bytes, int | Decimal]:
+    if n % 2 == 0:
+        rows = "".join(f'<EXTNInventoryItem ChannelID="{ch}" EAN="E-{sku}" ItemID="{sku}" Quantity="{n}"/>' for ch in CHANNELS)
+        return "inventory", f"<EXTNInventoryList><EXTNInventoryItemList>{rows}</EXTNInventoryItemList></EXTNInventoryList>".encode(), n
+    price = Decimal(1000 + n)  # whole rupees: every marketplace can take it
+    rows = "".join(f'<EXTNPriceItem ChannelID="{ch}" EAN="E-{sku}" ItemID="{sku}" MRP="99999.00" SellingPrice="{price}.00"/>'
+                   for ch in CHANNELS)
+    return "pricing", f"<EXTNPriceList><EXTNPriceItemList>{rows}</EXTNPriceItemList></EXTNPriceList>".encode(), price
+
+
+def pushed_values(call: dict) -> list[tuple[str, str, Decimal]]:
+    """(sku, field, value) for every value a sandbox call carried, whatever the marketplace."""
+    body, out = call["body"], []
+    if call["marketplace"] == "tatacliq":
+        for item in body:
+            if "quantity" in item:
+                out.append((item["sku"], "quantity", Decimal(item["quantity"])))
+            if "sellingPrice" in item:
+                out.append((item["sku"], "price", Decimal(str(item["sellingPrice"]))))
+    elif call["marketplace"] == "flipkart":
+        for sku, item in body.items():
+            for location in item.get("locations", []):
+                out.append((sku, "quantity", Decimal(location["inventory"])))
+            if "price" in item:
+                out.append((sku, "price", Decimal(str(item["price"]["selling_price"]))))
+    elif call["marketplace"] == "amazon":
+        messages = body.get("messages") if isinstance(body, dict) and "messages" in body else [body]
+        for entry in messages:
+            sku = entry.get("sku") or call["path"].rsplit("/", 1)[-1]
+            for patch in entry.get("patches", []):
+                value = patch["value"][0]
+                if patch["path"].endswith("fulfillment_availability"):
+                    out.append((sku, "quantity", Decimal(value["quantity"])))
+                if patch["path"].endswith("purchasable_offer"):
+                    out.append((sku, "price", Decimal(str(value["our_price"][0]["schedule"][0]["value_with_tax"]))))
+    return out
+
+
+def held(state: dict, field: str):
+    if field == "quantity":
+        return state.get("quantity")
+    return Decimal(str(state["selling_price"])) if "selling_price" in state else None
+
+
+def test_the_marketplaces_end_with_the_latest_values_and_never_go_back(stack_factory):
+    stack = stack_factory({ch: behaviour for ch, (_, _, behaviour) in CHANNELS.items()},
+                          push_lease_s=10, visibility_timeout_s=20, sweeper_deadline_s=5, sweeper_interval_s=2)
+    for channel_id, (marketplace, secret, _) in CHANNELS.items():
+        stack.add_channel(channel_id, secret, marketplace=marketplace, quota_scale=SCALE)
+    stack.start_sandbox()
+    queues = "oms,notifications,marketplace.tatacliq,marketplace.flipkart,marketplace.amazon"
+    workers = [stack.add_worker(queues, concurrency=2), stack.add_worker(queues, concurrency=2)]
+    stack.start_beat()
+    stack.start_bridge()
+
+    rng = random.Random(7)
+    last: dict[tuple[str, str], object] = {}
+    sent = threading.Event()
+
+    def oms():
+        for n in range(MESSAGES):
+            sku = rng.choice(SKUS)
+            operation, body, value = message(n, sku)
+            stack.put(operation, body)
+            last[(sku, "quantity" if operation == "inventory" else "price")] = value
+        sent.set()
+
+    started = time.monotonic()
+    threading.Thread(target=oms, daemon=True).start()
+    wait_for(lambda: stack.scalar("SELECT count(*) FROM inbox") > MESSAGES // 3, 120, "a third of the messages")
+    workers[0].kill()  # SIGKILL, mid-run
+    stack.start_worker(workers[0])
+    assert sent.wait(120)
+    wait_for(lambda: stack.scalar("SELECT count(*) FROM inbox WHERE status = 'received'") == 0
+             and stack.scalar("SELECT count(*) FROM listings WHERE dirty") == 0, 300, "everything pushed", interval=1)
+    elapsed = time.monotonic() - started
+
+    calls = sorted((c for c in stack.calls() if c["accepted"]), key=lambda c: c["id"])
+    for channel_id in CHANNELS:
+        state = stack.state(channel_id)
+        for (sku, field), value in last.items():
+            assert held(state.get(sku, {}), field) == value, f"{channel_id} {sku} {field}: {state.get(sku)} != {value}"
+        history = defaultdict(list)
+        for call in calls:
+            if call["channel"] == channel_id:
+                for sku, field, value in pushed_values(call):
+                    history[(sku, field)].append(value)
+        for key, values in history.items():
+            assert values == sorted(values), f"{channel_id} {key}: a push went back to an older value: {values}"
+        assert history, f"no pushes recorded for {channel_id}"
+    stats = stack.sandbox_stats()
+    assert stats["throttled"] == 0, f"the sandbox refused {stats['throttled']} calls over quota"
+    assert stack.scalar("SELECT count(*) FROM events WHERE level = 'error'") == 0
+    superseded = stack.scalar("SELECT count(*) FROM events WHERE name LIKE '%/superseded'")
+    print(f"\nlatest value wins: {MESSAGES} messages in {elapsed:.0f}s, {len(calls)} accepted calls, "
+          f"{superseded} superseded events, calls by status {stats['by_status']}")

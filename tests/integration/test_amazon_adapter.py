@@ -1,0 +1,371 @@
+"""The real Amazon adapter against the real sandbox server (in a thread): PATCHes, tokens, feeds, reads."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
+from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota
+from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
+from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
+from wheel.secrets import SecretStore
+
+CLIENT_ID = "amzn1.application-oa2-client.ua"
+CLIENT_SECRET = "client-SECRET-5e4f3a2b1c"
+REFRESH = "Atzr|refresh-SECRET-9d8c7b6a"
+SECRET_VALUES = (CLIENT_SECRET, REFRESH)
+# Every SP-API operation takes quota; the LWA token and the pre-signed URLs do not.
+UNMETERED = {"lwaToken", "uploadFeedDocument", "downloadFeedDocument"}
+
+
+class RecordingGate:
+    """A quota gate that never waits and remembers every operation it was asked for."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def acquire(self, operation: str) -> None:
+        self.operations.append(operation)
+
+
+@pytest.fixture
+def sandbox():
+    """The real sandbox server in a thread, as conftest's `sandbox`, but polling for shutdown every
+    20ms instead of 500ms (it is started for every test here)."""
+    app = SandboxApp()
+    server = serve(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    app.base_url = f"http://127.0.0.1:{server.server_port}"
+    yield app
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def gate() -> RecordingGate:
+    return RecordingGate()
+
+
+@pytest.fixture
+def connect(sandbox, tmp_path: Path):
+    """An adapter for channel UA, after telling the sandbox how UA behaves."""
+
+    def connect(options: dict | None = None, secret: str | None = None, **behaviour) -> AmazonAdapter:
+        sandbox.state.channels["UA"] = ChannelBehaviour(marketplace="amazon", token=REFRESH, client_id=CLIENT_ID,
+                                                        client_secret=CLIENT_SECRET, **behaviour)
+        if secret is None:
+            secret = json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH})
+        (tmp_path / "amazon-ua").write_text(secret)
+        channel = ChannelConfig(
+            id="UA", marketplace="amazon", base_url=f"{sandbox.base_url}/amazon", credentials_ref="amazon-ua",
+            options={"seller_id": "UA", "lwa_url": f"{sandbox.base_url}/amazon/auth/o2/token", **(options or {})},
+        )
+        return make_adapter(channel, HttpConfig(2, 10), SecretStore({}, tmp_path))
+
+    return connect
+
+
+def calls(sandbox, operation: str | None = None) -> list:
+    with sandbox.state.lock:
+        return [c for c in sandbox.state.calls if operation is None or c.operation == operation]
+
+
+def metered(sandbox) -> list[str]:
+    return [c.operation for c in calls(sandbox) if c.operation not in UNMETERED]
+
+
+def listings(sandbox) -> dict:
+    return sandbox.state.listings.get("UA", {})
+
+
+def push(adapter: AmazonAdapter, gate: RecordingGate, updates: list[ListingUpdate]) -> list[ItemResult]:
+    planned, refused = adapter.plan(updates)
+    assert refused == []
+    results = []
+    for n, call in enumerate(planned):
+        results += adapter.execute(call, gate, request_id=f"test-{n}")
+    return results
+
+
+def assert_no_secret(error: BaseException) -> None:
+    for secret in SECRET_VALUES:
+        assert secret not in str(error)
+
+
+def price(mrp: str, selling: str) -> Price:
+    return Price(mrp=Decimal(mrp), selling_price=Decimal(selling))
+
+
+# -- PATCH per SKU ---------------------------------------------------------------------------------
+
+
+def test_quantity_and_price_go_in_one_patch_per_sku_and_land_in_the_sandbox(sandbox, connect, gate):
+    adapter = connect()
+    updates = [
+        ListingUpdate("S1", "E1", quantity=5, price=price("499", "399.5")),
+        ListingUpdate("KURTA/RED #42", "E2", ranged=False, quantity=0),
+    ]
+    planned, _ = adapter.plan(updates)
+    assert [(c.kind, c.operation, len(c.updates)) for c in planned] == [("patch", "patchListingsItem", 1)] * 2
+
+    results = push(adapter, gate, updates)
+
+    assert sorted((r.sku, r.field, r.ok) for r in results) == [
+        ("KURTA/RED #42", "quantity", True), ("KURTA/RED #42", "ranged", True),
+        ("S1", "price", True), ("S1", "quantity", True)]
+    assert listings(sandbox) == {
+        "S1": {"product_type": "PRODUCT", "quantity": 5, "ranged": True, "selling_price": "399.50", "mrp": "499.00"},
+        "KURTA/RED #42": {"product_type": "PRODUCT", "quantity": 0, "ranged": False},
+    }
+    patches = calls(sandbox, "patchListingsItem")
+    assert [c.path for c in patches] == ["/amazon/listings/2021-08-01/items/UA/S1",
+                                         "/amazon/listings/2021-08-01/items/UA/KURTA/RED #42"]
+    assert [p["path"] for p in patches[0].body["patches"]] == [
+        "/attributes/fulfillment_availability", "/attributes/purchasable_offer", "/attributes/list_price"]
+    assert patches[0].body["patches"][1]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 399.5
+    assert [c.request_id for c in patches] == ["test-0", "test-1"]
+    assert gate.operations == ["getListingsItem", "patchListingsItem"] * 2 == metered(sandbox)
+
+
+def test_invalid_answer_fails_every_field_with_amazons_code(sandbox, connect, gate):
+    adapter = connect()
+    results = push(adapter, gate, [ListingUpdate("S1", "E1", quantity=3, price=price("100", "120"))])
+
+    assert {(r.field, r.ok, r.code) for r in results} == {("quantity", False, "90220"), ("price", False, "90220")}
+    assert all("higher than the maximum retail price" in r.message for r in results)
+    assert "quantity" not in listings(sandbox)["S1"]
+
+
+def test_a_sku_amazon_does_not_know_fails_without_a_patch(sandbox, connect, gate):
+    adapter = connect()
+    sandbox.state.listings["UA"] = {"GONE": {"deleted": True}}
+    results = push(adapter, gate, [ListingUpdate("GONE", "E1", quantity=3)])
+    assert results == [
+        ItemResult("GONE", "quantity", False, "NOT_FOUND", "SKU GONE is not listed on Amazon in A21TJRUUN4KGV")]
+    assert calls(sandbox, "patchListingsItem") == []
+
+
+def test_product_type_is_looked_up_once_per_sku(sandbox, connect, gate):
+    adapter = connect()
+    push(adapter, gate, [ListingUpdate("S1", "E1", quantity=1)])
+    push(adapter, gate, [ListingUpdate("S1", "E1", quantity=2)])
+    assert [c.operation for c in calls(sandbox) if c.operation != "lwaToken"] == [
+        "getListingsItem", "patchListingsItem", "patchListingsItem"]
+    assert listings(sandbox)["S1"]["quantity"] == 2
+
+
+def test_throttling_gives_a_transient_error_with_retry_after(sandbox, connect, gate):
+    adapter = connect(quotas={"patchListingsItem": [0.01, 1]})
+    push(adapter, gate, [ListingUpdate("S1", "E1", quantity=1)])
+    with pytest.raises(TransientError) as caught:
+        push(adapter, gate, [ListingUpdate("S1", "E1", quantity=2)])
+    assert caught.value.status == 429
+    assert 0 < caught.value.retry_after <= 100
+    assert "QuotaExceeded" in str(caught.value)
+    assert_no_secret(caught.value)
+
+
+def test_server_errors_are_transient_and_client_errors_permanent(sandbox, connect, gate):
+    adapter = connect(fail_status=503, fail_times=1)
+    with pytest.raises(TransientError) as transient:
+        push(adapter, gate, [ListingUpdate("S1", "E1", quantity=1)])
+    assert transient.value.status == 503
+    sandbox.state.channels["UA"].fail_status, sandbox.state.channels["UA"].fail_times = 400, 1
+    with pytest.raises(PermanentError) as permanent:
+        push(adapter, gate, [ListingUpdate("S1", "E1", quantity=1)])
+    assert permanent.value.code == "INJECTED_FAULT"
+    assert "x-amzn-RequestId" in str(permanent.value)
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def test_the_token_is_fetched_once_and_reused(sandbox, connect, gate):
+    adapter = connect()
+    push(adapter, gate, [ListingUpdate(f"S{n}", "E", quantity=n) for n in range(3)])
+    assert len(calls(sandbox, "lwaToken")) == 1
+    assert len(metered(sandbox)) == 6
+
+
+def test_the_token_is_renewed_a_minute_before_it_expires(sandbox, connect, gate):
+    # Issued for 61s, so the client keeps it for 1s.
+    adapter = connect(token_ttl_s=61)
+    push(adapter, gate, [ListingUpdate("S1", "E", quantity=1)])
+    push(adapter, gate, [ListingUpdate("S1", "E", quantity=2)])
+    assert len(calls(sandbox, "lwaToken")) == 1
+    time.sleep(1.1)
+    push(adapter, gate, [ListingUpdate("S1", "E", quantity=3)])
+    assert len(calls(sandbox, "lwaToken")) == 2
+    assert listings(sandbox)["S1"]["quantity"] == 3
+
+
+def test_a_token_the_sandbox_expired_early_is_refreshed_and_the_call_retried(sandbox, connect, gate):
+    adapter = connect()
+    push(adapter, gate, [ListingUpdate("S1", "E", quantity=1)])
+    with sandbox.state.lock:
+        for token, (channel, _) in list(sandbox.state.tokens.items()):
+            sandbox.state.tokens[token] = (channel, time.time() - 1)
+
+    results = push(adapter, gate, [ListingUpdate("S1", "E", quantity=2)])
+
+    assert [r.ok for r in results] == [True]
+    assert [(c.operation, c.status) for c in calls(sandbox)][-3:] == [
+        ("patchListingsItem", 403), ("lwaToken", 200), ("patchListingsItem", 200)]
+    assert gate.operations.count("patchListingsItem") == 3
+
+
+def test_a_refused_token_gives_auth_error_after_one_refresh(sandbox, connect, gate):
+    adapter = connect(refuse_token=True)
+    with pytest.raises(AuthError) as caught:
+        push(adapter, gate, [ListingUpdate("S1", "E", quantity=1)])
+    assert [(c.operation, c.status) for c in calls(sandbox)] == [
+        ("lwaToken", 200), ("getListingsItem", 403), ("lwaToken", 200), ("getListingsItem", 403)]
+    assert "Unauthorized" in str(caught.value)
+    assert_no_secret(caught.value)
+
+
+def test_wrong_credentials_are_an_auth_error_that_names_no_secret(sandbox, connect, gate):
+    adapter = connect(secret=json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                         "refresh_token": REFRESH + "-revoked"}))
+    with pytest.raises(AuthError) as caught:
+        push(adapter, gate, [ListingUpdate("S1", "E", quantity=1)])
+    assert "invalid_grant" in str(caught.value)
+    assert_no_secret(caught.value)
+    assert "revoked" not in str(caught.value)
+    assert gate.operations == []
+
+
+@pytest.mark.parametrize("secret", ["not json " + REFRESH, json.dumps({"client_id": CLIENT_ID, "refresh_token": REFRESH})],
+                         ids=["not-json", "missing-key"])
+def test_unusable_credentials_are_an_auth_error_that_names_no_secret(connect, secret):
+    with pytest.raises(AuthError) as caught:
+        connect(secret=secret)
+    assert "amazon-ua" in str(caught.value)
+    assert_no_secret(caught.value)
+
+
+def test_missing_credentials_and_seller_id_are_clear_errors(sandbox, connect, tmp_path):
+    with pytest.raises(PermanentError, match="options.seller_id"):
+        connect(options={"seller_id": ""})
+    channel = ChannelConfig(id="UB", marketplace="amazon", base_url="http://127.0.0.1:9/amazon",
+                            credentials_ref="amazon-ub", options={"seller_id": "UB"})
+    with pytest.raises(AuthError, match="WHEEL_SECRET_AMAZON_UB"):
+        make_adapter(channel, HttpConfig(1, 1), SecretStore({}, tmp_path))
+
+
+# -- JSON_LISTINGS_FEED ----------------------------------------------------------------------------
+
+
+def bulk_updates(count: int) -> list[ListingUpdate]:
+    # Every 50th SKU asks for a selling price above its MRP, which Amazon rejects.
+    return [ListingUpdate(f"B{n:03}", f"E{n}", quantity=n,
+                          price=price("1000", "1200.00" if n % 50 == 0 else f"{500 + n}.25"))
+            for n in range(count)]
+
+
+def test_a_feed_carries_300_skus_with_per_message_failures(sandbox, connect, gate):
+    adapter = connect(quotas={"searchListingsItems": [1000, 1000]})
+    updates = bulk_updates(300)
+    planned, _ = adapter.plan(updates)
+    assert [(c.kind, c.operation, len(c.updates)) for c in planned] == [("feed", "createFeed", 300)]
+
+    results = push(adapter, gate, updates)
+
+    bad = {f"B{n:03}" for n in range(0, 300, 50)}
+    assert len(results) == 600
+    assert {r.sku for r in results if not r.ok} == bad
+    assert {r.code for r in results if not r.ok} == {"90220"}
+    state = listings(sandbox)
+    assert state["B007"] == {"product_type": "PRODUCT", "quantity": 7, "ranged": True, "selling_price": "507.25",
+                             "mrp": "1000.00"}
+    assert "quantity" not in state["B050"]
+    (feed_call,) = calls(sandbox, "createFeed")
+    document = feed_call.body
+    assert document["header"] == {"sellerId": "UA", "version": "2.0", "issueLocale": "en_US"}
+    assert [m["messageId"] for m in document["messages"]] == list(range(1, 301))
+    assert document["messages"][7]["patches"][1]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 507.25
+    assert gate.operations == ["searchListingsItems"] * 15 + [
+        "createFeedDocument", "createFeed", "getFeed", "getFeedDocument"] == metered(sandbox)
+    assert [c.operation for c in calls(sandbox) if c.operation in UNMETERED] == [
+        "lwaToken", "uploadFeedDocument", "downloadFeedDocument"]
+
+
+def test_a_feed_skips_skus_amazon_does_not_know_and_reuses_known_product_types(sandbox, connect, gate):
+    adapter = connect(options={"bulk_threshold": 3})
+    sandbox.state.listings["UA"] = {"GONE": {"deleted": True}}
+    push(adapter, gate, [ListingUpdate("K1", "E", quantity=1)])  # K1's product type is now known
+
+    results = push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("K1", "K2", "GONE")])
+
+    assert sorted((r.sku, r.ok, r.code) for r in results) == [
+        ("GONE", False, "NOT_FOUND"), ("K1", True, None), ("K2", True, None)]
+    searches = [c for c in calls(sandbox, "searchListingsItems")]
+    assert len(searches) == 1
+    assert [m["sku"] for m in calls(sandbox, "createFeed")[0].body["messages"]] == ["K1", "K2"]
+
+
+def test_a_feed_is_polled_until_done(sandbox, connect, gate):
+    adapter = connect(options={"bulk_threshold": 2})
+    sandbox.handlers["amazon"].feed_processing_s = 0.8
+    results = push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
+    assert all(r.ok for r in results)
+    assert gate.operations.count("getFeed") >= 2  # IN_PROGRESS, then DONE after 0.5s + 1s
+    assert [c.status for c in calls(sandbox, "getFeed")][-1] == 200
+
+
+def test_a_feed_that_takes_too_long_is_transient_and_names_the_feed(sandbox, connect, gate):
+    adapter = connect(options={"bulk_threshold": 2, "feed_wait_s": 0.3})
+    sandbox.handlers["amazon"].feed_processing_s = 60
+    with pytest.raises(TransientError) as caught:
+        push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
+    feed_id = sandbox.handlers["amazon"].feeds.popitem()[0]
+    assert f"Amazon feed {feed_id}" in str(caught.value)
+    assert "IN_PROGRESS" in str(caught.value)
+
+
+# -- reading back ----------------------------------------------------------------------------------
+
+
+def test_read_listings_returns_what_was_pushed(sandbox, connect, gate):
+    adapter = connect()
+    push(adapter, gate, [ListingUpdate("S1", "E1", quantity=5, price=price("499", "399.5")),
+                         ListingUpdate("S2", "E2", ranged=False, quantity=0)])
+    sandbox.state.listings["UA"]["GONE"] = {"deleted": True}
+    gate.operations.clear()
+
+    read = adapter.read_listings(["S1", "S2", "GONE"], gate)
+
+    assert read == {
+        "S1": MarketplaceListing("S1", ranged=True, quantity=5, price=price("499.00", "399.50")),
+        "S2": MarketplaceListing("S2", ranged=False, quantity=0, price=None),
+        "GONE": MarketplaceListing("GONE"),
+    }
+    assert gate.operations == ["getListingsItem"] * 3
+
+
+def test_errors_never_carry_secrets(sandbox, connect, gate):
+    errors: list[MarketplaceError] = []
+    for behaviour in ({"refuse_token": True}, {"fail_status": 500}, {"fail_status": 429}, {"fail_status": 400}):
+        adapter = connect(**behaviour)
+        with pytest.raises(MarketplaceError) as caught:
+            push(adapter, gate, [ListingUpdate("S1", "E1", quantity=1)])
+        errors.append(caught.value)
+    assert [type(e) for e in errors] == [AuthError, TransientError, TransientError, PermanentError]
+    for error in errors:
+        assert_no_secret(error)
+
+
+def test_capabilities_are_the_documented_ones(connect):
+    capabilities = connect(options={"bulk_threshold": 50}).capabilities
+    assert capabilities.max_batch == {"patchListingsItem": 1, "createFeed": 25_000}
+    assert capabilities.quotas["createFeed"] == Quota(0.0083, 15)
+    assert (capabilities.bulk_threshold, capabilities.reads_listings, capabilities.ranging_needs_quantity) == (50, True, True)
+    assert connect().capabilities.bulk_threshold == 200

@@ -1,0 +1,223 @@
+"""Pure Amazon mapping: PATCH bodies, money as JSON numbers, feed documents, answers to ItemResults, planning."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
+from wheel.marketplaces.amazon import mapping
+
+INDIA = "A21TJRUUN4KGV"
+
+# A processing report shaped per listings-feed-processing-report-schema-v2.json (also validated
+# against it in test_spapi_models.py).
+REPORT = {
+    "header": {"sellerId": "A1SELLER", "version": "2.0", "feedId": "50014018890"},
+    "issues": [
+        {"messageId": 2, "sku": "S2", "code": "90220", "severity": "WARNING", "message": "just a warning"},
+        {"messageId": 3, "sku": "S3", "code": "8541", "severity": "ERROR", "message": "price above MRP",
+         "attributeName": "purchasable_offer"},
+        {"messageId": 3, "sku": "S3", "code": "9999", "severity": "ERROR", "message": "second error"},
+    ],
+    "summary": {"errors": 2, "warnings": 1, "messagesProcessed": 3, "messagesAccepted": 2, "messagesInvalid": 1},
+}
+
+
+def price(mrp: str, selling: str) -> Price:
+    return Price(mrp=Decimal(mrp), selling_price=Decimal(selling))
+
+
+def body_json(update: ListingUpdate, product_type: str = "SHIRT") -> dict:
+    """The PATCH body as Amazon receives it (money read back exactly)."""
+    return json.loads(mapping.dumps(mapping.patch_body(update, product_type, INDIA, "INR")), parse_float=Decimal)
+
+
+# -- PATCH bodies ---------------------------------------------------------------------------------
+
+
+def test_quantity_patch():
+    assert body_json(ListingUpdate("S1", "E1", quantity=7)) == {
+        "productType": "SHIRT",
+        "patches": [{"op": "replace", "path": "/attributes/fulfillment_availability",
+                     "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}]}],
+    }
+
+
+def test_price_patch_sets_the_offer_and_the_list_price():
+    assert body_json(ListingUpdate("S1", "E1", price=price("1299.5", "999"))) == {
+        "productType": "SHIRT",
+        "patches": [
+            {"op": "replace", "path": "/attributes/purchasable_offer",
+             "value": [{"marketplace_id": INDIA, "currency": "INR",
+                        "our_price": [{"schedule": [{"value_with_tax": Decimal("999.00")}]}]}]},
+            {"op": "replace", "path": "/attributes/list_price",
+             "value": [{"marketplace_id": INDIA, "currency": "INR", "value_with_tax": Decimal("1299.50")}]},
+        ],
+    }
+
+
+def test_quantity_and_price_share_one_body():
+    body = body_json(ListingUpdate("S1", "E1", ranged=True, quantity=3, price=price("10", "9")))
+    assert [p["path"] for p in body["patches"]] == [
+        "/attributes/fulfillment_availability", "/attributes/purchasable_offer", "/attributes/list_price"]
+
+
+def test_deranging_without_a_quantity_sends_quantity_zero():
+    body = body_json(ListingUpdate("S1", "E1", ranged=False))
+    assert body["patches"][0]["value"] == [{"fulfillment_channel_code": "DEFAULT", "quantity": 0}]
+
+
+def test_money_is_a_json_number_with_two_decimals():
+    text = mapping.dumps(mapping.patch_body(ListingUpdate("S1", "E1", price=price("499", "0.1")), "X", INDIA, "INR"))
+    assert '"value_with_tax":0.10}' in text
+    assert '"value_with_tax":499.00}' in text
+    mixed = {"a": Decimal("0.1") + Decimal("0.2"), "b": [1, True, None, "é"]}
+    assert mapping.dumps(mixed) == '{"a":0.30,"b":[1,true,null,"\\u00e9"]}'
+
+
+def test_a_float_never_becomes_money():
+    with pytest.raises(TypeError):
+        mapping.dumps({"value_with_tax": 499.0})
+
+
+def test_sku_is_escaped_in_the_path():
+    assert mapping.item_path("A1 SELLER", "KURTA/RED #42?") == (
+        "/listings/2021-08-01/items/A1%20SELLER/KURTA%2FRED%20%2342%3F")
+
+
+# -- feed documents -------------------------------------------------------------------------------
+
+
+def test_feed_document_numbers_patch_messages_from_one():
+    updates = [ListingUpdate("S1", "E1", quantity=1), ListingUpdate("S2", "E2", price=price("20", "15.5"))]
+    items = [(updates[0], "SHIRT"), (updates[1], "SHOES")]
+    document = json.loads(mapping.dumps(mapping.feed_document("A1SELLER", items, INDIA, "INR")))
+    assert document["header"] == {"sellerId": "A1SELLER", "version": "2.0", "issueLocale": "en_US"}
+    assert [(m["messageId"], m["sku"], m["operationType"], m["productType"]) for m in document["messages"]] == [
+        (1, "S1", "PATCH", "SHIRT"), (2, "S2", "PATCH", "SHOES")]
+    assert document["messages"][0]["patches"] == mapping.patches(updates[0], INDIA, "INR")
+
+
+def test_feed_requests():
+    assert mapping.create_feed_document_request() == {"contentType": "application/json; charset=UTF-8"}
+    assert mapping.create_feed_request("doc-1", INDIA) == {
+        "feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [INDIA], "inputFeedDocumentId": "doc-1"}
+
+
+# -- answers --------------------------------------------------------------------------------------
+
+
+def test_report_errors_fail_that_messages_fields_and_the_rest_succeed():
+    updates = [ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2),
+               ListingUpdate("S3", "E", ranged=True, quantity=3, price=price("10", "12"))]
+    assert mapping.report_results(updates, REPORT) == [
+        ItemResult("S1", "quantity", True), ItemResult("S2", "quantity", True),
+        ItemResult("S3", "price", False, "8541", "price above MRP"),
+        ItemResult("S3", "quantity", False, "8541", "price above MRP"),
+        ItemResult("S3", "ranged", False, "8541", "price above MRP"),
+    ]
+
+
+def test_a_report_error_outside_any_message_fails_every_message():
+    report = {**REPORT, "issues": [{"severity": "ERROR", "code": "4000001", "message": "not a feed"}]}
+    updates = [ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2)]
+    results = mapping.report_results(updates, report)
+    assert [(r.ok, r.code) for r in results] == [(False, "4000001")] * 2
+
+
+def test_accepted_submission_succeeds_for_every_field():
+    update = ListingUpdate("S1", "E", ranged=False, quantity=0)
+    answer = {"sku": "S1", "status": "ACCEPTED", "submissionId": "f1dc", "issues": []}
+    assert mapping.submission_results(update, answer) == [
+        ItemResult("S1", "quantity", True), ItemResult("S1", "ranged", True)]
+
+
+def test_invalid_submission_fails_with_the_first_error_issue():
+    answer = {"sku": "S1", "status": "INVALID", "submissionId": "f1dc", "issues": [
+        {"code": "100", "message": "a warning", "severity": "WARNING", "categories": []},
+        {"code": "90220", "message": "'our_price' is invalid", "severity": "ERROR", "categories": ["INVALID_PRICE"]},
+        {"code": "200", "message": "another error", "severity": "ERROR", "categories": []},
+    ]}
+    results = mapping.submission_results(ListingUpdate("S1", "E", quantity=1, price=price("2", "3")), answer)
+    assert results == [ItemResult("S1", "price", False, "90220", "'our_price' is invalid"),
+                       ItemResult("S1", "quantity", False, "90220", "'our_price' is invalid")]
+
+
+def test_an_unreadable_submission_answer_is_a_failure():
+    assert mapping.submission_results(ListingUpdate("S1", "E", quantity=1), None) == [
+        ItemResult("S1", "quantity", False, "UNREADABLE", "Amazon answered status None")]
+
+
+def test_listing_is_read_from_a_get_listings_item_answer():
+    answer = json.loads(json.dumps({
+        "sku": "S1",
+        "summaries": [{"marketplaceId": "A1F83G8C2ARO7P", "productType": "OTHER"},
+                      {"marketplaceId": INDIA, "productType": "SHIRT"}],
+        "attributes": {
+            "purchasable_offer": [{"marketplace_id": INDIA, "currency": "INR",
+                                   "our_price": [{"schedule": [{"value_with_tax": 399.5}]}]}],
+            "list_price": [{"marketplace_id": INDIA, "currency": "INR", "value_with_tax": 499}],
+            "fulfillment_availability": [{"fulfillment_channel_code": "DEFAULT", "quantity": 99}],
+        },
+        "fulfillmentAvailability": [{"fulfillmentChannelCode": "AMAZON_EU", "quantity": 1},
+                                    {"fulfillmentChannelCode": "DEFAULT", "quantity": 4}],
+    }), parse_float=Decimal)
+    assert mapping.product_type_of(answer, INDIA) == "SHIRT"
+    assert mapping.listing_from_item("S1", answer, INDIA) == MarketplaceListing(
+        "S1", ranged=True, quantity=4, price=price("499.00", "399.50"))
+    assert mapping.listing_from_item("S1", {"sku": "S1"}, INDIA) == MarketplaceListing("S1")
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+def updates(count: int) -> list[ListingUpdate]:
+    return [ListingUpdate(f"S{n}", "E", quantity=n) for n in range(count)]
+
+
+def test_below_the_threshold_each_sku_gets_its_own_patch():
+    calls, refused = mapping.plan([ListingUpdate("S1", "E", quantity=1, price=price("2", "1"))] + updates(198), 200)
+    assert refused == []
+    assert len(calls) == 199
+    assert {(c.kind, c.operation, len(c.updates)) for c in calls} == {("patch", "patchListingsItem", 1)}
+    assert calls[0].fields == {"quantity", "price"}
+
+
+def test_at_the_threshold_the_skus_go_in_one_feed():
+    (call,), _ = mapping.plan(updates(200), 200)
+    assert (call.kind, call.operation, len(call.updates), call.fields) == ("feed", "createFeed", 200, {"quantity"})
+
+
+def test_feeds_hold_at_most_25000_messages():
+    calls, _ = mapping.plan(updates(25_001), 200)
+    assert [len(c.updates) for c in calls] == [25_000, 1]
+
+
+@pytest.mark.parametrize(("update", "code", "refused_fields", "sent_fields"), [
+    (ListingUpdate("S", "E", quantity=-1, price=price("2", "1")), "INVALID_QUANTITY", {"quantity"}, {"price"}),
+    (ListingUpdate("S", "E", ranged=True), "QUANTITY_REQUIRED", {"ranged"}, None),
+    (ListingUpdate("S", "E", ranged=False, quantity=4), "INCONSISTENT_QUANTITY", {"ranged", "quantity"}, None),
+    (ListingUpdate("S", "E", quantity=1, price=price("2", "1.005")), "INVALID_PRICE", {"price"}, {"quantity"}),
+    (ListingUpdate("S", "E", price=price("0", "0")), "INVALID_PRICE", {"price"}, None),
+    (ListingUpdate("S", "E", price=price("NaN", "1")), "INVALID_PRICE", {"price"}, None),
+], ids=["negative-quantity", "listed-without-quantity", "deranged-with-stock", "three-decimals", "zero", "nan"])
+def test_values_amazon_cannot_take_are_refused_and_the_rest_still_goes(update, code, refused_fields, sent_fields):
+    calls, refused = mapping.plan([update], 200)
+    assert {(r.field, r.ok, r.code) for r in refused} == {(f, False, code) for f in refused_fields}
+    assert [c.fields for c in calls] == ([sent_fields] if sent_fields else [])
+
+
+def test_search_query_takes_up_to_20_skus_without_commas():
+    assert mapping.search_query(INDIA, ["A", "B"]) == {
+        "marketplaceIds": INDIA, "identifiers": "A,B", "identifiersType": "SKU", "includedData": "summaries",
+        "pageSize": 20}
+    for bad in ([], [f"S{n}" for n in range(21)], ["A,B"]):
+        with pytest.raises(ValueError):
+            mapping.search_query(INDIA, bad)
+
+
+def test_an_update_with_nothing_to_push_makes_no_call():
+    assert mapping.plan([ListingUpdate("S1", "E1")], 200) == ([], [])

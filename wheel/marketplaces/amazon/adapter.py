@@ -1,0 +1,237 @@
+"""The Amazon India adapter: a Listings Items PATCH per SKU, or a JSON_LISTINGS_FEED for bulk runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
+from wheel.marketplaces.amazon import mapping
+from wheel.marketplaces.amazon.client import LwaCredentials, SpApiClient, with_context
+from wheel.marketplaces.base import Call, Capabilities, ChannelConfig, HttpConfig, Quota, QuotaGate, QuotaWait
+from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
+from wheel.secrets import SecretNotFound, SecretStore
+
+# Documented defaults (marketplaces.md 1.3); a seller may be granted more.
+QUOTAS = {
+    "getListingsItem": Quota(5, 10),
+    "patchListingsItem": Quota(5, 5),
+    "searchListingsItems": Quota(5, 5),
+    "createFeedDocument": Quota(0.5, 15),
+    "createFeed": Quota(0.0083, 15),
+    "getFeed": Quota(2, 15),
+    "getFeedDocument": Quota(0.0222, 10),
+}
+DEFAULT_BULK_THRESHOLD = 200
+DEFAULT_FEED_WAIT_S = 900.0
+FIRST_POLL_WAIT_S, MAX_POLL_WAIT_S = 0.5, 30.0
+FEED_FINISHED = ("DONE", "FATAL", "CANCELLED")
+
+
+class AmazonAdapter:
+    marketplace = "amazon"
+
+    def __init__(self, channel: ChannelConfig, client: SpApiClient, *, seller_id: str,
+                 marketplace_id: str = mapping.INDIA, currency: str = "INR",
+                 bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.channel = channel
+        self.client = client
+        self.seller_id, self.marketplace_id, self.currency = seller_id, marketplace_id, currency
+        self.feed_wait_s = feed_wait_s
+        self._sleep = sleep
+        self.capabilities = Capabilities(
+            max_batch={"patchListingsItem": 1, "createFeed": mapping.MAX_FEED_MESSAGES},
+            quotas=QUOTAS, bulk_threshold=bulk_threshold, reads_listings=True,
+            # Deranging is quantity 0, so listing again needs the quantity to list with.
+            ranging_needs_quantity=True,
+        )
+        # SKU -> Amazon product type. A SKU's product type does not change once listed, so this
+        # per-instance cache saves a look-up per push (adapters are rebuilt when the channel changes).
+        self.product_types: dict[str, str] = {}
+
+    def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
+        return mapping.plan(updates, self.capabilities.bulk_threshold)
+
+    def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
+        if call.kind == "feed":
+            return self._execute_feed(call, quota, request_id)
+        if call.kind != "patch" or len(call.updates) != 1:
+            raise ValueError(f"not an Amazon call this adapter planned: {call.kind!r} with {len(call.updates)} SKUs")
+        (update,) = call.updates
+        types, missing = self._product_types([update.sku], quota, request_id)
+        if update.sku not in types:
+            return mapping.results_for(update, False, *missing[update.sku])
+        body = mapping.patch_body(update, types[update.sku], self.marketplace_id, self.currency)
+        answer = self.client.call("PATCH", mapping.item_path(self.seller_id, update.sku), "patchListingsItem", quota,
+                                  params=mapping.patch_query(self.marketplace_id), body=mapping.dumps(body),
+                                  request_id=request_id)
+        return mapping.submission_results(update, answer)
+
+    def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
+        out = {}
+        for sku in skus:
+            item = self._get_item(sku, quota, mapping.READ_INCLUDED_DATA, request_id=None)
+            if item is not None and (product_type := mapping.product_type_of(item, self.marketplace_id)):
+                self.product_types[sku] = product_type
+            out[sku] = mapping.listing_from_item(sku, item, self.marketplace_id)
+        return out
+
+    # -- product types ------------------------------------------------------------------------
+
+    def _product_types(self, skus: Sequence[str], quota: QuotaGate, request_id: str | None
+                       ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """Product types of `skus` (cached, else looked up), and why the others have none."""
+        missing: dict[str, tuple[str, str]] = {}
+        wanted = [s for s in dict.fromkeys(skus) if s not in self.product_types]
+        # One SKU: getListingsItem. Several: searchListingsItems by up to 20 SKUs at once; a SKU
+        # holding a comma cannot go in its comma-separated `identifiers`.
+        single = set(wanted) if len(wanted) == 1 else {s for s in wanted if "," in s}
+        batched = [s for s in wanted if s not in single]
+        for sku in single:
+            item = self._get_item(sku, quota, ("summaries",), request_id)
+            self._remember(sku, item, missing)
+        for start in range(0, len(batched), mapping.MAX_SEARCH_IDENTIFIERS):
+            chunk = batched[start:start + mapping.MAX_SEARCH_IDENTIFIERS]
+            answer = self.client.call("GET", mapping.search_path(self.seller_id), "searchListingsItems", quota,
+                                      params=mapping.search_query(self.marketplace_id, chunk), request_id=request_id)
+            found = {i.get("sku"): i for i in (answer or {}).get("items") or [] if isinstance(i, dict)}
+            for sku in chunk:
+                self._remember(sku, found.get(sku), missing)
+        return {s: self.product_types[s] for s in skus if s in self.product_types}, missing
+
+    def _remember(self, sku: str, item: Any, missing: dict[str, tuple[str, str]]) -> None:
+        product_type = mapping.product_type_of(item, self.marketplace_id) if item is not None else None
+        if product_type:
+            self.product_types[sku] = product_type
+        elif item is None:
+            # Patching needs an existing listing: creating one takes a full PUT with the
+            # product's attributes, which the OMS does not send.
+            missing[sku] = ("NOT_FOUND", f"SKU {sku} is not listed on Amazon in {self.marketplace_id}")
+        else:
+            missing[sku] = ("NO_PRODUCT_TYPE", f"Amazon gave no product type for SKU {sku}")
+
+    def _get_item(self, sku: str, quota: QuotaGate, included: Sequence[str], request_id: str | None) -> Any:
+        """getListingsItem's answer, or None when Amazon does not know the SKU (404)."""
+        try:
+            return self.client.call("GET", mapping.item_path(self.seller_id, sku), "getListingsItem", quota,
+                                    params=mapping.get_query(self.marketplace_id, included), request_id=request_id)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # -- JSON_LISTINGS_FEED -------------------------------------------------------------------
+
+    def _execute_feed(self, call: Call, quota: QuotaGate, request_id: str) -> list[ItemResult]:
+        types, missing = self._product_types([u.sku for u in call.updates], quota, request_id)
+        results = [r for u in call.updates if u.sku in missing for r in mapping.results_for(u, False, *missing[u.sku])]
+        sendable = [u for u in call.updates if u.sku in types]
+        if not sendable:
+            return results
+        document = mapping.feed_document(self.seller_id, [(u, types[u.sku]) for u in sendable],
+                                         self.marketplace_id, self.currency)
+        created = self.client.call("POST", mapping.FEED_DOCUMENTS, "createFeedDocument", quota,
+                                   body=mapping.dumps(mapping.create_feed_document_request()), request_id=request_id)
+        self.client.upload(_field(created, "url"), mapping.dumps(document).encode("utf-8"), mapping.FEED_CONTENT_TYPE)
+        feed = self.client.call("POST", mapping.FEEDS, "createFeed", quota, request_id=request_id,
+                                body=mapping.dumps(mapping.create_feed_request(_field(created, "feedDocumentId"),
+                                                                            self.marketplace_id)))
+        feed_id = _field(feed, "feedId")
+        try:
+            report = self._report(feed_id, quota, request_id)
+        except MarketplaceError as exc:
+            # The feed was submitted: its id must reach the event log whatever happens next.
+            raise with_context(exc, f"Amazon feed {feed_id} ({len(sendable)} SKUs)") from None
+        return results + mapping.report_results(sendable, report)
+
+    def _report(self, feed_id: str, quota: QuotaGate, request_id: str) -> Any:
+        deadline = time.monotonic() + self.feed_wait_s
+        feed = self._wait_for(feed_id, quota, request_id, deadline)
+        status = feed.get("processingStatus")
+        if status != "DONE":
+            raise TransientError(f"Amazon ended the feed with processingStatus {status}")
+        path = f"{mapping.FEED_DOCUMENTS}/{_field(feed, 'resultFeedDocumentId')}"
+        document = self._patiently(deadline, lambda: self.client.call("GET", path, "getFeedDocument", quota,
+                                                                      request_id=request_id))
+        return self.client.download(_field(document, "url"), document.get("compressionAlgorithm"))
+
+    def _wait_for(self, feed_id: str, quota: QuotaGate, request_id: str, deadline: float) -> dict:
+        """getFeed until the feed finishes, waiting 0.5s doubling to 30s between polls."""
+        pause = FIRST_POLL_WAIT_S
+        while True:
+            feed = self._patiently(deadline, lambda: self.client.call("GET", f"{mapping.FEEDS}/{feed_id}", "getFeed",
+                                                                      quota, request_id=request_id))
+            status = feed.get("processingStatus") if isinstance(feed, dict) else None
+            if status in FEED_FINISHED:
+                return feed
+            left = deadline - time.monotonic()
+            if left <= 0:
+                # Amazon may still apply it; a retry resubmits the same (latest) values.
+                raise TransientError(f"still {status} after {self.feed_wait_s:g}s of polling")
+            self._sleep(min(pause, left))
+            pause = min(pause * 2, MAX_POLL_WAIT_S)
+
+    def _patiently(self, deadline: float, request: Callable[[], Any]) -> Any:
+        """`request()`, waiting out QuotaWait until the deadline: once the feed is submitted, giving
+        up would only make the caller submit it again."""
+        while True:
+            try:
+                return request()
+            except QuotaWait as wait:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TransientError(f"out of {wait.operation} quota for {self.feed_wait_s:g}s") from None
+                self._sleep(min(wait.retry_in_s, left))
+
+
+def _field(answer: Any, name: str) -> str:
+    value = answer.get(name) if isinstance(answer, dict) else None
+    if not isinstance(value, str) or not value:
+        raise TransientError(f"Amazon's answer has no {name}")
+    return value
+
+
+def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore) -> AmazonAdapter:
+    """The adapter for one Amazon channel; credentials are the JSON secret
+    `{"client_id", "client_secret", "refresh_token"}` named by `channel.credentials_ref`."""
+    credentials = _credentials(channel, secrets)
+    options = channel.options
+    seller_id = options.get("seller_id")
+    if not isinstance(seller_id, str) or not seller_id.strip():
+        raise PermanentError(f"Amazon channel {channel.id} needs options.seller_id (the Merchant Token in "
+                             f"Seller Central)", code="CHANNEL_CONFIG")
+    bulk_threshold = options.get("bulk_threshold", DEFAULT_BULK_THRESHOLD)
+    feed_wait_s = options.get("feed_wait_s", DEFAULT_FEED_WAIT_S)
+    if isinstance(bulk_threshold, bool) or not isinstance(bulk_threshold, int) or bulk_threshold < 1:
+        raise PermanentError(f"Amazon channel {channel.id}: options.bulk_threshold must be a whole number >= 1",
+                             code="CHANNEL_CONFIG")
+    if isinstance(feed_wait_s, bool) or not isinstance(feed_wait_s, (int, float)) or feed_wait_s <= 0:
+        raise PermanentError(f"Amazon channel {channel.id}: options.feed_wait_s must be a positive number of seconds",
+                             code="CHANNEL_CONFIG")
+    client = SpApiClient(channel.base_url, options.get("lwa_url") or "https://api.amazon.com/auth/o2/token",
+                         credentials, http_config)
+    return AmazonAdapter(channel, client, seller_id=seller_id.strip(),
+                         marketplace_id=options.get("marketplace_id") or mapping.INDIA,
+                         currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
+                         feed_wait_s=float(feed_wait_s))
+
+
+def _credentials(channel: ChannelConfig, secrets: SecretStore) -> LwaCredentials:
+    ref = channel.credentials_ref
+    try:
+        raw = secrets.get(ref)
+    except SecretNotFound as exc:
+        raise AuthError(str(exc)) from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    keys = ("client_id", "client_secret", "refresh_token")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k].strip() for k in keys):
+        # Never echo the secret, not even part of it.
+        raise AuthError(f"the credentials {ref!r} of Amazon channel {channel.id} must be a JSON object with "
+                        f"non-empty client_id, client_secret and refresh_token")
+    return LwaCredentials(*(data[k].strip() for k in keys))

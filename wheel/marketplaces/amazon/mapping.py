@@ -1,0 +1,291 @@
+"""Pure mapping between domain updates and SP-API's Listings Items and JSON_LISTINGS_FEED shapes.
+
+No I/O here: request paths, query parameters and bodies are built from updates, and answers
+(submission responses, feed processing reports, listings items) are read back into ItemResults
+and MarketplaceListings. Money is Decimal throughout and written as a JSON number with two
+decimals by `dumps`, never through float.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
+from wheel.marketplaces.base import Call
+
+INDIA = "A21TJRUUN4KGV"
+ISSUE_LOCALE = "en_US"
+MAX_FEED_MESSAGES = 25_000  # listings-feed-schema-v2.json: messages.maxItems
+MAX_SEARCH_IDENTIFIERS = 20  # searchListingsItems: identifiers.maxItems and pageSize.maximum
+SELLER_FULFILLED = "DEFAULT"  # fulfillment_channel_code of merchant-fulfilled stock
+FEED_CONTENT_TYPE = "application/json; charset=UTF-8"  # exact string UNCONFIRMED (marketplaces.md 1.3)
+CENT = Decimal("0.01")
+
+LISTINGS_ITEMS = "/listings/2021-08-01/items"
+FEED_DOCUMENTS = "/feeds/2021-06-30/documents"
+FEEDS = "/feeds/2021-06-30/feeds"
+
+# What read_listings asks getListingsItem for: product type, price attributes, stock.
+READ_INCLUDED_DATA = ("summaries", "attributes", "fulfillmentAvailability")
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+def plan(updates: Sequence[ListingUpdate], bulk_threshold: int | None) -> tuple[list[Call], list[ItemResult]]:
+    """One PATCH per SKU, or JSON_LISTINGS_FEEDs of up to 25,000 SKUs once `bulk_threshold` SKUs wait.
+
+    Values Amazon cannot take are refused here, field by field; the rest of an update still goes.
+    """
+    sendable: list[ListingUpdate] = []
+    refused: list[ItemResult] = []
+    for update in updates:
+        if not update.fields:
+            continue  # nothing to push: a PATCH needs at least one operation
+        checked, refusals = _check(update)
+        refused.extend(refusals)
+        if checked is not None:
+            sendable.append(checked)
+    if bulk_threshold is not None and len(sendable) >= bulk_threshold:
+        calls = []
+        for start in range(0, len(sendable), MAX_FEED_MESSAGES):
+            chunk = tuple(sendable[start:start + MAX_FEED_MESSAGES])
+            calls.append(Call("createFeed", chunk, frozenset().union(*(u.fields for u in chunk)), kind="feed"))
+        return calls, refused
+    return [Call("patchListingsItem", (u,), u.fields, kind="patch") for u in sendable], refused
+
+
+def _check(update: ListingUpdate) -> tuple[ListingUpdate | None, list[ItemResult]]:
+    problems: dict[str, tuple[str, str]] = {}
+    # Amazon has no list/unlist switch that keeps the listing: deranging is quantity 0, so a
+    # `ranged` change is only as good as the quantity sent with it.
+    if update.quantity is not None and update.quantity < 0:
+        problems["quantity"] = ("INVALID_QUANTITY", f"quantity {update.quantity} is negative")
+        if update.ranged is not None:
+            problems["ranged"] = problems["quantity"]
+    elif update.ranged is True and update.quantity is None:
+        problems["ranged"] = ("QUANTITY_REQUIRED", "on Amazon a SKU is listed by sending its quantity; none was given")
+    elif update.ranged is False and update.quantity:
+        message = f"a deranged SKU must have quantity 0 on Amazon, not {update.quantity}"
+        problems["ranged"] = problems["quantity"] = ("INCONSISTENT_QUANTITY", message)
+    if update.price is not None:
+        price_problem = _price_problem(update.price)
+        if price_problem:
+            problems["price"] = ("INVALID_PRICE", price_problem)
+    refusals = [ItemResult(update.sku, f, False, code, message) for f, (code, message) in problems.items()]
+    if not problems:
+        return update, []
+    remaining = dataclasses.replace(update, **{f: None for f in problems})
+    return (remaining if remaining.fields else None), refusals
+
+
+def _price_problem(price: Price) -> str | None:
+    for name, value in (("mrp", price.mrp), ("selling price", price.selling_price)):
+        if not value.is_finite() or value <= 0:
+            return f"{name} {value} must be a positive amount"
+        if value != value.quantize(CENT):
+            # Rounding silently would push a price the OMS never set.
+            return f"{name} {value} has more than two decimal places"
+    return None
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def item_path(seller_id: str, sku: str) -> str:
+    # SKUs may hold '/', '#', spaces...: every reserved character is escaped.
+    return f"{LISTINGS_ITEMS}/{quote(seller_id, safe='')}/{quote(sku, safe='')}"
+
+
+def search_path(seller_id: str) -> str:
+    return f"{LISTINGS_ITEMS}/{quote(seller_id, safe='')}"
+
+
+def patch_query(marketplace_id: str) -> dict[str, str]:
+    return {"marketplaceIds": marketplace_id, "issueLocale": ISSUE_LOCALE}
+
+
+def get_query(marketplace_id: str, included_data: Sequence[str] = ("summaries",)) -> dict[str, str]:
+    return {"marketplaceIds": marketplace_id, "includedData": ",".join(included_data)}
+
+
+def search_query(marketplace_id: str, skus: Sequence[str]) -> dict[str, str | int]:
+    """Product types of up to 20 SKUs in one searchListingsItems call (identifiers are comma-separated)."""
+    if not 0 < len(skus) <= MAX_SEARCH_IDENTIFIERS or any("," in s for s in skus):
+        raise ValueError("search by 1 to 20 SKUs, none containing a comma")
+    return {"marketplaceIds": marketplace_id, "identifiers": ",".join(skus), "identifiersType": "SKU",
+            "includedData": "summaries", "pageSize": MAX_SEARCH_IDENTIFIERS}
+
+
+def patches(update: ListingUpdate, marketplace_id: str, currency: str) -> list[dict[str, Any]]:
+    """The JSON Patch operations carrying every field of `update`.
+
+    "replace" is what the brief asks for; it drops the attribute's other sub-fields (e.g.
+    lead_time_to_ship_max_days); "merge" (June 2025) would keep them.
+    """
+    out: list[dict[str, Any]] = []
+    # A deranging without a quantity still means quantity 0 (plan refuses the other cases).
+    quantity = update.quantity if update.quantity is not None else (0 if update.ranged is False else None)
+    if quantity is not None:
+        out.append({"op": "replace", "path": "/attributes/fulfillment_availability",
+                    "value": [{"fulfillment_channel_code": SELLER_FULFILLED, "quantity": quantity}]})
+    if update.price is not None:
+        # India prices include tax, hence value_with_tax. Whether `"audience": "ALL"` must be
+        # sent for a B2C offer is UNCONFIRMED; it is left out.
+        out.append({"op": "replace", "path": "/attributes/purchasable_offer",
+                    "value": [{"marketplace_id": marketplace_id, "currency": currency,
+                               "our_price": [{"schedule": [{"value_with_tax": update.price.selling_price}]}]}]})
+        # The MRP: the India attribute name and shape (list_price vs a maximum-retail-price
+        # attribute) is UNCONFIRMED per the brief (marketplaces.md 1.3); check the product type
+        # definition for A21TJRUUN4KGV before go-live.
+        out.append({"op": "replace", "path": "/attributes/list_price",
+                    "value": [{"marketplace_id": marketplace_id, "currency": currency,
+                               "value_with_tax": update.price.mrp}]})
+    return out
+
+
+def patch_body(update: ListingUpdate, product_type: str, marketplace_id: str, currency: str) -> dict[str, Any]:
+    """A ListingsItemPatchRequest."""
+    return {"productType": product_type, "patches": patches(update, marketplace_id, currency)}
+
+
+def feed_document(seller_id: str, items: Sequence[tuple[ListingUpdate, str]], marketplace_id: str,
+                  currency: str) -> dict[str, Any]:
+    """A JSON_LISTINGS_FEED of PATCH messages, numbered 1.. in the order of `items` (update, product type)."""
+    return {
+        "header": {"sellerId": seller_id, "version": "2.0", "issueLocale": ISSUE_LOCALE},
+        "messages": [
+            {"messageId": n, "sku": update.sku, "operationType": "PATCH", "productType": product_type,
+             "patches": patches(update, marketplace_id, currency)}
+            for n, (update, product_type) in enumerate(items, start=1)
+        ],
+    }
+
+
+def create_feed_document_request() -> dict[str, str]:
+    return {"contentType": FEED_CONTENT_TYPE}
+
+
+def create_feed_request(feed_document_id: str, marketplace_id: str) -> dict[str, Any]:
+    return {"feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [marketplace_id],
+            "inputFeedDocumentId": feed_document_id}
+
+
+def dumps(value: Any) -> str:
+    """JSON text in which every Decimal (only money here) is a number with exactly two decimals."""
+    if isinstance(value, Decimal):
+        return format(value.quantize(CENT), "f")
+    if isinstance(value, float):
+        raise TypeError("money must be a Decimal, not a float")
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+def results_for(update: ListingUpdate, ok: bool, code: str | None = None, message: str | None = None) -> list[ItemResult]:
+    """The same verdict on every field the update carries (`ranged` rides on the quantity patch)."""
+    return [ItemResult(update.sku, f, ok, code, message) for f in sorted(update.fields)]
+
+
+def submission_results(update: ListingUpdate, answer: Any) -> list[ItemResult]:
+    """Verdicts from a ListingsItemSubmissionResponse: HTTP 200 with INVALID is a business failure."""
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if status in ("ACCEPTED", "VALID"):
+        return results_for(update, True)
+    issues = answer.get("issues") if isinstance(answer, dict) else None
+    code, message = _first_error(issues) or (str(status or "UNREADABLE"), f"Amazon answered status {status!r}")
+    return results_for(update, False, code, message)
+
+
+def _first_error(issues: Any) -> tuple[str, str] | None:
+    listed = [i for i in issues or [] if isinstance(i, dict)]
+    chosen = next((i for i in listed if i.get("severity") == "ERROR"), None) or (listed[0] if listed else None)
+    if chosen is None:
+        return None
+    return str(chosen.get("code") or "ERROR"), str(chosen.get("message") or "")
+
+
+def report_results(updates: Sequence[ListingUpdate], report: Any) -> list[ItemResult]:
+    """Verdicts from a JSON_LISTINGS_FEED processing report; message n is updates[n - 1].
+
+    A message with an ERROR issue failed; the others were accepted. An ERROR issue with no
+    messageId (the feed as a whole could not be read) fails every message.
+    """
+    issues = report.get("issues") if isinstance(report, dict) else None
+    errors: dict[int | None, tuple[str, str]] = {}
+    for issue in issues or []:
+        if isinstance(issue, dict) and issue.get("severity") == "ERROR":
+            key = issue.get("messageId")
+            errors.setdefault(key if isinstance(key, int) else None,
+                              (str(issue.get("code") or "ERROR"), str(issue.get("message") or "")))
+    out = []
+    for n, update in enumerate(updates, start=1):
+        failure = errors.get(n) or errors.get(None)
+        out.extend(results_for(update, False, *failure) if failure else results_for(update, True))
+    return out
+
+
+def product_type_of(item: Any, marketplace_id: str) -> str | None:
+    """`summaries[].productType` for our marketplace (else the first summary's)."""
+    summaries = [s for s in (item.get("summaries") if isinstance(item, dict) else None) or [] if isinstance(s, dict)]
+    chosen = next((s for s in summaries if s.get("marketplaceId") == marketplace_id), summaries[0] if summaries else None)
+    product_type = chosen.get("productType") if chosen else None
+    return product_type if isinstance(product_type, str) and product_type else None
+
+
+def listing_from_item(sku: str, item: Any, marketplace_id: str) -> MarketplaceListing:
+    """What a getListingsItem answer says about stock and price (None where it says nothing)."""
+    if not isinstance(item, dict):
+        return MarketplaceListing(sku)
+    attributes = item.get("attributes") if isinstance(item.get("attributes"), dict) else {}
+    quantity = _quantity(item.get("fulfillmentAvailability"), "fulfillmentChannelCode")
+    if quantity is None:
+        quantity = _quantity(attributes.get("fulfillment_availability"), "fulfillment_channel_code")
+    selling = _money(_ours(attributes.get("purchasable_offer"), marketplace_id),
+                     "our_price", 0, "schedule", 0, "value_with_tax")
+    list_price = _ours(attributes.get("list_price"), marketplace_id)
+    mrp = _money(list_price, "value_with_tax")
+    if mrp is None:
+        mrp = _money(list_price, "value")
+    price = Price(mrp=mrp, selling_price=selling) if mrp is not None and selling is not None else None
+    return MarketplaceListing(sku, ranged=None if quantity is None else quantity > 0, quantity=quantity, price=price)
+
+
+def _quantity(entries: Any, channel_key: str) -> int | None:
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get(channel_key) == SELLER_FULFILLED:
+            quantity = entry.get("quantity")
+            return quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None
+    return None
+
+
+def _ours(entries: Any, marketplace_id: str) -> Any:
+    """The attribute entry for our marketplace (an entry without marketplace_id applies to all)."""
+    listed = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    return next((e for e in listed if e.get("marketplace_id") in (marketplace_id, None)), None)
+
+
+def _money(value: Any, *path: str | int) -> Decimal | None:
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        # Answers are parsed with parse_float=Decimal, so a float here was never money.
+        return None
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        return None
+    return amount.quantize(CENT) if amount.is_finite() else None

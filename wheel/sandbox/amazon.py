@@ -1,0 +1,513 @@
+"""Amazon SP-API as documented: Login with Amazon tokens, Listings Items (get, patch, search by SKU)
+and JSON_LISTINGS_FEED feeds, each operation under its documented quota.
+
+For convenience, a SKU the sandbox has never seen is created when it is first read (getListingsItem
+or searchListingsItems) with productType "PRODUCT", so tests and demos need no catalogue set-up.
+A listing whose state says `"deleted": true` answers 404, as a deleted listing would. Feeds are
+processed synchronously on createFeed; getFeed reports DONE once `feed_processing_s` has passed
+(0 by default: on the first poll). Pre-signed upload and download URLs live under `/amazon/_uploads`
+and `/amazon/_downloads` and, like S3's, need no token.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import time
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from wheel.sandbox.core import ChannelBehaviour, SandboxCore, json_response
+
+QUOTAS: dict[str, tuple[float, float]] = {
+    "getListingsItem": (5, 10),
+    "patchListingsItem": (5, 5),
+    "searchListingsItems": (5, 5),
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2, 15),
+    "getFeedDocument": (0.0222, 10),
+}
+INCLUDED_DATA = {"summaries", "attributes", "issues", "offers", "fulfillmentAvailability", "procurement",
+                 "relationships", "productTypes"}
+MAX_FEED_MESSAGES = 25_000
+# The sandbox's issue code for a value it rejects (Amazon's codes are not all published).
+ISSUE_CODE = "90220"
+ITEMS = "/amazon/listings/2021-08-01/items/<seller_id>"
+
+Handler = Callable[[str, ChannelBehaviour], tuple[Response, Any]]
+
+
+def spapi_error(status: int, code: str, message: str, details: str | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+    """SP-API's ErrorList body."""
+    entry = {"code": code, "message": message, **({"details": details} if details else {})}
+    return json_response({"errors": [entry]}, status, headers)
+
+
+class Amazon:
+    marketplace = "amazon"
+    quotas = QUOTAS
+
+    def __init__(self) -> None:
+        # Seconds a feed stays IN_PROGRESS after createFeed (set it to exercise the polling).
+        self.feed_processing_s = 0.0
+        self.documents: dict[str, dict[str, Any]] = {}  # feedDocumentId -> channel, content, compressed
+        self.feeds: dict[str, dict[str, Any]] = {}  # feedId -> channel, Feed fields, ready_at
+        self._feed_ids = itertools.count(50_000_000_001)
+
+    def rules(self) -> list[Rule]:
+        return [
+            Rule("/amazon/auth/o2/token", endpoint="token", methods=["POST"]),
+            Rule(ITEMS + "/<path:sku>", endpoint="get_item", methods=["GET"]),
+            Rule(ITEMS + "/<path:sku>", endpoint="patch_item", methods=["PATCH"]),
+            Rule(ITEMS, endpoint="search_items", methods=["GET"]),
+            Rule("/amazon/feeds/2021-06-30/documents", endpoint="create_feed_document", methods=["POST"]),
+            Rule("/amazon/feeds/2021-06-30/documents/<document_id>", endpoint="get_feed_document", methods=["GET"]),
+            Rule("/amazon/feeds/2021-06-30/feeds", endpoint="create_feed", methods=["POST"]),
+            Rule("/amazon/feeds/2021-06-30/feeds/<feed_id>", endpoint="get_feed", methods=["GET"]),
+            Rule("/amazon/_uploads/<document_id>", endpoint="upload", methods=["PUT"]),
+            Rule("/amazon/_downloads/<document_id>", endpoint="download", methods=["GET"]),
+        ]
+
+    # -- Login with Amazon ----------------------------------------------------------------------
+
+    def on_token(self, request: Request, core: SandboxCore) -> Response:
+        form = request.form
+        channel = ""
+        if form.get("grant_type") != "refresh_token":
+            response = _lwa_error("unsupported_grant_type", "grant_type must be refresh_token")
+        elif not all(form.get(k) for k in ("refresh_token", "client_id", "client_secret")):
+            response = _lwa_error("invalid_request", "refresh_token, client_id and client_secret are required")
+        else:
+            found = core.find_channel(self.marketplace, client_id=form["client_id"], token=form["refresh_token"],
+                                      client_secret=form["client_secret"])
+            if found is None:
+                response = _lwa_error("invalid_grant", "The request has an invalid grant parameter : refresh_token")
+            else:
+                channel, behaviour = found
+                if behaviour.delay_s:
+                    time.sleep(behaviour.delay_s)
+                # LWA's expires_in is whole seconds.
+                response = json_response({"access_token": core.issue_token(channel, behaviour.token_ttl_s),
+                                          "token_type": "bearer", "expires_in": math.ceil(behaviour.token_ttl_s)})
+        # Never record the form: it holds the channel's secrets.
+        core.record(request, self.marketplace, channel, response.status_code, "lwaToken")
+        return response
+
+    # -- Listings Items ---------------------------------------------------------------------------
+
+    def on_get_item(self, request: Request, core: SandboxCore, seller_id: str, sku: str) -> Response:
+        return self._serve(request, core, "getListingsItem",
+                           lambda channel, _: self._get_item(request, core, channel, sku))
+
+    def on_patch_item(self, request: Request, core: SandboxCore, seller_id: str, sku: str) -> Response:
+        return self._serve(request, core, "patchListingsItem",
+                           lambda channel, _: self._patch_item(request, core, channel, sku))
+
+    def on_search_items(self, request: Request, core: SandboxCore, seller_id: str) -> Response:
+        return self._serve(request, core, "searchListingsItems",
+                           lambda channel, _: self._search(request, core, channel))
+
+    def _get_item(self, request: Request, core: SandboxCore, channel: str, sku: str) -> tuple[Response, Any]:
+        marketplace_id, included, problem = _read_args(request)
+        if problem:
+            return problem, None
+        with core.lock:
+            listing = core.listing(channel, sku)
+            if listing.get("deleted"):
+                return spapi_error(404, "NOT_FOUND", f"SKU '{sku}' not found in marketplace {marketplace_id}"), None
+            listing.setdefault("product_type", "PRODUCT")
+            return json_response(_item(sku, listing, marketplace_id, included)), None
+
+    def _search(self, request: Request, core: SandboxCore, channel: str) -> tuple[Response, Any]:
+        marketplace_id, included, problem = _read_args(request)
+        if problem:
+            return problem, None
+        skus = [s for s in request.args.get("identifiers", "").split(",") if s]
+        if not skus or request.args.get("identifiersType") != "SKU":
+            problem = "the sandbox searches by identifiers with identifiersType=SKU only"
+            return spapi_error(400, "InvalidInput", problem), None
+        if len(skus) > 20:
+            return spapi_error(400, "InvalidInput", "identifiers takes at most 20 values"), None
+        try:
+            page_size, offset = int(request.args.get("pageSize", 10)), int(request.args.get("pageToken", 0))
+        except ValueError:
+            return spapi_error(400, "InvalidInput", "pageSize and pageToken must be whole numbers"), None
+        if not 1 <= page_size <= 20:
+            return spapi_error(400, "InvalidInput", "pageSize must be between 1 and 20"), None
+        with core.lock:
+            found = []
+            for sku in dict.fromkeys(skus):
+                listing = core.listing(channel, sku)
+                if not listing.get("deleted"):
+                    listing.setdefault("product_type", "PRODUCT")
+                    found.append(_item(sku, listing, marketplace_id, included))
+        answer: dict[str, Any] = {"numberOfResults": len(found), "items": found[offset:offset + page_size]}
+        if offset + page_size < len(found):
+            answer["pagination"] = {"nextToken": str(offset + page_size)}
+        return json_response(answer), None
+
+    def _patch_item(self, request: Request, core: SandboxCore, channel: str, sku: str) -> tuple[Response, Any]:
+        body, recorded = _json_body(request)
+        if not request.args.get("marketplaceIds"):
+            return spapi_error(400, "InvalidInput", "Missing required parameter marketplaceIds"), recorded
+        if not isinstance(body, dict):
+            return spapi_error(400, "InvalidInput", "The request body must be a JSON object"), recorded
+        problem = _request_problem(body.get("productType"), body.get("patches"))
+        if problem:
+            return spapi_error(400, "InvalidInput", problem), recorded
+        with core.lock:
+            listing = core.listing(channel, sku)
+            if listing.get("deleted"):
+                return spapi_error(404, "NOT_FOUND", f"SKU '{sku}' not found"), recorded
+            issues, changes = _evaluate(body["patches"], listing)
+            if issues:
+                status = "INVALID"
+            elif request.args.get("mode") == "VALIDATION_PREVIEW":
+                status = "VALID"
+            else:
+                _apply(listing, body["productType"], changes)
+                status = "ACCEPTED"
+        answer = {"sku": sku, "status": status, "submissionId": uuid.uuid4().hex, "issues": issues}
+        return json_response(answer), recorded
+
+    # -- Feeds ------------------------------------------------------------------------------------
+
+    def on_create_feed_document(self, request: Request, core: SandboxCore) -> Response:
+        return self._serve(request, core, "createFeedDocument",
+                           lambda channel, _: self._create_document(request, channel))
+
+    def on_create_feed(self, request: Request, core: SandboxCore) -> Response:
+        return self._serve(request, core, "createFeed", lambda channel, _: self._create_feed(request, core, channel))
+
+    def on_get_feed(self, request: Request, core: SandboxCore, feed_id: str) -> Response:
+        return self._serve(request, core, "getFeed", lambda channel, _: (self._feed(channel, feed_id), None))
+
+    def on_get_feed_document(self, request: Request, core: SandboxCore, document_id: str) -> Response:
+        return self._serve(request, core, "getFeedDocument",
+                           lambda channel, _: (self._document(request, channel, document_id), None))
+
+    def on_upload(self, request: Request, core: SandboxCore, document_id: str) -> Response:
+        with core.lock:
+            document = self.documents.get(document_id)
+            # Only input documents take uploads; S3 answers a bad pre-signed URL with 403.
+            accepted = document is not None and not document["compressed"]
+            if accepted:
+                document["content"] = request.get_data()
+        response = Response(status=200 if accepted else 403)
+        core.record(request, self.marketplace, document["channel"] if document else "", response.status_code,
+                    "uploadFeedDocument")
+        return response
+
+    def on_download(self, request: Request, core: SandboxCore, document_id: str) -> Response:
+        with core.lock:
+            document = self.documents.get(document_id)
+        if document is None or document["content"] is None:
+            response = Response(status=403)
+        else:
+            # Served as stored bytes, with no Content-Encoding: the client gunzips, as with S3.
+            response = Response(document["content"], mimetype="application/octet-stream")
+        core.record(request, self.marketplace, document["channel"] if document else "", response.status_code,
+                    "downloadFeedDocument")
+        return response
+
+    def _create_document(self, request: Request, channel: str) -> tuple[Response, Any]:
+        body, recorded = _json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("contentType"), str) or not body["contentType"]:
+            return spapi_error(400, "InvalidInput", "contentType is required"), recorded
+        document_id = f"amzn1.tortuga.sandbox.{uuid.uuid4().hex}"
+        self.documents[document_id] = {"channel": channel, "content": None, "compressed": False}
+        url = f"{request.host_url}amazon/_uploads/{document_id}"
+        return json_response({"feedDocumentId": document_id, "url": url}, 201), recorded
+
+    def _create_feed(self, request: Request, core: SandboxCore, channel: str) -> tuple[Response, Any]:
+        body, _ = _json_body(request)
+        if not isinstance(body, dict):
+            return spapi_error(400, "InvalidInput", "The request body must be a JSON object"), None
+        marketplaces = body.get("marketplaceIds")
+        document = self.documents.get(str(body.get("inputFeedDocumentId")))
+        if body.get("feedType") != "JSON_LISTINGS_FEED":
+            return spapi_error(400, "InvalidInput", "the sandbox processes feedType JSON_LISTINGS_FEED only"), None
+        if not isinstance(marketplaces, list) or not 1 <= len(marketplaces) <= 25:
+            return spapi_error(400, "InvalidInput", "marketplaceIds must list 1 to 25 marketplaces"), None
+        if document is None or document["channel"] != channel or document["content"] is None:
+            return spapi_error(400, "InvalidInput", "inputFeedDocumentId names no uploaded feed document"), None
+        try:
+            text = document["content"].decode("utf-8")
+            parsed, recorded = json.loads(text, parse_float=Decimal), json.loads(text)
+        except ValueError:
+            parsed = recorded = None
+        feed_id = str(next(self._feed_ids))
+        report, fatal = self._process(core, channel, feed_id, parsed, str(marketplaces[0]))
+        report_id = f"amzn1.tortuga.sandbox.{uuid.uuid4().hex}"
+        now = time.time()
+        with core.lock:
+            self.documents[report_id] = {"channel": channel, "content": gzip.compress(json.dumps(report).encode()),
+                                         "compressed": True}
+            self.feeds[feed_id] = {
+                "channel": channel, "ready_at": now + self.feed_processing_s, "fatal": fatal,
+                "feed": {"feedId": feed_id, "feedType": "JSON_LISTINGS_FEED", "marketplaceIds": marketplaces,
+                         "createdTime": _iso(now), "resultFeedDocumentId": report_id},
+            }
+        # The call log keeps the document itself, so a test can see every value pushed.
+        return json_response({"feedId": feed_id}, 202), recorded
+
+    def _process(self, core: SandboxCore, channel: str, feed_id: str, document: Any,
+                 marketplace_id: str) -> tuple[dict[str, Any], bool]:
+        """Apply each message like a PATCH; the processing report (listings-feed-processing-report
+        v2) and whether the feed as a whole was FATAL."""
+        header = document.get("header") if isinstance(document, dict) else None
+        messages = document.get("messages") if isinstance(document, dict) else None
+        seller = header.get("sellerId") if isinstance(header, dict) else None
+        report_header = {"sellerId": str(seller or channel), "version": "2.0", "feedId": feed_id}
+        if (not isinstance(header, dict) or header.get("version") != "2.0" or not isinstance(seller, str)
+                or not isinstance(messages, list) or not 1 <= len(messages) <= MAX_FEED_MESSAGES):
+            issue = {"severity": "ERROR", "code": "4000001",
+                     "message": "The feed is not a valid JSON_LISTINGS_FEED v2 document (header, 1 to 25,000 messages)"}
+            summary = {"errors": 1, "warnings": 0, "messagesProcessed": 0, "messagesAccepted": 0, "messagesInvalid": 0}
+            return {"header": report_header, "issues": [issue], "summary": summary}, True
+        issues: list[dict[str, Any]] = []
+        accepted = 0
+        for index, message in enumerate(messages, start=1):
+            found = self._process_message(core, channel, message)
+            if not found:
+                accepted += 1
+                continue
+            message_id = message.get("messageId") if isinstance(message, dict) else None
+            sku = message.get("sku") if isinstance(message, dict) else None
+            for issue in found:
+                entry = {"messageId": message_id if isinstance(message_id, int) else index,
+                         "code": issue["code"], "severity": "ERROR", "message": issue["message"]}
+                if isinstance(sku, str) and sku:
+                    entry["sku"] = sku
+                if issue.get("attributeNames"):
+                    entry["attributeName"] = issue["attributeNames"][0]
+                issues.append(entry)
+        summary = {"errors": len(issues), "warnings": 0, "messagesProcessed": len(messages),
+                   "messagesAccepted": accepted, "messagesInvalid": len(messages) - accepted}
+        return {"header": report_header, "issues": issues, "summary": summary}, False
+
+    def _process_message(self, core: SandboxCore, channel: str, message: Any) -> list[dict[str, Any]]:
+        if not isinstance(message, dict) or not isinstance(message.get("messageId"), int):
+            return [_issue("INVALID_ATTRIBUTE", "A message needs an integer messageId")]
+        sku = message.get("sku")
+        if not isinstance(sku, str) or not sku:
+            return [_issue("INVALID_ATTRIBUTE", "A message needs a sku")]
+        if message.get("operationType") != "PATCH":
+            return [_issue("INVALID_ATTRIBUTE", "the sandbox processes operationType PATCH only")]
+        problem = _request_problem(message.get("productType"), message.get("patches"))
+        if problem:
+            return [_issue("INVALID_ATTRIBUTE", problem)]
+        with core.lock:
+            listing = core.listing(channel, sku)
+            if listing.get("deleted"):
+                return [_issue("INVALID_ATTRIBUTE", f"SKU '{sku}' not found")]
+            issues, changes = _evaluate(message["patches"], listing)
+            if not issues:
+                _apply(listing, message["productType"], changes)
+        return issues
+
+    def _feed(self, channel: str, feed_id: str) -> Response:
+        feed = self.feeds.get(feed_id)
+        if feed is None or feed["channel"] != channel:
+            return spapi_error(404, "NOT_FOUND", f"Feed {feed_id} not found")
+        answer = dict(feed["feed"])
+        if feed["fatal"]:
+            answer.update(processingStatus="FATAL", processingEndTime=_iso(feed["ready_at"]))
+        elif time.time() < feed["ready_at"]:
+            answer.pop("resultFeedDocumentId")
+            answer.update(processingStatus="IN_PROGRESS", processingStartTime=answer["createdTime"])
+        else:
+            answer.update(processingStatus="DONE", processingStartTime=answer["createdTime"],
+                          processingEndTime=_iso(feed["ready_at"]))
+        return json_response(answer)
+
+    def _document(self, request: Request, channel: str, document_id: str) -> Response:
+        document = self.documents.get(document_id)
+        if document is None or document["channel"] != channel:
+            return spapi_error(404, "NOT_FOUND", f"Feed document {document_id} not found")
+        answer = {"feedDocumentId": document_id, "url": f"{request.host_url}amazon/_downloads/{document_id}"}
+        if document["compressed"]:
+            answer["compressionAlgorithm"] = "GZIP"
+        return json_response(answer)
+
+    # -- every SP-API operation: token, admission, record -----------------------------------------
+
+    def _serve(self, request: Request, core: SandboxCore, operation: str, handle: Handler) -> Response:
+        token = request.headers.get("x-amz-access-token", "")
+        channel = core.channel_for_token(token) if token else None
+        behaviour = core.channel(self.marketplace, channel) if channel else None
+        recorded = None
+        if behaviour is None:
+            details = ("Access token is missing in the request header." if not token
+                       else "The access token you provided is revoked, malformed or invalid.")
+            response = spapi_error(403, "Unauthorized", "Access to requested resource is denied.", details)
+            with core.lock:  # log the refusal under the channel the token was issued to, if any
+                channel = core.tokens.get(token, ("",))[0]
+        else:
+            refusal = core.admit(behaviour, channel, operation)
+            if refusal is not None:
+                response = _as_error_list(refusal)
+            else:
+                response, recorded = handle(channel, behaviour)
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        core.record(request, self.marketplace, channel, response.status_code, operation, recorded)
+        return response
+
+
+# -- validation and state ----------------------------------------------------------------------
+
+
+def _read_args(request: Request) -> tuple[str, list[str], Response | None]:
+    marketplace_id = request.args.get("marketplaceIds", "").split(",")[0]
+    included = [s for s in request.args.get("includedData", "summaries").split(",") if s]
+    if not marketplace_id:
+        return "", included, spapi_error(400, "InvalidInput", "Missing required parameter marketplaceIds")
+    unknown = set(included) - INCLUDED_DATA
+    if unknown:
+        problem = spapi_error(400, "InvalidInput", f"Unknown includedData: {', '.join(sorted(unknown))}")
+        return marketplace_id, included, problem
+    return marketplace_id, included, None
+
+
+def _json_body(request: Request) -> tuple[Any, Any]:
+    """The body with exact Decimal money (to apply), and with plain floats (for the call log)."""
+    raw = request.get_data()
+    try:
+        return json.loads(raw, parse_float=Decimal), json.loads(raw)
+    except ValueError:
+        return None, None
+
+
+def _request_problem(product_type: Any, patches: Any) -> str | None:
+    if not isinstance(product_type, str) or not product_type:
+        return "productType is required"
+    if not isinstance(patches, list) or not patches:
+        return "patches must list at least one JSON Patch operation"
+    for patch in patches:
+        if not isinstance(patch, dict) or patch.get("op") not in ("add", "replace", "merge", "delete"):
+            return "each patch needs op add, replace, merge or delete"
+        if not isinstance(patch.get("path"), str) or not patch["path"].startswith("/attributes/"):
+            return "each patch needs a path /attributes/<name>"
+        value = patch.get("value")
+        if patch["op"] != "delete" and (not isinstance(value, list) or not all(isinstance(v, dict) for v in value)):
+            return f"the value of {patch['path']} must be an array of objects"
+    return None
+
+
+def _evaluate(patches: list[dict], listing: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The issues that make the submission INVALID, and the changes it makes otherwise."""
+    issues, changes = [], {}
+    for patch in patches:
+        name = patch["path"].removeprefix("/attributes/")
+        entry = (patch.get("value") or [{}])[0] if patch["op"] != "delete" else {}
+        if patch["op"] == "delete" or name not in ("fulfillment_availability", "purchasable_offer", "list_price"):
+            continue  # other attributes are accepted and not modelled
+        if name == "fulfillment_availability":
+            quantity = entry.get("quantity")
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+                issues.append(_issue("INVALID_ATTRIBUTE", f"The quantity {quantity} is not a whole number >= 0.", name))
+            else:
+                changes["quantity"] = quantity
+            continue
+        path = ("our_price", 0, "schedule", 0, "value_with_tax") if name == "purchasable_offer" else ("value_with_tax",)
+        amount = _amount(entry, *path)
+        if amount is None and name == "list_price":
+            amount = _amount(entry, "value")
+        if amount is None or amount <= 0:
+            issues.append(_issue("INVALID_PRICE", f"The {name} value_with_tax must be a positive number.", name))
+        else:
+            changes["selling_price" if name == "purchasable_offer" else "mrp"] = amount
+    selling = changes.get("selling_price", _stored(listing, "selling_price"))
+    mrp = changes.get("mrp", _stored(listing, "mrp"))
+    if ("selling_price" in changes or "mrp" in changes) and selling is not None and mrp is not None and selling > mrp:
+        issues.append(_issue("INVALID_PRICE", f"The selling price ({selling}) is higher than the maximum retail "
+                                              f"price ({mrp}).", "purchasable_offer"))
+    return issues, changes
+
+
+def _apply(listing: dict[str, Any], product_type: str, changes: dict[str, Any]) -> None:
+    listing["product_type"] = product_type
+    if "quantity" in changes:
+        listing["quantity"] = changes["quantity"]
+        listing["ranged"] = changes["quantity"] > 0
+    for key in ("selling_price", "mrp"):
+        if key in changes:
+            listing[key] = f"{changes[key]:.2f}"
+
+
+def _issue(category: str, message: str, attribute: str | None = None) -> dict[str, Any]:
+    issue: dict[str, Any] = {"code": ISSUE_CODE, "message": message, "severity": "ERROR", "categories": [category]}
+    if attribute:
+        issue["attributeNames"] = [attribute]
+    return issue
+
+
+def _amount(value: Any, *path: str | int) -> Decimal | None:
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return None
+    return Decimal(value) if Decimal(value).is_finite() else None
+
+
+def _stored(listing: dict[str, Any], key: str) -> Decimal | None:
+    return Decimal(listing[key]) if listing.get(key) is not None else None
+
+
+def _item(sku: str, listing: dict[str, Any], marketplace_id: str, included: list[str]) -> dict[str, Any]:
+    """A listings Item with the data sets asked for (money as JSON numbers)."""
+    item: dict[str, Any] = {"sku": sku}
+    quantity = listing.get("quantity")
+    if "summaries" in included:
+        stamp = _iso(time.time())
+        item["summaries"] = [{
+            "marketplaceId": marketplace_id, "productType": listing["product_type"], "conditionType": "new_new",
+            "status": ["BUYABLE", "DISCOVERABLE"] if quantity else ["DISCOVERABLE"], "itemName": sku,
+            "createdDate": stamp, "lastUpdatedDate": stamp,
+        }]
+    if "attributes" in included:
+        attributes: dict[str, Any] = {}
+        if quantity is not None:
+            attributes["fulfillment_availability"] = [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}]
+        if listing.get("selling_price") is not None:
+            attributes["purchasable_offer"] = [{"marketplace_id": marketplace_id, "currency": "INR", "our_price": [
+                {"schedule": [{"value_with_tax": float(listing["selling_price"])}]}]}]
+        if listing.get("mrp") is not None:
+            attributes["list_price"] = [{"marketplace_id": marketplace_id, "currency": "INR",
+                                         "value_with_tax": float(listing["mrp"])}]
+        item["attributes"] = attributes
+    if "fulfillmentAvailability" in included:
+        item["fulfillmentAvailability"] = (
+            [{"fulfillmentChannelCode": "DEFAULT", "quantity": quantity}] if quantity is not None else [])
+    return item
+
+
+def _lwa_error(code: str, description: str) -> Response:
+    return json_response({"error": code, "error_description": description}, 400)
+
+
+def _as_error_list(refusal: Response) -> Response:
+    """The core's refusal (latency, faults, 429) in SP-API's ErrorList shape, headers kept."""
+    try:
+        body = json.loads(refusal.get_data())
+    except ValueError:
+        body = {}
+    headers = {k: v for k, v in refusal.headers.items() if k == "Retry-After"}
+    return spapi_error(refusal.status_code, str(body.get("code", "InternalFailure")),
+                       str(body.get("message", "")), headers=headers)
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
