@@ -457,9 +457,9 @@ def demo() -> None:
               help="Where to write the sandbox's channel config.")
 @click.pass_context
 def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) -> None:
-    """Seed the demo channels (UA succeeds, UB gets HTTP 500) and their sandbox tokens."""
+    """Seed the demo channels (Tata CLiQ UA succeeds, UB gets HTTP 500; Flipkart UF; Amazon UZ)."""
     from wheel.db.models import MARKETPLACES
-    from wheel.demo import DEMO_CHANNELS, DEMO_RETRY_DELAYS_S, sandbox_config as make_config
+    from wheel.demo import DEMO_CHANNELS, DEMO_RETRY_DELAYS_S, options, sandbox_config as make_config
     from wheel.services.channels import add_channel
 
     settings = _settings(ctx)
@@ -469,9 +469,10 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
         for channel in DEMO_CHANNELS:
             add_channel(session, channel_id=channel.id, marketplace=channel.marketplace,
                         base_url=f"{base}/{channel.marketplace}", credentials_ref=channel.credentials_ref,
-                        known_marketplaces=MARKETPLACES, retry_delays_s=DEMO_RETRY_DELAYS_S, replace=True)
+                        known_marketplaces=MARKETPLACES, retry_delays_s=DEMO_RETRY_DELAYS_S, replace=True,
+                        options=options(channel, base))
             secret = settings.secrets_dir / channel.credentials_ref
-            secret.write_text(channel.token)
+            secret.write_text(channel.secret)
             secret.chmod(0o600)
     Path(sandbox_config).parent.mkdir(parents=True, exist_ok=True)
     Path(sandbox_config).write_text(json.dumps(make_config(), indent=2))

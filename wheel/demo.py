@@ -1,8 +1,10 @@
-"""The demo channels `make run` seeds: UA succeeds, UB gets HTTP 500; UC is left unknown."""
+"""The demo channels `make run` seeds, one outcome each: UA (Tata CLiQ) succeeds, UB (Tata CLiQ)
+gets HTTP 500, UF (Flipkart) and UZ (Amazon) succeed; UC is left unknown."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -10,21 +12,30 @@ class DemoChannel:
     id: str
     marketplace: str
     credentials_ref: str
-    token: str
-    sandbox: dict  # the sandbox's behaviour for this channel, less the token
+    secret: str  # what Wheel reads (a token, or JSON credentials)
+    sandbox: dict  # the sandbox's side of the same channel
+    options: dict = field(default_factory=dict)
 
 
 DEMO_CHANNELS = (
-    DemoChannel("UA", "tatacliq", "tatacliq-ua", "demo-token-ua", {}),
-    DemoChannel("UB", "tatacliq", "tatacliq-ub", "demo-token-ub", {"fail_status": 500}),
+    DemoChannel("UA", "tatacliq", "tatacliq-ua", "demo-token-ua", {"token": "demo-token-ua"}),
+    DemoChannel("UB", "tatacliq", "tatacliq-ub", "demo-token-ub", {"token": "demo-token-ub", "fail_status": 500}),
+    DemoChannel("UF", "flipkart", "flipkart-uf", json.dumps({"app_id": "demo-app-uf", "app_secret": "demo-secret-uf"}),
+                {"client_id": "demo-app-uf", "token": "demo-secret-uf"}),
+    DemoChannel("UZ", "amazon", "amazon-uz",
+                json.dumps({"client_id": "demo-lwa-uz", "client_secret": "demo-lwa-secret-uz", "refresh_token": "demo-refresh-uz"}),
+                {"client_id": "demo-lwa-uz", "client_secret": "demo-lwa-secret-uz", "token": "demo-refresh-uz"},
+                {"seller_id": "UZ"}),
 )
 # Short, so that UB's failure shows within seconds in the demo.
 DEMO_RETRY_DELAYS_S = [0.5, 1.0, 2.0]
 
 
 def sandbox_config() -> dict:
-    return {
-        "channels": {
-            c.id: {"marketplace": c.marketplace, "token": c.token, **c.sandbox} for c in DEMO_CHANNELS
-        }
-    }
+    return {"channels": {c.id: {"marketplace": c.marketplace, **c.sandbox} for c in DEMO_CHANNELS}}
+
+
+def options(channel: DemoChannel, sandbox_url: str) -> dict:
+    if channel.marketplace == "amazon":
+        return {**channel.options, "lwa_url": f"{sandbox_url}/amazon/auth/o2/token"}
+    return dict(channel.options)

@@ -51,10 +51,12 @@ def record(session: Session, event: NewEvent) -> Recorded:
         "payload": _clean(event.payload),
         "dedupe_key": event.dedupe_key,
     }
-    statement = insert(Event).values(**values).returning(Event.id)
+    table = Event.__table__
+    statement = insert(table).values(**values).returning(table.c.id)
     if event.dedupe_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=[Event.dedupe_key])
-    new_id = session.execute(statement).scalar_one_or_none()
+        statement = statement.on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+    # Core, not the ORM: events are written often, and nothing needs them as objects.
+    new_id = session.connection().execute(statement).scalar_one_or_none()
     if new_id is None:
         existing = session.execute(
             select(Event.id).where(Event.dedupe_key == event.dedupe_key)

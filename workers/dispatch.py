@@ -8,7 +8,7 @@ from celery import Celery
 from workers import queues
 
 # Updates arriving this close together for one channel are pushed by one sync run.
-COALESCE_S = 0.2
+COALESCE_S = 0.3
 
 
 class Dispatcher:

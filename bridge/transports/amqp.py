@@ -126,6 +126,8 @@ class AmqpTransport:
     def fetch(self, queues: Sequence[str], *, max_messages: int, wait_s: float) -> list[Delivery]:
         self._ensure_consumer(queues)
         deadline = time.monotonic() + wait_s
+        # kombu sends heartbeats only when asked: without this an idle bridge is dropped by the broker.
+        self._connection.heartbeat_check()
         while not self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -63,6 +63,9 @@ def test_settings(**overrides) -> Settings:
         sweeper_interval_s=2,
         push_lease_s=15,
         push_retry_delays_s=[0.2, 0.4, 0.8],
+        # Well inside the short leases tests use: a call never outlives its claim.
+        http_connect_timeout_s=2,
+        http_read_timeout_s=3,
         **unique_queues(),
     )
     values.update(overrides)

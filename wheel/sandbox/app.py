@@ -65,6 +65,7 @@ class SandboxApp:
         return self.core
 
     def __call__(self, environ, start_response):
+        environ["wheel.sandbox.arrival"] = self.core.arrival()
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:
@@ -107,7 +108,7 @@ class SandboxApp:
         with self.core.lock:
             calls = [
                 {**vars(c), "accepted": c.accepted}
-                for c in self.core.calls
+                for c in sorted(self.core.calls, key=lambda c: c.id)
                 if c.id > since and (channel is None or c.channel == channel)
             ]
         return json_response({"calls": calls})

@@ -221,10 +221,17 @@ class SandboxCore:
         """The marketplace's record of a SKU (created empty); change it under `core.lock`."""
         return self.listings.setdefault(channel_id, {}).setdefault(sku, {})
 
+    def arrival(self) -> int:
+        with self.lock:
+            return next(self._ids)
+
     def record(self, request: Request, marketplace: str, channel: str, status: int,
                operation: str | None = None, body: Any = None) -> Call:
         with self.lock:
-            call = Call(id=next(self._ids), at=time.time(), marketplace=marketplace, channel=channel,
+            # Calls are numbered in the order they arrived (the app numbers each request first),
+            # so the log shows what the marketplace received first, not what it finished first.
+            call_id = request.environ.get("wheel.sandbox.arrival") or next(self._ids)
+            call = Call(id=call_id, at=time.time(), marketplace=marketplace, channel=channel,
                         method=request.method, path=request.path, status=status,
                         request_id=request.headers.get("X-Request-Id"), operation=operation, body=body)
             self.calls.append(call)

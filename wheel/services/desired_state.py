@@ -66,44 +66,49 @@ class Superseded:
 
 
 def apply(
-    session: Session, channel_id: str, operation: str, items: Sequence[RangingItem | InventoryItem | PriceItem], version: int
+    session: Session, operation: str, items_by_channel: dict[str, Sequence[RangingItem | InventoryItem | PriceItem]],
+    version: int,
 ) -> list[Superseded]:
-    """Record the items as the desired state at `version`; what they supersede, or are superseded by."""
+    """Record the items as the desired state at `version`; what they supersede, or are superseded by.
+
+    One message's items for all its channels at once: a handful of statements, whatever its size.
+    """
     name = FIELD_OF_OPERATION[operation]
-    skus = [item.sku for item in items]
-    version_col = getattr(Listing, f"{name}_version")
-    settled_col = getattr(Listing, f"{name}_settled")
+    keys = sorted((channel_id, item.sku, item) for channel_id, items in items_by_channel.items() for item in items)
+    if not keys:
+        return []
     # Make sure every row exists (waiting for a concurrent insert of the same SKU to commit), then
     # lock them in a fixed order (no deadlocks between workers) and see what they held.
     session.execute(
         text("INSERT INTO listings (channel_id, sku, ean) VALUES (:channel_id, :sku, :ean) ON CONFLICT DO NOTHING"),
-        [{"channel_id": channel_id, "sku": item.sku, "ean": item.ean} for item in sorted(items, key=lambda i: i.sku)],
+        [{"channel_id": channel_id, "sku": sku, "ean": item.ean} for channel_id, sku, item in keys],
     )
+    version_col = getattr(Listing, f"{name}_version")
+    settled_col = getattr(Listing, f"{name}_settled")
     current = {
-        row.sku: row
+        (row.channel_id, row.sku): row
         for row in session.execute(
-            select(Listing.sku, version_col.label("version"), settled_col.label("settled"), Listing.ranged)
-            .where(tuple_(Listing.channel_id, Listing.sku).in_([(channel_id, sku) for sku in skus]))
-            .order_by(Listing.sku)
+            select(Listing.channel_id, Listing.sku, version_col.label("version"), settled_col.label("settled"), Listing.ranged)
+            .where(tuple_(Listing.channel_id, Listing.sku).in_([(channel_id, sku) for channel_id, sku, _ in keys]))
+            .order_by(Listing.channel_id, Listing.sku)
             .with_for_update()
         )
     }
-    superseded: dict[tuple[int, str], Superseded] = {}
+    superseded: dict[tuple[int, str, str], Superseded] = {}
 
-    def supersede(inbox_id: int, op: str, item: dict) -> None:
-        superseded.setdefault((inbox_id, op), Superseded(inbox_id, op, channel_id)).items.append(item)
+    def supersede(inbox_id: int, op: str, channel_id: str, item: dict) -> None:
+        superseded.setdefault((inbox_id, op, channel_id), Superseded(inbox_id, op, channel_id)).items.append(item)
 
     params = []
-    for item in items:
-        row = current.get(item.sku)
-        value_op = operation
+    for channel_id, sku, item in keys:
+        row = current.get((channel_id, sku))
         if row is not None and row.version > version:
-            supersede(version, value_op, item.as_dict())  # a newer value is already in place
+            supersede(version, operation, channel_id, item.as_dict())  # a newer value is already in place
             continue
         if row is not None and row.settled < row.version < version:
             # The value waiting to be pushed will never be: this one replaces it.
             old_op = operation if name != "ranged" else ("ranging" if row.ranged else "deranging")
-            supersede(row.version, old_op, {"sku": item.sku})
+            supersede(row.version, old_op, channel_id, {"sku": sku})
         params.append(_params(channel_id, name, item, version))
     if params:
         session.execute(UPSERT[name], params)

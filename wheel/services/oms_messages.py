@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.db.models import Channel, InboxMessage
@@ -50,7 +50,11 @@ def process_message(
 ) -> Processed:
     """Parse the message and record what it wants; idempotent (a processed message is left alone)."""
     result = Processed(inbox_id)
-    with sessions.begin() as session:
+    with sessions.begin() as session, session.no_autoflush:
+        # Safe without waiting for the disk: if Postgres crashes and loses this commit, the message
+        # is still `received` and the sweeper processes it again; and any later synchronous commit
+        # (a push settling) flushes this one first, the log being sequential.
+        session.execute(text("SET LOCAL synchronous_commit = off"))
         message = session.execute(
             select(InboxMessage).where(InboxMessage.id == inbox_id).with_for_update()
         ).scalar_one_or_none()
@@ -99,6 +103,7 @@ def process_message(
             channel.id: channel
             for channel in session.execute(select(Channel).where(Channel.id.in_(list(by_channel)))).scalars()
         }
+        known = {}
         for channel_id, channel_items in by_channel.items():
             channel = channels.get(channel_id)
             if channel is None or not channel.enabled:
@@ -111,18 +116,21 @@ def process_message(
                     channel_id=channel_id,
                 )
                 continue
-            superseded = desired_state.apply(session, channel_id, operation, channel_items, message.id)
-            _log_superseded(session, channel, superseded, message.id, oms_event.id)
+            known[channel_id] = channel_items
             result.channels.append((channel_id, channel.marketplace))
+        superseded = desired_state.apply(session, operation, known, message.id)
+        if superseded:
+            _log_superseded(session, channels, superseded, message.id, oms_event.id)
         message.status = "processed"
         message.processed_at = func.now()
     return result
 
 
-def _log_superseded(session: Session, channel: Channel, superseded, inbox_id: int, oms_event_id: int) -> None:
+def _log_superseded(session: Session, channels: dict[str, Channel], superseded, inbox_id: int, oms_event_id: int) -> None:
     parents = desired_state.event_parents(session, [s.inbox_id for s in superseded if s.inbox_id != inbox_id])
     parents[inbox_id] = oms_event_id
     for group in superseded:
+        channel = channels[group.channel_id]
         record(session, NewEvent(
             type="domain", name=f"{group.operation}/superseded", level="info",
             parent_id=parents.get(group.inbox_id), channel_id=channel.id, marketplace=channel.marketplace,

@@ -31,12 +31,16 @@ from wheel.services.desired_state import event_parents
 
 log = logging.getLogger("wheel.sync")
 
+# A change waits this long before it is pushed, so that a burst of updates to a SKU goes out as one.
+SETTLE_S = 0.3
+
 CLAIM = text(
     """
     UPDATE listings SET lease_until = now() + make_interval(secs => :lease), claimed_by = :worker
      WHERE (channel_id, sku) IN (
            SELECT channel_id, sku FROM listings
             WHERE channel_id = :channel AND dirty AND next_attempt_at <= now()
+              AND dirty_since <= now() - make_interval(secs => :settle)
               AND (lease_until IS NULL OR lease_until < now())
             ORDER BY dirty_since, sku
             LIMIT :limit
@@ -124,10 +128,15 @@ def run_sync(
         if not claimed:
             break
         outcome.skus += len(claimed)
-        stop = _push(sessions, channel, adapter, gate, worker, claimed, delays, outcome)
+        # A call is only made while the lease has at least half its time left: a push made after
+        # the lease ran out could land after a newer value another worker pushed meanwhile.
+        deadline = time.monotonic() + lease_s / 2
+        stop = _push(sessions, channel, adapter, gate, worker, claimed, delays, outcome, deadline)
         if stop:
             break
-    outcome.more = outcome.retry_in_s is None and _dirty_ready(sessions, channel_id)
+    if outcome.retry_in_s is None and _dirty_ready(sessions, channel_id):
+        # More is waiting: come back once the newest of it has settled.
+        outcome.more, outcome.retry_in_s = True, SETTLE_S
     return outcome
 
 
@@ -156,7 +165,8 @@ def _dirty_ready(sessions, channel_id: str) -> bool:
 
 def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int) -> list[Claimed]:
     with sessions.begin() as session:
-        rows = session.execute(CLAIM, {"channel": channel.id, "worker": worker, "lease": lease_s, "limit": limit}).all()
+        rows = session.execute(CLAIM, {"channel": channel.id, "worker": worker, "lease": lease_s, "limit": limit,
+                                       "settle": SETTLE_S}).all()
     claimed = []
     # RETURNING keeps no order: push the longest-waiting first, in SKU order.
     for row in sorted(rows, key=lambda r: (r.dirty_since, r.sku)):
@@ -184,7 +194,7 @@ def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int) ->
 
 
 def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, worker: str,
-          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome) -> bool:
+          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome, deadline: float) -> bool:
     """Plan and make the calls for the claimed listings. True when the run should stop."""
     if adapter.capabilities.ranging_needs_quantity:
         # Listing here means making stock available: a SKU ranged before any quantity is known is
@@ -203,6 +213,10 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
     if refused:
         outcome.alerts += _settle(sessions, channel, worker, by_sku, refused, {})
     for index, call in enumerate(calls):
+        if time.monotonic() > deadline:
+            _release(sessions, channel.id, worker, _remaining(calls[index:]))
+            outcome.retry_in_s = 0.0
+            return True
         request_id = f"wheel-sync-{channel.id}-{int(time.time() * 1000)}-{index}"
         if channel.shadow:
             results = [ItemResult(u.sku, f, True) for u in call.updates for f in call.fields if f in u.fields]
