@@ -575,7 +575,7 @@ def resync(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all:
         while True:
             outcome = run_sync(sessions, channel_id, adapters=lambda _: adapter, gate_for=lambda *_: gate,
                                worker=f"wheelctl-resync:{os.getpid()}", lease_s=settings.push_lease_s,
-                               default_retry_delays_s=settings.push_retry_delays_s, time_budget_s=5)
+                               default_retry_delays_s=settings.push_retry_delays_s, time_budget_s=5, settle_s=0)
             pushed, calls, failures = pushed + outcome.skus, calls + outcome.calls, failures + len(outcome.alerts)
             progress.update(task, completed=min(pushed, marked))
             if outcome.retry_in_s is not None:

@@ -25,7 +25,7 @@ from tests.support import services
 from tests.support.processes import wait_for
 from tests.support.stack import Stack
 
-SCALE = float(os.environ.get("BENCH_QUOTA_SCALE", "20"))
+SCALE = float(os.environ.get("BENCH_QUOTA_SCALE", "5"))
 SKUS = [f"SKU-{n:04d}" for n in range(2000)]
 MESSAGES, ITEMS = 2000, 10
 OUT = Path("build/bench/marketplaces.json")
@@ -85,6 +85,7 @@ def main() -> None:
         ingest_s = time.monotonic() - started
         # Push: the marketplace workers.
         started = time.monotonic()
+        push_started_db = stack.scalar("SELECT extract(epoch FROM now())")
         stack.add_worker("marketplace.amazon", concurrency=2)
         stack.add_worker("marketplace.flipkart", concurrency=2)
         wait_for(lambda: stack.scalar("SELECT count(*) FROM listings WHERE dirty") == 0, 900, "everything pushed", interval=0.5)
@@ -105,28 +106,35 @@ def main() -> None:
                 "SELECT coalesce(sum(jsonb_array_length(payload->'items')), 0) FROM events "
                 "WHERE channel_id = :c AND name IN ('inventory/succeeded', 'pricing/succeeded')", c=channel_id)
             received = sum(updates["inventory"].values()) + sum(updates["pricing"].values())
+            last = stack.scalar("SELECT extract(epoch FROM max(created_at)) FROM events WHERE channel_id = :c "
+                                "AND name IN ('inventory/succeeded', 'pricing/succeeded')", c=channel_id)
             result[marketplace] = {
                 "calls": sum(by_op.values()),
                 "min_calls": sum(min_by_op.values()),
-                "wall_s": round(push_s, 2),
+                # Both channels' workers start together; each channel's time is to its last push.
+                "wall_s": round(float(last) - float(push_started_db), 2),
                 "min_wall_s": round(max(min_by_op[op] / rate[op] for op in min_by_op), 2),
                 "coalesced": received - int(pushed_fields),
                 "stale_pushes": 0,  # a push never carries an older value: see test_latest_value_wins
                 "http_429": sum(1 for c in mine if c["status"] == 429),
+                # Look-ups (Flipkart FSNs, Amazon product types), cached after the first: not pushes.
+                "lookups": sum(1 for c in calls if c["channel"] == channel_id and c["operation"] not in QUOTAS[marketplace]
+                               and c["operation"] not in ("lwaToken", "token")),
                 "outcome_events": pushes,
             }
         result["ingest_s"] = round(ingest_s, 2)
+        result["push_s"] = round(push_s, 2)
         result["quota_scale"] = SCALE
     finally:
         stack.stop()
         services.delete_queues(services.TEST_AMQP_URL, [*settings.oms_queues.values(), settings.queue_backout])
         redis.Redis.from_url(settings.redis_url).flushdb()
     print(f"  ingest (bridge + parsing into desired state): {result['ingest_s']:.1f}s")
-    print(f"  {'marketplace':<10} {'calls':>6} {'min':>6} {'ratio':>6} {'wall s':>7} {'min s':>7} {'ratio':>6} {'coalesced':>9} {'429s':>5}")
+    print(f"  {'marketplace':<10} {'calls':>6} {'min':>6} {'ratio':>6} {'wall s':>7} {'min s':>7} {'ratio':>6} {'coalesced':>9} {'429s':>5} {'look-ups':>8}")
     for marketplace in ("amazon", "flipkart"):
         r = result[marketplace]
         print(f"  {marketplace:<10} {r['calls']:>6} {r['min_calls']:>6} {r['calls'] / r['min_calls']:>6.2f} "
-              f"{r['wall_s']:>7.1f} {r['min_wall_s']:>7.1f} {r['wall_s'] / r['min_wall_s']:>6.2f} {r['coalesced']:>9} {r['http_429']:>5}")
+              f"{r['wall_s']:>7.1f} {r['min_wall_s']:>7.1f} {r['wall_s'] / r['min_wall_s']:>6.2f} {r['coalesced']:>9} {r['http_429']:>5} {r['lookups']:>8}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  written to {OUT}")

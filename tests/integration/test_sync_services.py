@@ -48,7 +48,7 @@ def send(sessions, queue, body):
 
 def sync(sessions, adapters, channel="UA", worker="w:1", delays=(0.01, 0.01)):
     return run_sync(sessions, channel, adapters=adapters, gate_for=lambda ch, ad: NoQuota(), worker=worker,
-                    lease_s=30, default_retry_delays_s=list(delays), time_budget_s=10)
+                    lease_s=30, default_retry_delays_s=list(delays), time_budget_s=10, settle_s=0)
 
 
 def events(sessions, name=None):

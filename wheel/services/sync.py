@@ -102,6 +102,7 @@ def run_sync(
     lease_s: int,
     default_retry_delays_s: Sequence[float],
     time_budget_s: float = 20.0,
+    settle_s: float = SETTLE_S,
 ) -> SyncOutcome:
     outcome = SyncOutcome(channel_id)
     with sessions() as session:
@@ -116,7 +117,7 @@ def run_sync(
         adapter = adapters(channel_config(channel))
     except (MarketplaceError, UnknownMarketplace) as exc:
         # Nothing can be pushed (no credentials, a setting missing): fail what is waiting, loudly.
-        claimed = _claim(sessions, channel, worker, lease_s, 500)
+        claimed = _claim(sessions, channel, worker, lease_s, 500, 0.0)
         outcome.alerts += _settle_failure(sessions, channel, worker, claimed, "system/processing-failed",
                                           {"error": str(exc), "kind": "auth" if isinstance(exc, AuthError) else "configuration"})
         outcome.more = bool(claimed)
@@ -124,7 +125,7 @@ def run_sync(
     gate = gate_for(channel, adapter)
     started = time.monotonic()
     while time.monotonic() - started < time_budget_s:
-        claimed = _claim(sessions, channel, worker, lease_s, _claim_size(sessions, channel, adapter))
+        claimed = _claim(sessions, channel, worker, lease_s, _claim_size(sessions, channel, adapter), settle_s)
         if not claimed:
             break
         outcome.skus += len(claimed)
@@ -136,7 +137,7 @@ def run_sync(
             break
     if outcome.retry_in_s is None and _dirty_ready(sessions, channel_id):
         # More is waiting: come back once the newest of it has settled.
-        outcome.more, outcome.retry_in_s = True, SETTLE_S
+        outcome.more, outcome.retry_in_s = True, settle_s
     return outcome
 
 
@@ -149,8 +150,10 @@ def _claim_size(sessions, channel: Channel, adapter: MarketplaceAdapter) -> int:
             )
         if waiting >= caps.bulk_threshold:
             return min(waiting, 25_000)
+    # Big enough that calls go out full (a batch splits by operation), small enough to push
+    # within half a lease.
     biggest = max(caps.max_batch.values(), default=10)
-    return max(4, min(biggest * 4, 500))
+    return max(40, min(biggest * 20, 500))
 
 
 def _dirty_ready(sessions, channel_id: str) -> bool:
@@ -163,10 +166,10 @@ def _dirty_ready(sessions, channel_id: str) -> bool:
         ))
 
 
-def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int) -> list[Claimed]:
+def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int, settle_s: float) -> list[Claimed]:
     with sessions.begin() as session:
         rows = session.execute(CLAIM, {"channel": channel.id, "worker": worker, "lease": lease_s, "limit": limit,
-                                       "settle": SETTLE_S}).all()
+                                       "settle": settle_s}).all()
     claimed = []
     # RETURNING keeps no order: push the longest-waiting first, in SKU order.
     for row in sorted(rows, key=lambda r: (r.dirty_since, r.sku)):
@@ -212,11 +215,24 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
     calls, refused = adapter.plan(updates)
     if refused:
         outcome.alerts += _settle(sessions, channel, worker, by_sku, refused, {})
+    # Verdicts of the calls that went through, settled together when the batch ends: one
+    # transaction instead of one a call, and no SKU is released while another of its calls waits.
+    done: list[ItemResult] = []
+
+    def settle_done() -> None:
+        if done:
+            outcome.alerts.extend(_settle(sessions, channel, worker, by_sku, list(done), {}))
+            done.clear()
+
+    def stop(remaining: Sequence[Call], retry_in_s: float) -> bool:
+        settle_done()
+        _release(sessions, channel.id, worker, _remaining(remaining))
+        outcome.retry_in_s = retry_in_s if outcome.retry_in_s is None else min(outcome.retry_in_s, retry_in_s)
+        return True
+
     for index, call in enumerate(calls):
         if time.monotonic() > deadline:
-            _release(sessions, channel.id, worker, _remaining(calls[index:]))
-            outcome.retry_in_s = 0.0
-            return True
+            return stop(calls[index:], 0.0)
         request_id = f"wheel-sync-{channel.id}-{int(time.time() * 1000)}-{index}"
         if channel.shadow:
             results = [ItemResult(u.sku, f, True) for u in call.updates for f in call.fields if f in u.fields]
@@ -225,36 +241,31 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
         try:
             results = adapter.execute(call, gate, request_id=request_id)
         except QuotaWait as wait:
-            _release(sessions, channel.id, worker, _remaining(calls[index:]))
-            outcome.retry_in_s = wait.retry_in_s
-            return True
+            return stop(calls[index:], wait.retry_in_s)
         except TransientError as exc:
-            skus = _skus(call)
             if exc.status == 429:
                 # The marketplace counted differently: wait as it says, and count no attempt.
-                _release(sessions, channel.id, worker, _remaining(calls[index:]))
-                outcome.retry_in_s = exc.retry_after or 1.0
-                return True
+                return stop(calls[index:], exc.retry_after or 1.0)
             outcome.calls += 1
+            settle_done()
             retry = _retry_or_fail(sessions, channel, worker, by_sku, call, exc, delays)
             outcome.alerts += retry.alerts
             # The marketplace is struggling: stop here, and come back after the backoff.
-            _release(sessions, channel.id, worker, _remaining(calls[index + 1:]))
-            outcome.retry_in_s = retry.retry_in_s if retry.retry_in_s is not None else 0.0
-            return True
+            return stop(calls[index + 1:], retry.retry_in_s if retry.retry_in_s is not None else 0.0)
         except AuthError as exc:
             outcome.calls += 1
+            settle_done()
             outcome.alerts += _settle_call_failure(sessions, channel, worker, by_sku, call, "system/processing-failed",
                                                    {"error": str(exc), "kind": "auth"})
             continue
         except PermanentError as exc:
             outcome.calls += 1
-            failed = [ItemResult(u.sku, f, False, exc.code or str(exc.status), str(exc))
-                      for u in call.updates for f in call.fields if f in u.fields]
-            outcome.alerts += _settle(sessions, channel, worker, by_sku, failed, {"http_status": exc.status})
+            done.extend(ItemResult(u.sku, f, False, exc.code or str(exc.status), str(exc))
+                        for u in call.updates for f in call.fields if f in u.fields)
             continue
         outcome.calls += 1
-        outcome.alerts += _settle(sessions, channel, worker, by_sku, results, {"request_id": request_id})
+        done.extend(results)
+    settle_done()
     return False
 
 
