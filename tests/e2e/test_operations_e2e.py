@@ -15,6 +15,8 @@ CHANNELS = {
     "UT": ("tatacliq", "token-ut", {"marketplace": "tatacliq", "token": "token-ut"}),
     "UF": ("flipkart", json.dumps({"app_id": "app-uf", "app_secret": "secret-uf"}),
            {"marketplace": "flipkart", "client_id": "app-uf", "token": "secret-uf"}),
+    "UZ": ("amazon", json.dumps({"client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "refresh_token": "refresh-uz"}),
+           {"marketplace": "amazon", "client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "token": "refresh-uz"}),
 }
 
 
@@ -57,30 +59,33 @@ def test_all_four_operations_reach_every_marketplace(stack):
     stack.put("ranging", ranging("Y", "S1", "S2"))
     [ranged] = outcome(stack, "ranging/succeeded", 1)
     assert ranged.channel_id == "UT" and len(ranged.payload["items"]) == 2
-    # Flipkart lists a SKU by making stock available at a location: it waits for a quantity.
-    [waiting] = outcome(stack, "ranging/waiting-for-quantity", 1)
-    assert waiting.channel_id == "UF" and waiting.parent_id == ranged.parent_id
+    # Flipkart and Amazon list a SKU by making stock available: they wait for a quantity.
+    waiting = outcome(stack, "ranging/waiting-for-quantity", 2)
+    assert {w.channel_id for w in waiting} == {"UF", "UZ"} and {w.parent_id for w in waiting} == {ranged.parent_id}
     stack.put("inventory", inventory(S1=7, S2=3))
-    outcome(stack, "inventory/succeeded", 2)
-    assert {e.channel_id for e in outcome(stack, "ranging/succeeded", 2)} == {"UT", "UF"}
+    outcome(stack, "inventory/succeeded", 3)
+    assert {e.channel_id for e in outcome(stack, "ranging/succeeded", 3)} == {"UT", "UF", "UZ"}
     stack.put("pricing", pricing(S1=("1299.00", "999.00"), S2=("500.00", "450.00")))
-    outcome(stack, "pricing/succeeded", 2)
+    outcome(stack, "pricing/succeeded", 3)
     for channel in CHANNELS:
         state = stack.state(channel)
         assert state["S1"]["ranged"] is True and state["S1"]["quantity"] == 7 and state["S2"]["quantity"] == 3
         assert float(state["S1"]["mrp"]) == 1299 and float(state["S1"]["selling_price"]) == 999
 
     stack.put("deranging", ranging("N", "S2"))
-    outcome(stack, "deranging/succeeded", 2)
+    outcome(stack, "deranging/succeeded", 3)
     for channel in CHANNELS:
         state = stack.state(channel)
         assert state["S2"]["ranged"] is False and state["S1"]["ranged"] is True
-    # Flipkart unlists at the location with no stock left showing.
-    assert stack.state("UF")["S2"]["quantity"] == 0
+    # Flipkart unlists at the location, Amazon keeps the listing: neither shows stock.
+    assert stack.state("UF")["S2"]["quantity"] == 0 and stack.state("UZ")["S2"]["quantity"] == 0
+    # Amazon's PATCH carried the stock and the price together, under the documented product type.
+    patches = [c for c in stack.calls("UZ") if c["operation"] == "patchListingsItem"]
+    assert patches and all(c["body"]["productType"] for c in patches)
 
     for event in stack.events():
         if event.type == "domain":
-            assert event.parent_id is not None and event.marketplace in ("tatacliq", "flipkart")
+            assert event.parent_id is not None and event.marketplace in ("tatacliq", "flipkart", "amazon")
     assert not [e for e in stack.events() if e.level == "error"]
     assert stack.sandbox_stats()["throttled"] == 0
 
@@ -90,6 +95,7 @@ def test_a_price_flipkart_cannot_take_fails_for_flipkart_only_and_says_why(stack
     [failure] = outcome(stack, "pricing/failed", 1)
     assert failure.channel_id == "UF"
     assert "whole rupees" in failure.payload["items"][0]["error"]
-    [success] = outcome(stack, "pricing/succeeded", 1)
-    assert success.channel_id == "UT" and stack.state("UT")["S1"]["selling_price"] in ("999.5", "999.50")
+    succeeded = outcome(stack, "pricing/succeeded", 2)
+    assert {e.channel_id for e in succeeded} == {"UT", "UZ"}
+    assert stack.state("UT")["S1"]["selling_price"] in ("999.5", "999.50") and stack.state("UZ")["S1"]["selling_price"] == "999.50"
     assert "S1" not in stack.state("UF") or "selling_price" not in stack.state("UF")["S1"]

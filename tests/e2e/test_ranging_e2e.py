@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import wait_for, wheelctl
-from tests.support.services import settings_env
 
 pytestmark = [pytest.mark.e2e]
 
@@ -70,23 +69,23 @@ def test_sample_message_ranges_on_ua_and_fails_loudly_on_ub(stack):
     assert not stack.events("ranging/succeeded", channel_id="UB")
 
 
-@pytest.mark.parametrize(
-    "body, expected",
-    [
-        (b"<EXTNChannelList></EXTNChannelList>", "Missing child element"),
-        (doc([item(" ", "EAN_1", "SKU1")]), "ChannelID"),
-        (doc([item("UA", "EAN_1", "SKU1", flag="N")]), "RangeFlag"),
-        (doc([item("UA", "", "SKU1")]), "EAN"),
-    ],
-    ids=["empty-list", "blank-channel", "wrong-flag", "blank-ean"],
-)
-def test_invalid_messages_give_parsing_failed_under_their_oms_event(stack, body, expected):
-    stack.put("ranging", body)
-    [failure] = wait_for(lambda: stack.events("system/parsing-failed"), 10, "system/parsing-failed")
-    [oms_event] = stack.events("oms/items-ranged")
-    assert failure.parent_id == oms_event.id
-    assert expected in failure.payload["error"]
-    assert stack.scalar("SELECT status FROM inbox WHERE id = :id", id=oms_event.inbox_id) == "failed"
+INVALID = {
+    "empty-list": (b"<EXTNChannelList></EXTNChannelList>", "Missing child element"),
+    "blank-channel": (doc([item(" ", "EAN_1", "SKU1")]), "ChannelID"),
+    "wrong-flag": (doc([item("UA", "EAN_1", "SKU1", flag="N")]), "RangeFlag"),
+    "blank-ean": (doc([item("UA", "", "SKU1")]), "EAN"),
+}
+
+
+def test_invalid_messages_give_parsing_failed_under_their_oms_event(stack):
+    ids = {name: stack.put("ranging", body) for name, (body, _) in INVALID.items()}
+    wait_for(lambda: len(stack.events("system/parsing-failed")) == len(INVALID), 15, "a parsing failure for each")
+    for name, (_, expected) in INVALID.items():
+        inbox_id = stack.scalar("SELECT id FROM inbox WHERE transport_message_id = :m", m=ids[name])
+        [oms_event] = stack.events("oms/items-ranged", inbox_id=inbox_id)
+        [failure] = stack.events("system/parsing-failed", parent_id=oms_event.id)
+        assert expected in failure.payload["error"], (name, failure.payload["error"])
+        assert stack.scalar("SELECT status FROM inbox WHERE id = :id", id=inbox_id) == "failed"
     assert stack.calls() == []
 
 

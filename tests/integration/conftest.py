@@ -17,11 +17,13 @@ def sandbox():
     """The real sandbox server, in a thread of the test process, on a free port."""
     app = SandboxApp()
     server = serve(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polling for shutdown every 20ms (not 500ms): the server is started for many tests.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     app.base_url = f"http://127.0.0.1:{server.server_port}"
     yield app
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

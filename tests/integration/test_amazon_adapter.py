@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +13,7 @@ from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
-from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
+from wheel.sandbox.app import ChannelBehaviour
 from wheel.secrets import SecretStore
 
 CLIENT_ID = "amzn1.application-oa2-client.ua"
@@ -33,20 +32,6 @@ class RecordingGate:
 
     def acquire(self, operation: str) -> None:
         self.operations.append(operation)
-
-
-@pytest.fixture
-def sandbox():
-    """The real sandbox server in a thread, as conftest's `sandbox`, but polling for shutdown every
-    20ms instead of 500ms (it is started for every test here)."""
-    app = SandboxApp()
-    server = serve(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    app.base_url = f"http://127.0.0.1:{server.server_port}"
-    yield app
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from decimal import Decimal
 
 import pytest
@@ -14,7 +13,7 @@ from wheel.marketplaces.base import ChannelConfig, HttpConfig
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.flipkart import FlipkartAdapter, make_adapter
 from wheel.marketplaces.flipkart.client import FlipkartClient
-from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
+from wheel.sandbox.app import ChannelBehaviour
 from wheel.sandbox.flipkart import fsn
 
 APP_ID, APP_SECRET = "app-uf", "secret-uf-0123456789"
@@ -29,19 +28,6 @@ class RecordingGate:
 
     def acquire(self, operation: str) -> None:
         self.acquired.append(operation)
-
-
-@pytest.fixture
-def sandbox():
-    """The real sandbox server in a thread, polling often so that shutting it down is quick."""
-    app = SandboxApp()
-    server = serve(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    app.base_url = f"http://127.0.0.1:{server.server_port}"
-    yield app
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 @pytest.fixture

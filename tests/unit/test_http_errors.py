@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from wheel.domain import ItemResult, RangingItem
+from wheel.domain import ItemResult
 from wheel.marketplaces import UnknownMarketplace, adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError

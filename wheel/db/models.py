@@ -19,7 +19,6 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Text,
-    UniqueConstraint,
     func,
     text,
 )

@@ -11,10 +11,11 @@ so a push always carries the newest value, never an older one.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -323,7 +324,8 @@ def _retry_or_fail(sessions, channel: Channel, worker: str, by_sku: dict[str, Cl
             if row.attempts > len(delays):
                 give_up.append(row.sku)
                 continue
-            delay = max(delays[row.attempts - 1], exc.retry_after or 0)
+            # Up to 20% either way, so that retries of many SKUs do not all come back at once.
+            delay = max(delays[row.attempts - 1], exc.retry_after or 0) * random.uniform(0.8, 1.2)
             row.next_attempt_at = func.now() + timedelta(seconds=delay)
             row.lease_until = None
             result.retry_in_s = delay if result.retry_in_s is None else min(result.retry_in_s, delay)
