@@ -19,22 +19,15 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from wheel.sandbox.core import ChannelBehaviour, Emulator, SandboxCore, error, json_response
+from wheel.sandbox.amazon import Amazon
+from wheel.sandbox.flipkart import Flipkart
 from wheel.sandbox.tatacliq import TataCliq
 
 log = logging.getLogger("wheel.sandbox")
 
 
 def emulators() -> list[Emulator]:
-    found: list[Emulator] = [TataCliq()]
-    # Being written in parallel; registered here as they land.
-    import importlib
-
-    for module, name in (("wheel.sandbox.amazon", "Amazon"), ("wheel.sandbox.flipkart", "Flipkart")):
-        try:
-            found.append(getattr(importlib.import_module(module), name)())
-        except ModuleNotFoundError:
-            pass
-    return found
+    return [TataCliq(), Amazon(), Flipkart()]
 
 
 class SandboxApp:

@@ -20,39 +20,28 @@ from wheel.domain import InventoryItem, PriceItem, RangingItem
 # The listing field each operation sets.
 FIELD_OF_OPERATION = {"ranging": "ranged", "deranging": "ranged", "inventory": "quantity", "pricing": "price"}
 
-UPSERT = {
-    "ranged": text(
-        """
-        INSERT INTO listings (channel_id, sku, ean, ranged, ranged_version, dirty, dirty_since)
-        VALUES (:channel_id, :sku, :ean, :value, :version, true, now())
+# The columns each field's value lives in.
+VALUE_COLUMNS = {"ranged": ("ranged",), "quantity": ("quantity",), "price": ("mrp", "selling_price")}
+
+
+def _upsert(field: str):
+    """Set a field's value and version, only when the version is newer than the one in place."""
+    columns = VALUE_COLUMNS[field]
+    values = ", ".join(f":{c}" for c in columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    return text(
+        f"""
+        INSERT INTO listings (channel_id, sku, ean, {", ".join(columns)}, {field}_version, dirty, dirty_since)
+        VALUES (:channel_id, :sku, :ean, {values}, :version, true, now())
         ON CONFLICT (channel_id, sku) DO UPDATE SET
-            ean = EXCLUDED.ean, ranged = EXCLUDED.ranged, ranged_version = EXCLUDED.ranged_version,
+            ean = EXCLUDED.ean, {updates}, {field}_version = EXCLUDED.{field}_version,
             attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
-        WHERE listings.ranged_version < EXCLUDED.ranged_version
+        WHERE listings.{field}_version < EXCLUDED.{field}_version
         """
-    ),
-    "quantity": text(
-        """
-        INSERT INTO listings (channel_id, sku, ean, quantity, quantity_version, dirty, dirty_since)
-        VALUES (:channel_id, :sku, :ean, :value, :version, true, now())
-        ON CONFLICT (channel_id, sku) DO UPDATE SET
-            ean = EXCLUDED.ean, quantity = EXCLUDED.quantity, quantity_version = EXCLUDED.quantity_version,
-            attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
-        WHERE listings.quantity_version < EXCLUDED.quantity_version
-        """
-    ),
-    "price": text(
-        """
-        INSERT INTO listings (channel_id, sku, ean, mrp, selling_price, price_version, dirty, dirty_since)
-        VALUES (:channel_id, :sku, :ean, :mrp, :selling_price, :version, true, now())
-        ON CONFLICT (channel_id, sku) DO UPDATE SET
-            ean = EXCLUDED.ean, mrp = EXCLUDED.mrp, selling_price = EXCLUDED.selling_price,
-            price_version = EXCLUDED.price_version,
-            attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
-        WHERE listings.price_version < EXCLUDED.price_version
-        """
-    ),
-}
+    )
+
+
+UPSERT = {field: _upsert(field) for field in VALUE_COLUMNS}
 
 
 @dataclass
@@ -118,9 +107,9 @@ def apply(
 def _params(channel_id: str, name: str, item, version: int) -> dict[str, Any]:
     base = {"channel_id": channel_id, "sku": item.sku, "ean": item.ean, "version": version}
     if name == "ranged":
-        return {**base, "value": item.ranged}
+        return {**base, "ranged": item.ranged}
     if name == "quantity":
-        return {**base, "value": item.quantity}
+        return {**base, "quantity": item.quantity}
     return {**base, "mrp": item.price.mrp, "selling_price": item.price.selling_price}
 
 
