@@ -113,3 +113,89 @@ def group_by_channel(items: list[T]) -> dict[str, list[T]]:
     for item in items:
         grouped[item.channel_id].append(item)
     return dict(grouped)
+
+
+# -- orders and cancellations (marketplace -> OMS) ---------------------------------------------
+
+ORDER_JOBS = ("orders", "cancellations")
+
+
+@dataclass(frozen=True)
+class Address:
+    first_name: str
+    last_name: str
+    line1: str
+    line2: str
+    city: str
+    state: str
+    zip_code: str
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    line_id: str  # the marketplace's id for the line (Tata CLiQ TransactionId, Amazon orderItemId, ...)
+    sku: str  # the OMS's item id
+    quantity: int
+    line_total: Decimal
+
+
+@dataclass(frozen=True)
+class Payment:
+    amount: Decimal
+    reference: str
+
+
+@dataclass(frozen=True)
+class Order:
+    """A marketplace order as the OMS receives it; every marketplace maps into this."""
+
+    channel_id: str
+    order_id: str  # the marketplace's order number
+    bill_to: Address
+    ship_to: Address
+    payments: tuple[Payment, ...]
+    lines: tuple[OrderLine, ...]
+
+
+@dataclass(frozen=True)
+class CancelledLine:
+    line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """Lines of an order the marketplace cancelled. `whole_order` is the marketplace's word that
+    every line went; Wheel also treats a cancellation of every line it knows as a whole one."""
+
+    channel_id: str
+    order_id: str
+    lines: tuple[CancelledLine, ...]
+    reason_code: str
+    reason_text: str
+    whole_order: bool = False
+
+
+@dataclass(frozen=True)
+class Unmappable:
+    """A marketplace order (or cancellation) that cannot become an OMS document, and why. It is
+    stored with its raw form, so nothing is lost."""
+
+    channel_id: str
+    order_id: str
+    kind: str  # "order" | "cancellation"
+    reason: str
+    raw: object  # JSON-able: the marketplace's record as received
+
+
+def sku_problem(sku: object) -> str | None:
+    """Why a marketplace's SKU cannot be an OMS item id (None: it can). The OMS's item ids are
+    1-40 printable characters without spaces."""
+    if not isinstance(sku, str) or not sku.strip():
+        return "the line has no SKU"
+    if len(sku) > 40:
+        return f"SKU {sku[:40]!r}... is longer than 40 characters"
+    if any(ch.isspace() or not ch.isprintable() for ch in sku):
+        return f"SKU {sku!r} has spaces or control characters"
+    return None

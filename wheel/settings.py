@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     queue_inventory: str = "OMS.INVENTORY"
     queue_pricing: str = "OMS.PRICING"
     queue_backout: str = "OMS.BACKOUT"
+    # Where Wheel puts orders and cancellations for the OMS.
+    queue_orders: str = "OMS.ORDERS"
+    queue_cancellations: str = "OMS.CANCELLATIONS"
 
     # Bridge.
     bridge_batch_size: int = Field(default=100, ge=1, le=5000)
@@ -48,6 +51,14 @@ class Settings(BaseSettings):
     push_lease_s: int = Field(default=120, ge=1)
     # Per-task attempts at a push that keeps failing transiently (default; channels override).
     push_retry_delays_s: list[float] = [5, 30, 120, 600]
+
+    # Order pulls. A channel's first pull looks back this far.
+    orders_initial_lookback_s: int = Field(default=86400, ge=60)
+    # Beat looks at the schedules this often; a run not started this long after it was sent is sent again.
+    beat_tick_s: float = Field(default=1.0, gt=0)
+    job_run_deadline_s: int = Field(default=300, ge=1)
+    # Outbox rows the publisher puts (and commits) per batch.
+    publish_batch_size: int = Field(default=200, ge=1, le=5000)
 
     # Marketplace HTTP calls.
     http_connect_timeout_s: float = 5.0

@@ -179,3 +179,138 @@ class Listing(Base):
     claimed_by: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = _now()
+
+
+class Schedule(Base):
+    """One scheduled job (pull orders, pull cancellations) for one channel, read by beat.
+
+    Beat fires a run when `next_run_at` has passed and moves it on by the cron expression; the
+    pull's progress lives here too: `watermark` (everything before it is stored) and `cursor`
+    (a pull in progress, resumed after a crash or a quota wait).
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        CheckConstraint("job IN ('orders', 'cancellations')", name="known_job"),
+        Index(None, "channel_id", "job", unique=True),
+        Index(None, "next_run_at", postgresql_where=text("enabled")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
+    job: Mapped[str] = mapped_column(Text, nullable=False)
+    cron: Mapped[str] = mapped_column(Text, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    watermark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_outcome: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _now()
+
+
+class JobRun(Base):
+    """One run of a schedule. (schedule, due time) is unique, so two beats cannot both fire it."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('due', 'running', 'succeeded', 'failed')", name="known_status"),
+        CheckConstraint("trigger IN ('cron', 'catch-up', 'manual')", name="known_trigger"),
+        Index(None, "schedule_id", "due_at", unique=True),
+        Index(None, "status", "enqueued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("schedules.id", ondelete="CASCADE"), nullable=False)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    trigger: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'cron'"))
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'due'"))
+    created_at: Mapped[datetime] = _now()
+    enqueued_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(Text)
+    orders: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    cancellations: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    calls: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Order(Base):
+    """A marketplace order, stored once per (channel, marketplace order id)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("status IN ('ready', 'sent', 'failed')", name="known_status"),
+        Index(None, "channel_id", "order_id", unique=True),
+        Index(None, "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
+    order_id: Mapped[str] = mapped_column(Text, nullable=False)
+    # ready: its OMS document waits in the outbox; sent: published; failed: cannot be mapped.
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    # The domain order (JSON, money as strings), and what the marketplace sent.
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    raw: Mapped[Any] = mapped_column(JSONB)
+    failure: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    total: Mapped[Any | None] = mapped_column(Numeric(14, 2))
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CancelledLine(Base):
+    """One cancelled line of an order (line_id '*' when the marketplace names no lines): the
+    ledger that makes a cancellation seen twice, or seen again with more lines, send only what
+    is new."""
+
+    __tablename__ = "cancellations"
+    __table_args__ = (
+        CheckConstraint("status IN ('held', 'ready', 'sent')", name="known_status"),
+        Index(None, "channel_id", "order_id", "line_id", unique=True),
+        Index(None, "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
+    order_id: Mapped[str] = mapped_column(Text, nullable=False)
+    line_id: Mapped[str] = mapped_column(Text, nullable=False)
+    sku: Mapped[str] = mapped_column(Text, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason_code: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
+    reason_text: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
+    whole_order: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # held: its order has not been received yet; ready: in the outbox; sent: published.
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    outbox_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = _now()
+
+
+class OutboxMessage(Base):
+    """An OMS document waiting to be put on an OMS queue (contract 4). Written in the same
+    transaction as its order; marked sent only after the put is committed."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("kind IN ('order', 'cancellation')", name="known_kind"),
+        Index("ix_outbox_pending", "id", postgresql_where=text("sent_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    channel_id: Mapped[str] = mapped_column(Text, nullable=False)
+    order_id: Mapped[str] = mapped_column(Text, nullable=False)
+    queue: Mapped[str] = mapped_column(Text, nullable=False)
+    message_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _now()
+    enqueued_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)

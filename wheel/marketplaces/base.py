@@ -8,7 +8,7 @@ from the channel's quota through the gate, and returns one verdict per (SKU, fie
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,4 +98,52 @@ class MarketplaceAdapter(Protocol):
 
     def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
         """What the marketplace holds for these SKUs (a resync compares it with the desired state)."""
+        ...
+
+
+# -- pulling orders and cancellations ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullWindow:
+    """Pull what was created (or cancelled, or updated) in [start, end)."""
+
+    start: Any  # datetime, timezone-aware
+    end: Any
+
+
+@dataclass
+class OrderPage:
+    """One page of a pull. `cursor` resumes the pull after this page (None: the pull is complete);
+    it is stored with the page's orders, so a crash resumes at the next page."""
+
+    orders: list[Any] = field(default_factory=list)  # wheel.domain.Order
+    cancellations: list[Any] = field(default_factory=list)  # wheel.domain.Cancellation
+    failures: list[Any] = field(default_factory=list)  # wheel.domain.Unmappable
+    # Raw record per order id (JSON-able), kept with the stored order.
+    raw: dict[str, Any] = field(default_factory=dict)
+    cursor: dict[str, Any] | None = None
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class PullCapabilities:
+    # The jobs this marketplace runs; Amazon's one query serves both orders and cancellations.
+    jobs: tuple[str, ...] = ("orders", "cancellations")
+    # A window may end no later than this long before now (Amazon's 2-minute rule).
+    settle_lag_s: float = 0.0
+    # Each window starts this long before the last watermark, to catch late-indexed orders.
+    overlap_s: float = 600.0
+    # Whether the marketplace filters by time at all (Tata CLiQ answers every active order).
+    uses_window: bool = True
+
+
+class OrderSource(Protocol):
+    pull_capabilities: PullCapabilities
+
+    def pull(self, job: str, window: PullWindow, cursor: dict[str, Any] | None,
+             quota: QuotaGate) -> "Iterator[OrderPage]":
+        """The pages of one pull, from `cursor` (None: from the start of the window). Takes each
+        request from the quota through the gate; raises QuotaWait, TransientError, AuthError or
+        PermanentError like `execute`."""
         ...

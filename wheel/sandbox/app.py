@@ -43,6 +43,9 @@ class SandboxApp:
             Rule("/_sandbox/state/<channel>", endpoint="_sandbox.channel_state", methods=["GET"]),
             Rule("/_sandbox/stats", endpoint="_sandbox.stats", methods=["GET"]),
             Rule("/_sandbox/reset", endpoint="_sandbox.reset", methods=["POST"]),
+            Rule("/_sandbox/orders", endpoint="_sandbox.create_orders", methods=["POST"]),
+            Rule("/_sandbox/orders", endpoint="_sandbox.list_orders", methods=["GET"]),
+            Rule("/_sandbox/cancellations", endpoint="_sandbox.cancel_orders", methods=["POST"]),
         ]
         self.handlers["_sandbox"] = self
         for emulator in emulators():
@@ -125,7 +128,60 @@ class SandboxApp:
             self.core.listings.clear()
             self.core.buckets.clear()
             self.core.throttled = 0
+        self.core.orders.clear()
         return json_response({"reset": True})
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _order_request(self, request: Request) -> tuple[str, dict[str, Any]] | Response:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict) or not isinstance(data.get("channel"), str):
+            return error(400, "BAD_REQUEST", "send a JSON object with a channel")
+        if data["channel"] not in self.core.channels:
+            return error(404, "CHANNEL_NOT_FOUND", f"no channel {data['channel']} in the sandbox")
+        return data["channel"], data
+
+    def on_create_orders(self, request: Request) -> Response:
+        """{"channel": "UT", "count": 100, "lines_per_order": 2, "skus": [...], "seed": 1}
+        or {"channel": "UT", "orders": [{"lines": [{"sku", "price", "quantity"}], ...}]}."""
+        parsed = self._order_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        channel, data = parsed
+        try:
+            made = self.core.orders.create(
+                channel, count=int(data.get("count", 0)), explicit=data.get("orders"), skus=data.get("skus"),
+                lines_per_order=int(data.get("lines_per_order", 1)), seed=data.get("seed"),
+            )
+        except (TypeError, ValueError) as exc:
+            return error(400, "BAD_REQUEST", str(exc))
+        return json_response({"channel": channel, "created": [o.public() for o in made]})
+
+    def on_list_orders(self, request: Request) -> Response:
+        channel = request.args.get("channel")
+        with self.core.orders.lock:
+            channels = [channel] if channel else list(self.core.orders.orders)
+            orders = [o.public() for ch in channels for o in self.core.orders.for_channel(ch)]
+        return json_response({"orders": orders})
+
+    def on_cancel_orders(self, request: Request) -> Response:
+        """{"channel": "UT", "count": 10, "partial_share": 0.3} or
+        {"channel": "UT", "cancellations": [{"order_id", "line_ids"?, "type"?, "reason"?}]}."""
+        parsed = self._order_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        channel, data = parsed
+        try:
+            done = self.core.orders.cancel(
+                channel, count=int(data.get("count", 0)), explicit=data.get("cancellations"),
+                partial_share=float(data.get("partial_share", 0.0)), seed=data.get("seed"),
+            )
+        except (TypeError, ValueError) as exc:
+            return error(400, "BAD_REQUEST", str(exc))
+        return json_response({"channel": channel, "cancelled": [
+            {"order_id": order.order_id, "line_ids": [line.line_id for line in lines], "whole_order": order.cancelled}
+            for order, lines in done
+        ]})
 
 
 def load_config(path: str) -> dict[str, ChannelBehaviour]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from werkzeug.routing import Rule
+
+from wheel.sandbox.orders import OrderBook
 from werkzeug.wrappers import Request, Response
 
 
@@ -43,12 +45,14 @@ class ChannelBehaviour:
     # overrides, {"patchListingsItem": [rate per second, burst]}.
     quota_scale: float = 1.0
     quotas: dict[str, list[float]] = field(default_factory=dict)
+    # Amazon's rule that a search window must end at least this long ago (2 minutes); tests shorten it.
+    order_lag_s: float = 120.0
 
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
         "token_ttl_s": (int, float), "fail_status": (int, type(None)), "fail_times": (int, type(None)),
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
-        "quota_scale": (int, float), "quotas": (dict,),
+        "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
     }
 
     @classmethod
@@ -138,6 +142,8 @@ class SandboxCore:
         self.throttled = 0  # calls answered 429
         self._ids = itertools.count(1)
         self.emulators: dict[str, Emulator] = {}
+        # Orders and cancellations, created through /_sandbox/orders and served by the emulators.
+        self.orders = OrderBook()
 
     # -- channels and tokens ------------------------------------------------------------------
 
