@@ -215,8 +215,9 @@ def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_
     The secret named by --credentials-ref is Tata CLiQ's bearer token, Amazon's JSON
     {"client_id", "client_secret", "refresh_token"}, or Flipkart's JSON {"app_id", "app_secret"}.
     """
-    from wheel.db.models import MARKETPLACES
+    from wheel.db.models import MARKETPLACES, Channel
     from wheel.services.channels import ChannelError, add_channel
+    from wheel.services.schedules import ensure_schedules
 
     try:
         with _sessions(_settings(ctx)).begin() as session:
@@ -225,9 +226,11 @@ def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_
                         enabled=not disabled, retry_delays_s=retry_delays, replace=replace,
                         options=options or None, buffer_stock=buffer_stock, max_quantity=max_quantity,
                         shadow=shadow or None)
+            session.flush()
+            created = ensure_schedules(session, session.get(Channel, channel_id))
     except ChannelError as exc:
         _fail(str(exc))
-    click.echo(f"channel {channel_id} saved")
+    click.echo(f"channel {channel_id} saved" + (f"; scheduled pulls: {', '.join(created)} (see `wheelctl jobs list`)" if created else ""))
 
 
 def _pairs(values, form: str) -> dict[str, str]:
@@ -352,6 +355,60 @@ def oms_put(ctx: click.Context, queue: str, file, message_id: str | None, count:
                + (f", message id {mid}" if count == 1 else ""))
 
 
+@oms.command("tail")
+@click.argument("queue")
+@click.option("--count", type=click.IntRange(1), help="Stop after this many messages (default: run until Ctrl-C).")
+@click.option("--wait", type=float, default=None, help="Stop when no message came for this many seconds.")
+@click.option("--ids-only", is_flag=True, help="Print only each message's id and kind, one per line.")
+@click.pass_context
+def oms_tail(ctx: click.Context, queue: str, count: int | None, wait: float | None, ids_only: bool) -> None:
+    """Print what Wheel put on an OMS queue: orders, cancellations, or a queue name.
+
+    Takes the messages off the queue (as the OMS would) and prints each with its message id,
+    and whether it is valid against Wheel's XSDs. The way to see Wheel's output without an OMS.
+    """
+    from bridge.transports import transport_from_url
+    from wheel.oms.orders import validate_document
+
+    settings = _settings(ctx)
+    name = {"orders": settings.queue_orders, "cancellations": settings.queue_cancellations}.get(queue, queue)
+    transport = transport_from_url(settings.oms_url.get_secret_value())
+    seen = 0
+    import time
+
+    try:
+        transport.connect()
+        transport.declare([name])
+        if not ids_only:
+            click.echo(f"reading {name} (Ctrl-C stops)", err=True)
+        last = time.monotonic()
+        while count is None or seen < count:
+            delivery = transport.get_one(name, wait_s=1.0)
+            if delivery is None:
+                if wait is not None and time.monotonic() - last >= wait:
+                    break
+                continue
+            last = time.monotonic()
+            seen += 1
+            try:
+                kind = validate_document(delivery.body)
+            except ValueError as exc:
+                kind = f"INVALID ({exc})"
+            if ids_only:
+                click.echo(f"{delivery.message_id}\t{kind}")
+            else:
+                click.secho(f"--- {delivery.message_id}  {kind}  {len(delivery.body)} bytes", fg="cyan")
+                click.echo(delivery.body.decode("utf-8", "replace").rstrip())
+    except KeyboardInterrupt:
+        pass
+    except transport.connection_errors as exc:
+        _fail(f"cannot reach the OMS broker at {transport!r}: {exc}")
+    finally:
+        transport.close()
+    if not ids_only:
+        click.echo(f"{seen} message{'s' if seen != 1 else ''} from {name}", err=True)
+
+
 # -- events -------------------------------------------------------------------------------------
 
 
@@ -443,6 +500,168 @@ def inbox_replay(ctx: click.Context, inbox_id: int, body_file) -> None:
     click.echo(f"replayed inbox {inbox_id} as inbox {new_id}; see `wheelctl events --name 'oms/*' --limit 5`")
 
 
+# -- scheduled jobs and orders ------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled pulls of orders and cancellations, per channel (read by beat on its next tick).
+
+    Cron expressions have 5 fields (minute hour day month weekday), or 6 with seconds last:
+    '*/3 * * * *' is every 3 minutes, '* * * * * */10' every 10 seconds. Times are UTC.
+    """
+
+
+def _job_call(ctx: click.Context, action) -> object:
+    from wheel.services.schedules import ScheduleError
+
+    try:
+        with _sessions(_settings(ctx)).begin() as session:
+            return action(session)
+    except ScheduleError as exc:
+        _fail(str(exc))
+
+
+def _ago(when, now) -> str:
+    if when is None:
+        return "-"
+    seconds = (now - when).total_seconds()
+    if abs(seconds) < 90:
+        return f"{seconds:+.0f}s".replace("+", "in ") if seconds < 0 else f"{seconds:.0f}s ago"
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@jobs.command("list")
+@click.option("--channel", help="Only this channel.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def jobs_list(ctx: click.Context, channel: str | None, as_json: bool) -> None:
+    """Every schedule: cron, on/off, last run (start, end, outcome), next run, watermark."""
+    from sqlalchemy import select
+
+    from wheel.db.models import Schedule
+    from wheel.services.schedules import last_runs, utcnow
+
+    with _sessions(_settings(ctx))() as session:
+        query = select(Schedule).order_by(Schedule.channel_id, Schedule.job)
+        rows = session.execute(query.where(Schedule.channel_id == channel) if channel else query).scalars().all()
+        runs = last_runs(session, [r.id for r in rows])
+    now = utcnow()
+    if as_json:
+        for r in rows:
+            run = runs.get(r.id)
+            click.echo(json.dumps({
+                "channel": r.channel_id, "job": r.job, "cron": r.cron, "enabled": r.enabled,
+                "next_run_at": r.next_run_at and r.next_run_at.isoformat(),
+                "last_started_at": r.last_started_at and r.last_started_at.isoformat(),
+                "last_finished_at": r.last_finished_at and r.last_finished_at.isoformat(),
+                "last_outcome": r.last_outcome, "last_error": r.last_error,
+                "watermark": r.watermark and r.watermark.isoformat(), "resuming": r.cursor is not None,
+                "last_run": run and {"id": run.id, "status": run.status, "trigger": run.trigger, "orders": run.orders,
+                                     "cancellations": run.cancellations, "calls": run.calls},
+            }))
+        return
+    if not rows:
+        click.echo("no schedules" + (f" for {channel}" if channel else "") + " (channels get theirs when added)")
+        return
+    _table(["channel", "job", "cron", "on", "last start", "last end", "outcome", "next run", "watermark", "last run"],
+           [[r.channel_id, r.job, r.cron, "yes" if r.enabled else "no", _ago(r.last_started_at, now),
+             _ago(r.last_finished_at, now), (r.last_outcome or "-") + (f": {r.last_error[:60]}" if r.last_error else ""),
+             _ago(r.next_run_at, now) if r.enabled else "-", _ago(r.watermark, now),
+             (f"{runs[r.id].orders} orders, {runs[r.id].cancellations} cancellations, {runs[r.id].calls} calls"
+              if r.id in runs else "-")] for r in rows])
+
+
+@jobs.command("set")
+@click.argument("channel")
+@click.argument("job", type=click.Choice(["orders", "cancellations"]))
+@click.argument("cron")
+@click.pass_context
+def jobs_set(ctx: click.Context, channel: str, job: str, cron: str) -> None:
+    """Set a job's cron expression, e.g. `wheelctl jobs set UA orders "*/2 * * * *"`."""
+    from wheel.services.schedules import set_cron
+
+    def action(session):
+        schedule = set_cron(session, channel, job, cron)
+        return schedule.cron, schedule.next_run_at
+
+    expression, next_run = _job_call(ctx, action)
+    click.echo(f"{channel} {job}: {expression}; next run {next_run:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _jobs_enable(ctx, channel: str, job: str, enabled: bool) -> None:
+    from wheel.services.schedules import set_enabled
+
+    _job_call(ctx, lambda session: set_enabled(session, channel, job, enabled))
+    click.echo(f"{channel} {job} {'enabled' if enabled else 'disabled'}")
+
+
+@jobs.command("enable")
+@click.argument("channel")
+@click.argument("job", type=click.Choice(["orders", "cancellations"]))
+@click.pass_context
+def jobs_enable(ctx: click.Context, channel: str, job: str) -> None:
+    """Switch a job on (its next run is the next cron time from now)."""
+    _jobs_enable(ctx, channel, job, True)
+
+
+@jobs.command("disable")
+@click.argument("channel")
+@click.argument("job", type=click.Choice(["orders", "cancellations"]))
+@click.pass_context
+def jobs_disable(ctx: click.Context, channel: str, job: str) -> None:
+    """Switch a job off (a run in progress finishes)."""
+    _jobs_enable(ctx, channel, job, False)
+
+
+@jobs.command("run-now")
+@click.argument("channel")
+@click.argument("job", type=click.Choice(["orders", "cancellations"]))
+@click.pass_context
+def jobs_run_now(ctx: click.Context, channel: str, job: str) -> None:
+    """Run a job now, outside its schedule (the workers must be running)."""
+    from wheel.services.schedules import run_now
+    from workers.app import app
+    from workers.dispatch import Dispatcher
+
+    run = _job_call(ctx, lambda session: run_now(session, channel, job))
+    Dispatcher(app).run_job(run.run_id, run.marketplace)
+    click.echo(f"run {run.run_id} sent: {channel} {job} (follow it with `wheelctl jobs list` or "
+               f"`wheelctl events --name 'system.cron/*' --channel {channel}`)")
+
+
+@main.group()
+def orders() -> None:
+    """Orders and cancellations pulled from the marketplaces, and where they are."""
+
+
+@orders.command("list")
+@click.option("--channel", help="Only this channel.")
+@click.option("--status", type=click.Choice(["ready", "sent", "failed", "held"]),
+              help="ready: waiting in the outbox; sent: on the OMS queue; failed: could not be mapped (kept, with the "
+                   "reason); held: cancellations waiting for their order.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def orders_list(ctx: click.Context, channel: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The latest orders (and their cancellations), newest first."""
+    from wheel.services.queries import latest_orders
+
+    with _sessions(_settings(ctx))() as session:
+        rows = latest_orders(session, channel_id=channel, status=status, limit=limit)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+        return
+    if not rows:
+        click.echo("no orders" + (f" on {channel}" if channel else "") + (f" with status {status}" if status else ""))
+        return
+    _table(["channel", "order", "status", "lines", "total", "received", "sent", "cancelled", "detail"],
+           [[r["channel"], r["order_id"], r["status"], r["lines"], r["total"] or "", r["received_at"].strftime("%m-%d %H:%M:%S"),
+             r["sent_at"].strftime("%H:%M:%S") if r["sent_at"] else "-", r["cancelled"] or "-", (r["failure"] or "")[:80]]
+            for r in rows])
+
+
 # -- demo and maintenance -------------------------------------------------------------------------
 
 
@@ -459,8 +678,10 @@ def demo() -> None:
 def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) -> None:
     """Seed the demo channels (Tata CLiQ UA succeeds, UB gets HTTP 500; Flipkart UF; Amazon UZ)."""
     from wheel.db.models import MARKETPLACES
+    from wheel.db.models import Channel
     from wheel.demo import DEMO_CHANNELS, DEMO_RETRY_DELAYS_S, options, sandbox_config as make_config
     from wheel.services.channels import add_channel
+    from wheel.services.schedules import ensure_schedules
 
     settings = _settings(ctx)
     base = sandbox_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}"
@@ -471,6 +692,7 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
                         base_url=f"{base}/{channel.marketplace}", credentials_ref=channel.credentials_ref,
                         known_marketplaces=MARKETPLACES, retry_delays_s=DEMO_RETRY_DELAYS_S, replace=True,
                         options=options(channel, base))
+            ensure_schedules(session, session.get(Channel, channel.id))
             secret = settings.secrets_dir / channel.credentials_ref
             secret.write_text(channel.secret)
             secret.chmod(0o600)

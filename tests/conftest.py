@@ -32,7 +32,8 @@ def sessions(engine):
 def settings(database_url):
     settings = services.test_settings()
     yield settings
-    services.delete_queues(services.TEST_AMQP_URL, [*settings.oms_queues.values(), settings.queue_backout])
+    services.delete_queues(services.TEST_AMQP_URL, [*settings.oms_queues.values(), settings.queue_backout,
+                                                   settings.queue_orders, settings.queue_cancellations])
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ def sandbox_config() -> dict:
 
 
 def options(channel: DemoChannel, sandbox_url: str) -> dict:
+    # The OMS learns an order's source from EntryType.
+    common = {**channel.options, "oms_header": {"EntryType": channel.id}}
     if channel.marketplace == "amazon":
-        return {**channel.options, "lwa_url": f"{sandbox_url}/amazon/auth/o2/token"}
-    return dict(channel.options)
+        return {**common, "lwa_url": f"{sandbox_url}/amazon/auth/o2/token"}
+    return common

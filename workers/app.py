@@ -35,6 +35,8 @@ def create_app(settings: Settings) -> Celery:
             "unacked_restore_interval": max(1, min(10, visibility // 4)),
             "unacked_restore_throttle": 1,
         },
+        # Schedules live in Postgres (workers/beat.py); the sweeper stays a static entry.
+        beat_scheduler="workers.beat:DatabaseScheduler",
         beat_schedule={
             "sweep": {"task": queues.SWEEP, "schedule": settings.sweeper_interval_s},
         },

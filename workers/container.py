@@ -33,6 +33,7 @@ class Container:
         self.pid = os.getpid()
         self._adapters: dict[ChannelConfig, tuple[float, MarketplaceAdapter]] = {}
         self._lock = threading.Lock()
+        self._transport = None
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -57,6 +58,35 @@ class Container:
     def quota_gate(self, channel: Channel, adapter: MarketplaceAdapter) -> QuotaGate:
         quotas = effective_quotas(adapter.capabilities.quotas, channel.quota_scale, channel.quotas)
         return RedisQuotaGate(self.redis, channel.id, quotas)
+
+    def order_source(self, channel: Channel):
+        """The channel's adapter as an order source, and its quota gate."""
+        from wheel.services.sync import channel_config
+
+        adapter = self.adapter(channel_config(channel))
+        return adapter, self.quota_gate(channel, adapter)
+
+    @property
+    def outlet(self):
+        """The OMS transport the publisher puts on: one connection per process, reopened after a failure."""
+        from bridge.transports import transport_from_url
+        from wheel.services.outbox import Outlet
+
+        if self._transport is None:
+            transport = transport_from_url(self.settings.oms_url.get_secret_value())
+            transport.connect()
+            transport.declare([self.settings.queue_orders, self.settings.queue_cancellations])
+            self._transport = transport
+        transport = self._transport
+        return Outlet(put=transport.put, commit=lambda: transport.commit([]))
+
+    def drop_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            try:
+                transport.close()
+            except Exception:  # noqa: BLE001 - it is broken already; a new one is made next time
+                pass
 
     @property
     def worker_id(self) -> str:

@@ -41,6 +41,22 @@ class Dispatcher:
     def clear_sync_flag(self, channel_id: str) -> None:
         self._flags().delete(sync_flag(channel_id))
 
+    def run_job(self, run_id: int, marketplace: str, countdown: float | None = None) -> None:
+        self._app.send_task(queues.RUN_JOB, args=[run_id], queue=queues.marketplace_queue(marketplace),
+                            countdown=countdown)
+
+    def publish(self, countdown: float | None = None) -> None:
+        self._app.send_task(queues.PUBLISH, queue=queues.PUBLISHER_QUEUE, countdown=countdown)
+
+    def publish_soon(self) -> None:
+        """A publisher run shortly, unless one is already waiting to start (the flag is cleared
+        when it starts, so rows written during a run get a run of their own)."""
+        if self._flags().set(PUBLISH_FLAG, "1", nx=True, px=30_000):
+            self.publish()
+
+    def clear_publish_flag(self) -> None:
+        self._flags().delete(PUBLISH_FLAG)
+
     def alert(self, event_id: int) -> None:
         self._app.send_task(queues.ALERT, args=[event_id], queue=queues.NOTIFICATIONS_QUEUE)
 
@@ -48,6 +64,9 @@ class Dispatcher:
         if self._redis is None:
             self._redis = redis.Redis.from_url(self._app.conf.broker_url, socket_timeout=10, socket_connect_timeout=10)
         return self._redis
+
+
+PUBLISH_FLAG = "wheel:publish-pending"
 
 
 def sync_flag(channel_id: str) -> str:

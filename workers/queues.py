@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from wheel.db.models import MARKETPLACES
 
-OMS_QUEUE = "oms"  # parsing OMS messages, sweeping, (later) publishing to the OMS
+OMS_QUEUE = "oms"  # parsing OMS messages, sweeping
 NOTIFICATIONS_QUEUE = "notifications"
+# Putting the outbox on the OMS queues: one worker process, so orders go out in order.
+PUBLISHER_QUEUE = "publisher"
 
 PROCESS_MESSAGE = "wheel.oms.process_message"
 SYNC = "wheel.marketplace.sync"
 SWEEP = "wheel.system.sweep"
 ALERT = "wheel.notify.alert"
+RUN_JOB = "wheel.jobs.run"  # a scheduled pull, on its marketplace's queue
+PUBLISH = "wheel.oms.publish"
 
 
 def marketplace_queue(marketplace: str) -> str:
@@ -20,11 +24,12 @@ def marketplace_queue(marketplace: str) -> str:
 
 
 MARKETPLACE_QUEUES = tuple(marketplace_queue(name) for name in MARKETPLACES)
-ALL_QUEUES = (OMS_QUEUE, NOTIFICATIONS_QUEUE, *MARKETPLACE_QUEUES)
+ALL_QUEUES = (OMS_QUEUE, NOTIFICATIONS_QUEUE, PUBLISHER_QUEUE, *MARKETPLACE_QUEUES)
 
 # Tasks whose queue does not depend on their arguments. A push names its queue when sent.
 TASK_ROUTES = {
     PROCESS_MESSAGE: {"queue": OMS_QUEUE},
     SWEEP: {"queue": OMS_QUEUE},
     ALERT: {"queue": NOTIFICATIONS_QUEUE},
+    PUBLISH: {"queue": PUBLISHER_QUEUE},
 }

@@ -8,7 +8,7 @@ from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from wheel.events import Recorded
-from wheel.services import alerts, oms_messages, sweeper, sync
+from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
 from workers import queues
 from workers.container import Container, container
 from workers.dispatch import Dispatcher
@@ -74,10 +74,54 @@ def sweep(self) -> str:
         deadline_s=c.settings.sweeper_deadline_s,
         send_process=dispatch.process_message,
         send_sync=dispatch.sync,
+        run_deadline_s=c.settings.job_run_deadline_s,
+        send_run=dispatch.run_job,
+        send_publish=dispatch.publish,
     )
-    if report.inbox or report.channels:
-        log.warning("sweeper re-sent %d message tasks and %d channel syncs", report.inbox, report.channels)
-    return f"{report.inbox} messages, {report.channels} channels"
+    if report.inbox or report.channels or report.runs or report.outbox:
+        log.warning("sweeper re-sent %d message tasks, %d channel syncs, %d job runs%s", report.inbox,
+                    report.channels, report.runs, " and the publisher" if report.outbox else "")
+    return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs"
+
+
+@shared_task(name=queues.RUN_JOB, bind=True, **RETRY_DB)
+def run_job(self, run_id: int) -> str:
+    c, dispatch = _context(self)
+    outcome = pulls.run_pull(
+        c.sessions,
+        run_id,
+        source_for=c.order_source,
+        queues=pulls.OmsQueues(c.settings.queue_orders, c.settings.queue_cancellations),
+        worker=c.worker_id,
+        initial_lookback_s=c.settings.orders_initial_lookback_s,
+    )
+    if outcome.outboxed:
+        dispatch.publish_soon()
+    if outcome.retry_in_s is not None and outcome.run is not None:
+        dispatch.run_job(run_id, outcome.run.marketplace, countdown=outcome.retry_in_s)
+    _send_alerts(dispatch, outcome.alerts)
+    return outcome.summary()
+
+
+@shared_task(name=queues.PUBLISH, bind=True, autoretry_for=(Exception,), retry_backoff=1, retry_backoff_max=30,
+             retry_jitter=True, max_retries=None)
+def publish(self) -> str:
+    c, dispatch = _context(self)
+    dispatch.clear_publish_flag()
+    try:
+        report = outbox.publish_pending(c.sessions, c.outlet, batch_size=c.settings.publish_batch_size)
+    except OperationalError:
+        raise  # the database: retried as it is
+    except Exception as exc:
+        # The transport: drop the connection, say so, and retry (autoretry, with backoff).
+        c.drop_transport()
+        recorded = outbox.note_failure(c.sessions, f"{type(exc).__name__}: {exc}", attempt=self.request.retries + 1)
+        if recorded is not None and recorded.created and recorded.event.level == "error":
+            dispatch.alert(recorded.id)
+        raise
+    if report.busy:
+        dispatch.publish(countdown=1.0)  # another publisher holds the lock; look again after it
+    return f"{report.sent} sent in {report.batches} batches" + (" (busy)" if report.busy else "")
 
 
 @shared_task(name=queues.ALERT, bind=True, **RETRY_DB)

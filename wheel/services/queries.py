@@ -28,3 +28,29 @@ def latest_events(
     if parent_id is not None:
         query = query.where((Event.parent_id == parent_id) | (Event.id == parent_id))
     return list(session.execute(query.order_by(Event.id.desc()).limit(limit)).scalars())
+
+
+LATEST_ORDERS = """
+    SELECT o.channel_id AS channel, o.order_id, o.status, o.lines, o.total, o.received_at, o.sent_at, o.failure,
+           (SELECT string_agg(c.line_id || ':' || c.status, ' ' ORDER BY c.id) FROM cancellations c
+             WHERE c.channel_id = o.channel_id AND c.order_id = o.order_id) AS cancelled
+      FROM orders o
+     WHERE (CAST(:channel AS text) IS NULL OR o.channel_id = :channel)
+       AND (CAST(:status AS text) IS NULL OR o.status = :status)
+    UNION ALL
+    SELECT c.channel_id, c.order_id, 'held', count(*), NULL, min(c.received_at), NULL, 'cancellation waiting for its order',
+           string_agg(c.line_id, ' ')
+      FROM cancellations c
+     WHERE c.status = 'held' AND CAST(:status AS text) = 'held'
+       AND (CAST(:channel AS text) IS NULL OR c.channel_id = :channel)
+     GROUP BY c.channel_id, c.order_id
+     ORDER BY received_at DESC
+     LIMIT :limit
+"""
+
+
+def latest_orders(session: Session, *, channel_id: str | None, status: str | None, limit: int) -> list[dict]:
+    from sqlalchemy import text
+
+    rows = session.execute(text(LATEST_ORDERS), {"channel": channel_id, "status": status, "limit": limit}).mappings()
+    return [dict(row) for row in rows]

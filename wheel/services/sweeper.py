@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from wheel.services import outbox, schedules
+
 STALE_INBOX = text(
     """
     UPDATE inbox SET enqueued_at = now()
@@ -39,6 +41,8 @@ STALE_CHANNELS = text(
 class SweepReport:
     inbox: int
     channels: int
+    runs: int = 0
+    outbox: bool = False
 
 
 def sweep(
@@ -47,6 +51,9 @@ def sweep(
     deadline_s: float,
     send_process: Callable[[int], None],
     send_sync: Callable[[str, str], None],
+    run_deadline_s: float | None = None,
+    send_run: Callable[[int, str], None] | None = None,
+    send_publish: Callable[[], None] | None = None,
     limit: int = 5000,
 ) -> SweepReport:
     params = {"deadline": deadline_s, "limit": limit}
@@ -57,4 +64,14 @@ def sweep(
         send_process(inbox_id)
     for channel_id, marketplace in channels:
         send_sync(channel_id, marketplace)
-    return SweepReport(len(inbox_ids), len(channels))
+    runs, stale_outbox = [], False
+    if send_run is not None:
+        with sessions.begin() as session:
+            runs = schedules.stale_runs(session, deadline_s=run_deadline_s or deadline_s)
+        for run in runs:
+            send_run(run.run_id, run.marketplace)
+    if send_publish is not None:
+        stale_outbox = outbox.stale_pending(sessions, deadline_s=deadline_s)
+        if stale_outbox:
+            send_publish()
+    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox)

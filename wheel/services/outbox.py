@@ -1,0 +1,131 @@
+"""Publishing the outbox to the OMS queues (DESIGN.md contract 4).
+
+A batch of pending rows is locked (`FOR UPDATE SKIP LOCKED`, in id order), put on the OMS queues
+as persistent messages with each row's stable message id, committed on the transport, and only
+then marked sent in the same database transaction that held the lock. A crash after the put is
+committed and before the database commits leaves the rows pending: they are put again, with the
+same message ids, and that is the only way the OMS can see a message twice.
+
+One publisher at a time (a transaction-level advisory lock), so the OMS gets an order before its
+cancellation: rows are published in id order, and a cancellation's row is always written after
+its order's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from wheel.events import NewEvent, Recorded, record
+
+PUBLISHER_LOCK = 0x77686C0B  # "whl" + publisher
+
+PENDING = text(
+    """
+    SELECT id, kind, channel_id, order_id, queue, message_id, body, event_id
+      FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+STALE = text(
+    """
+    UPDATE outbox SET enqueued_at = now()
+     WHERE id = (SELECT min(id) FROM outbox WHERE sent_at IS NULL
+                  AND enqueued_at < now() - make_interval(secs => :deadline))
+    RETURNING id
+    """
+)
+
+
+@dataclass
+class PublishReport:
+    sent: int = 0
+    busy: bool = False
+    batches: int = 0
+    alerts: list[Recorded] = field(default_factory=list)
+
+
+class Outlet:
+    """Where the publisher puts messages: a transport (AMQP, IBM MQ) seen through two calls."""
+
+    def __init__(self, put: Callable[..., None], commit: Callable[[], None]):
+        self.put, self.commit = put, commit
+
+
+def publish_pending(sessions: sessionmaker[Session], outlet: Outlet, *, batch_size: int,
+                    max_batches: int = 1000) -> PublishReport:
+    """Publish every pending row, a batch at a time. Raises what the transport raises (nothing is
+    marked sent for the batch in hand); the caller retries."""
+    report = PublishReport()
+    for _ in range(max_batches):
+        with sessions.begin() as session:
+            if not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PUBLISHER_LOCK}).scalar_one():
+                report.busy = True
+                return report
+            rows = session.execute(PENDING, {"limit": batch_size}).all()
+            if not rows:
+                return report
+            for row in rows:
+                outlet.put(row.queue, bytes(row.body), message_id=row.message_id,
+                           headers={"wheel-kind": row.kind, "wheel-channel": row.channel_id, "wheel-order": row.order_id})
+            outlet.commit()
+            _mark_sent(session, rows)
+            report.sent += len(rows)
+            report.batches += 1
+    return report
+
+
+def _mark_sent(session: Session, rows: list[Any]) -> None:
+    ids = [row.id for row in rows]
+    session.execute(text("UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY(:ids)"),
+                    {"ids": ids})
+    orders = [row for row in rows if row.kind == "order"]
+    if orders:
+        session.execute(
+            text("""UPDATE orders o SET status = 'sent', sent_at = now()
+                      FROM unnest(CAST(:channels AS text[]), CAST(:orders AS text[])) AS t(channel_id, order_id)
+                     WHERE o.channel_id = t.channel_id AND o.order_id = t.order_id"""),
+            {"channels": [r.channel_id for r in orders], "orders": [r.order_id for r in orders]},
+        )
+    session.execute(text("UPDATE cancellations SET status = 'sent' WHERE outbox_id = ANY(:ids)"), {"ids": ids})
+    for row in rows:
+        record(session, NewEvent(
+            type="domain", name=f"{row.kind}/sent-to-oms", parent_id=row.event_id, channel_id=row.channel_id,
+            payload={"order_id": row.order_id, "queue": row.queue, "message_id": row.message_id},
+            dedupe_key=f"outbox:{row.id}:sent",
+        ))
+
+
+def note_failure(sessions: sessionmaker[Session], error: str, *, attempt: int) -> Recorded | None:
+    """A put or commit failed: count it on the oldest pending row and say so (one event per
+    failing attempt of a task, so a long outage is visible without flooding the log)."""
+    with sessions.begin() as session:
+        oldest = session.execute(
+            text("""UPDATE outbox SET attempts = attempts + 1, last_error = :e
+                     WHERE id = (SELECT min(id) FROM outbox WHERE sent_at IS NULL) RETURNING id, channel_id"""),
+            {"e": error[:2000]},
+        ).first()
+        if oldest is None:
+            return None
+        pending = session.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar_one()
+        return record(session, NewEvent(
+            type="system", name="system/oms-publish-failed", level="error" if attempt >= 3 else "warning",
+            payload={"error": error, "pending": pending, "attempt": attempt,
+                     "fix": "check the OMS queue manager or broker (WHEEL_OMS_URL); publishing resumes by itself"},
+        ))
+
+
+def stale_pending(sessions: sessionmaker[Session], *, deadline_s: float) -> bool:
+    """Whether rows have waited past the deadline (their publish task was lost): publish again."""
+    with sessions.begin() as session:
+        return session.execute(STALE, {"deadline": deadline_s}).first() is not None
+
+
+def counts(session: Session) -> dict[str, int]:
+    row = session.execute(text(
+        "SELECT count(*) FILTER (WHERE sent_at IS NULL) AS pending, count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent FROM outbox"
+    )).one()
+    return {"pending": row.pending, "sent": row.sent}

@@ -1,0 +1,405 @@
+"""Running a scheduled pull: orders or cancellations from one channel into Postgres and the outbox.
+
+A pull covers a window [start, end): from the schedule's watermark less the source's overlap,
+to now less the marketplace's settle lag. Each page is stored in its own transaction together
+with the cursor that resumes the pull after it, so a crash or a quota wait resumes at the next
+page; the watermark moves to the window's end only once every page up to it is stored. Orders are
+upserted by (channel, marketplace order id), and cancelled lines by (channel, order id, line id),
+so overlaps and re-runs store nothing twice. The OMS document goes into the outbox in the same
+transaction as its order (DESIGN.md contract 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from wheel.db.models import CancelledLine as CancelledLineRow
+from wheel.db.models import Channel, JobRun, OutboxMessage, Schedule
+from wheel.db.models import Order as OrderRow
+from wheel.domain import Cancellation, CancelledLine, Order, Unmappable
+from wheel.events import NewEvent, Recorded, record
+from wheel.marketplaces.base import OrderPage, OrderSource, PullWindow, QuotaGate, QuotaWait
+from wheel.marketplaces.errors import MarketplaceError, TransientError
+from wheel.oms.orders import cancellation_document, order_document, order_to_json
+from wheel.services.schedules import DueRun, record_cron, utcnow
+
+log = logging.getLogger(__name__)
+
+# Retried runs (busy, quota) wait at least this long.
+MIN_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class OmsQueues:
+    orders: str
+    cancellations: str
+
+
+@dataclass
+class PullOutcome:
+    status: str  # succeeded | failed | waiting | busy | skipped
+    run: DueRun | None = None
+    retry_in_s: float | None = None
+    orders: int = 0
+    cancellations: int = 0
+    failures: int = 0
+    calls: int = 0
+    # Outbox rows written: the publisher has work.
+    outboxed: int = 0
+    alerts: list[Recorded] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.status}: {self.orders} orders, {self.cancellations} cancellations, "
+                f"{self.failures} unmappable, {self.calls} calls")
+
+
+def _lock_key(schedule_id: int) -> int:
+    # One advisory lock per schedule: one pull per (channel, job) at a time.
+    return (0x77686C00 << 24) | schedule_id
+
+
+def run_pull(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    *,
+    source_for: Callable[[Channel], tuple[OrderSource, QuotaGate]],
+    queues: OmsQueues,
+    worker: str,
+    initial_lookback_s: float,
+    now: Callable[[], datetime] = utcnow,
+) -> PullOutcome:
+    with sessions.begin() as session:
+        found = session.execute(
+            select(JobRun, Schedule, Channel)
+            .join(Schedule, Schedule.id == JobRun.schedule_id)
+            .join(Channel, Channel.id == Schedule.channel_id)
+            .where(JobRun.id == run_id)
+        ).first()
+        if found is None:
+            return PullOutcome("skipped")
+        run_row, schedule, channel = found
+        run = DueRun(run_row.id, schedule.id, channel.id, channel.marketplace, schedule.job, run_row.due_at, run_row.trigger)
+        if run_row.status in ("succeeded", "failed"):
+            return PullOutcome("skipped", run)
+        session.expunge_all()
+
+    engine: Engine = sessions.kw["bind"]
+    with engine.connect() as lock_conn:
+        # Held on its own connection for the whole pull; a killed worker's connection drops and frees it.
+        got = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(schedule.id)}).scalar_one()
+        lock_conn.commit()
+        if not got:
+            return PullOutcome("busy", run, retry_in_s=5.0)
+        try:
+            return _pull_locked(sessions, run, channel, source_for, queues, worker, initial_lookback_s, now)
+        finally:
+            lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(schedule.id)})
+            lock_conn.commit()
+
+
+def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: OmsQueues, worker: str,
+                 initial_lookback_s: float, now) -> PullOutcome:
+    outcome = PullOutcome("succeeded", run)
+    with sessions.begin() as session:
+        run_row = session.get(JobRun, run.run_id, with_for_update=True)
+        if run_row.status in ("succeeded", "failed"):
+            return PullOutcome("skipped", run)
+        schedule = session.get(Schedule, run.schedule_id, with_for_update=True)
+        if run_row.status == "due":
+            run_row.status, run_row.started_at, run_row.worker = "running", now(), worker
+            schedule.last_started_at = run_row.started_at
+        record_cron(session, run, "started", key=f"run:{run.run_id}:started", payload={"worker": worker})
+        cursor = schedule.cursor
+        watermark = schedule.watermark
+
+    try:
+        source, gate = source_for(channel)
+        caps = source.pull_capabilities
+        if run.job not in caps.jobs:
+            raise MarketplaceError(f"{channel.marketplace} has no {run.job} pull (it has: {', '.join(caps.jobs)})")
+        if cursor:
+            window = PullWindow(datetime.fromisoformat(cursor["start"]), datetime.fromisoformat(cursor["end"]))
+            page_cursor = cursor.get("page")
+        else:
+            current = now()
+            start = watermark - timedelta(seconds=caps.overlap_s) if watermark else current - timedelta(seconds=initial_lookback_s)
+            window = PullWindow(start, current - timedelta(seconds=caps.settle_lag_s))
+            page_cursor = None
+        if window.end > window.start or not caps.uses_window:
+            for page in source.pull(run.job, window, page_cursor, gate):
+                with sessions.begin() as session:
+                    _store_page(session, run, channel, page, queues, outcome)
+                    next_cursor = ({"start": window.start.isoformat(), "end": window.end.isoformat(), "page": page.cursor}
+                                   if page.cursor is not None else None)
+                    session.execute(text("UPDATE schedules SET cursor = CAST(:c AS jsonb) WHERE id = :id"),
+                                    {"c": _json(next_cursor), "id": run.schedule_id})
+                    _count(session, run.run_id, outcome, page)
+        with sessions.begin() as session:
+            schedule = session.get(Schedule, run.schedule_id, with_for_update=True)
+            if window.end > (schedule.watermark or window.start) or schedule.watermark is None:
+                schedule.watermark = window.end
+            schedule.cursor = None
+            _finish(session, run, schedule, "succeeded", None, now())
+        return outcome
+    except QuotaWait as wait:
+        outcome.status, outcome.retry_in_s = "waiting", max(MIN_RETRY_S, wait.retry_in_s)
+        _note_waiting(sessions, run, str(wait))
+        return outcome
+    except TransientError as exc:
+        if exc.status == 429 and exc.retry_after is not None:
+            outcome.status, outcome.retry_in_s = "waiting", max(MIN_RETRY_S, exc.retry_after)
+            _note_waiting(sessions, run, str(exc))
+            return outcome
+        return _fail(sessions, run, exc, outcome, now)
+    except MarketplaceError as exc:
+        return _fail(sessions, run, exc, outcome, now)
+
+
+def _json(value: Any) -> str | None:
+    import json
+
+    return None if value is None else json.dumps(value)
+
+
+def _count(session: Session, run_id: int, outcome: PullOutcome, page: OrderPage) -> None:
+    outcome.calls += page.calls
+    session.execute(
+        text("UPDATE job_runs SET orders = :o, cancellations = :c, calls = :n WHERE id = :id"),
+        {"o": outcome.orders, "c": outcome.cancellations, "n": outcome.calls, "id": run_id},
+    )
+
+
+def _note_waiting(sessions, run: DueRun, why: str) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            text("UPDATE job_runs SET enqueued_at = now() WHERE id = :id"), {"id": run.run_id}
+        )
+        session.execute(
+            text("UPDATE schedules SET last_outcome = 'waiting', last_error = :e WHERE id = :id"),
+            {"e": why, "id": run.schedule_id},
+        )
+
+
+def _finish(session: Session, run: DueRun, schedule: Schedule, status: str, error: str | None, at: datetime) -> None:
+    session.execute(
+        text("UPDATE job_runs SET status = :s, finished_at = :at, error = :e WHERE id = :id"),
+        {"s": status, "at": at, "e": error, "id": run.run_id},
+    )
+    schedule.last_finished_at, schedule.last_outcome, schedule.last_error = at, status, error
+
+
+def _fail(sessions, run: DueRun, exc: Exception, outcome: PullOutcome, now) -> PullOutcome:
+    outcome.status = "failed"
+    message = str(exc) or type(exc).__name__
+    with sessions.begin() as session:
+        schedule = session.get(Schedule, run.schedule_id, with_for_update=True)
+        _finish(session, run, schedule, "failed", message, now())
+        recorded = record_cron(session, run, "failed", level="error", key=f"run:{run.run_id}:failed",
+                               payload={"error": message, "resumes": "the next run carries on from where this one stopped"})
+    outcome.alerts.append(recorded)
+    return outcome
+
+
+# -- storing a page ---------------------------------------------------------------------------
+
+
+def _header(channel: Channel) -> dict[str, str]:
+    header = channel.options.get("oms_header") if isinstance(channel.options, dict) else None
+    return {str(k): str(v) for k, v in (header or {}).items()}
+
+
+def _next_outbox_id(session: Session) -> int:
+    return session.execute(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")).scalar_one()
+
+
+def message_id_for(outbox_id: int) -> str:
+    """The OMS message id of an outbox row: stable, so a re-put after a crash carries the same id.
+    24 characters, the size of an IBM MQ MsgId."""
+    return f"WHEEL-OUTBOX-{outbox_id:011d}"
+
+
+def _outbox(session: Session, *, kind: str, channel_id: str, order_id: str, queue: str, body: bytes,
+            event_id: int | None) -> int:
+    outbox_id = _next_outbox_id(session)
+    session.execute(insert(OutboxMessage).values(
+        id=outbox_id, kind=kind, channel_id=channel_id, order_id=order_id, queue=queue,
+        message_id=message_id_for(outbox_id), body=body, event_id=event_id,
+    ))
+    return outbox_id
+
+
+def _store_page(session: Session, run: DueRun, channel: Channel, page: OrderPage, queues: OmsQueues,
+                outcome: PullOutcome) -> None:
+    header = _header(channel)
+    # An order and a cancellation of it stored at once (the orders and cancellations pulls run side
+    # by side) must see each other: lock each order id for the transaction, in one order (no deadlock).
+    order_ids = sorted({o.order_id for o in page.orders} | {c.order_id for c in page.cancellations}
+                       | {f.order_id for f in page.failures})
+    for order_id in order_ids:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"order:{channel.id}:{order_id}"})
+    for order in page.orders:
+        _store_order(session, run, channel, order, page.raw.get(order.order_id), header, queues, outcome)
+    for failure in page.failures:
+        _store_failure(session, run, channel, failure, outcome)
+    for cancellation in page.cancellations:
+        _store_cancellation(session, run, channel, cancellation, header, queues, outcome)
+
+
+def _event(run: DueRun, name: str, *, level: str = "info", parent_id: int | None = None, key: str | None = None,
+           payload: dict[str, Any]) -> NewEvent:
+    return NewEvent(type="domain", name=name, level=level, parent_id=parent_id, channel_id=run.channel_id,
+                    marketplace=run.marketplace, payload={"job": run.job, "run": run.run_id, **payload}, dedupe_key=key)
+
+
+UPSERT_ORDER = """
+    INSERT INTO orders (channel_id, order_id, status, document, raw, lines, total)
+    VALUES (:channel_id, :order_id, 'ready', CAST(:document AS jsonb), CAST(:raw AS jsonb), :lines, :total)
+    ON CONFLICT (channel_id, order_id) DO UPDATE
+       SET status = 'ready', document = EXCLUDED.document, raw = EXCLUDED.raw, failure = NULL,
+           lines = EXCLUDED.lines, total = EXCLUDED.total
+     WHERE orders.status = 'failed'
+    RETURNING id
+"""
+
+
+def _store_order(session: Session, run: DueRun, channel: Channel, order: Order, raw: Any, header: dict[str, str],
+                 queues: OmsQueues, outcome: PullOutcome) -> None:
+    try:
+        body = order_document(order, header)
+    except ValueError as exc:
+        _store_failure(session, run, channel, Unmappable(channel.id, order.order_id, "order", str(exc), raw), outcome)
+        return
+    total = sum((p.amount for p in order.payments), Decimal("0"))
+    row_id = session.execute(text(UPSERT_ORDER), {
+        "channel_id": channel.id, "order_id": order.order_id, "document": _json(order_to_json(order)),
+        "raw": _json(raw), "lines": len(order.lines), "total": total,
+    }).scalar_one_or_none()
+    if row_id is None:
+        return  # stored before: an overlap or a re-run
+    received = record(session, _event(run, "order/received", key=f"order:{channel.id}:{order.order_id}:received", payload={
+        "order_id": order.order_id, "lines": len(order.lines), "total": str(total),
+        "skus": [line.sku for line in order.lines][:20],
+    }))
+    session.execute(text("UPDATE orders SET event_id = :e WHERE id = :id"), {"e": received.id, "id": row_id})
+    _outbox(session, kind="order", channel_id=channel.id, order_id=order.order_id, queue=queues.orders, body=body,
+            event_id=received.id)
+    outcome.orders += 1
+    outcome.outboxed += 1
+    # Cancellations that arrived before their order go out now, after it.
+    held = session.execute(
+        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id, CancelledLineRow.order_id == order.order_id,
+                                       CancelledLineRow.status == "held").order_by(CancelledLineRow.id)
+    ).scalars().all()
+    if held:
+        first = held[0]
+        released = Cancellation(channel.id, order.order_id,
+                                tuple(CancelledLine(r.line_id, r.sku, r.quantity) for r in held if r.line_id != "*"),
+                                first.reason_code, first.reason_text, any(r.whole_order for r in held))
+        _outbox_cancellation(session, run, channel, released, [r.id for r in held], received.id, header, queues, outcome,
+                             order_lines=order.lines)
+
+
+def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unmappable, outcome: PullOutcome) -> None:
+    if failure.kind == "cancellation":
+        recorded = record(session, _event(run, "cancellation/failed", level="error",
+                                          key=f"cancel-failed:{channel.id}:{failure.order_id}:{_digest(failure.reason)}",
+                                          payload={"order_id": failure.order_id, "error": failure.reason, "raw": failure.raw}))
+    else:
+        row_id = session.execute(
+            insert(OrderRow).values(channel_id=channel.id, order_id=failure.order_id, status="failed",
+                                    raw=failure.raw, failure=failure.reason)
+            .on_conflict_do_nothing(index_elements=["channel_id", "order_id"]).returning(OrderRow.id)
+        ).scalar_one_or_none()
+        if row_id is None:
+            return
+        recorded = record(session, _event(run, "order/failed", level="error",
+                                          key=f"order:{channel.id}:{failure.order_id}:failed",
+                                          payload={"order_id": failure.order_id, "error": failure.reason,
+                                                   "fix": "the order is kept (wheelctl orders list --status failed); "
+                                                          "a later pull that maps it sends it"}))
+        session.execute(text("UPDATE orders SET event_id = :e WHERE id = :id"), {"e": recorded.id, "id": row_id})
+    outcome.failures += 1
+    if recorded.created:
+        outcome.alerts.append(recorded)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _store_cancellation(session: Session, run: DueRun, channel: Channel, cancellation: Cancellation,
+                        header: dict[str, str], queues: OmsQueues, outcome: PullOutcome) -> None:
+    order_row = session.execute(
+        select(OrderRow.status, OrderRow.document, OrderRow.event_id)
+        .where(OrderRow.channel_id == channel.id, OrderRow.order_id == cancellation.order_id).with_for_update()
+    ).first()
+    known = order_row is not None and order_row.status in ("ready", "sent")
+    lines = cancellation.lines or (CancelledLine("*", "*", 0),)
+    new_ids: list[int] = []
+    new_lines: list[CancelledLine] = []
+    for line in lines:
+        row_id = session.execute(
+            insert(CancelledLineRow).values(
+                channel_id=channel.id, order_id=cancellation.order_id, line_id=line.line_id, sku=line.sku,
+                quantity=line.quantity, reason_code=cancellation.reason_code, reason_text=cancellation.reason_text,
+                whole_order=cancellation.whole_order, status="ready" if known else "held",
+            ).on_conflict_do_nothing(index_elements=["channel_id", "order_id", "line_id"]).returning(CancelledLineRow.id)
+        ).scalar_one_or_none()
+        if row_id is not None:
+            new_ids.append(row_id)
+            new_lines.append(line)
+    if not new_ids:
+        return  # every line was cancelled before: an overlap or a re-run
+    fresh = Cancellation(channel.id, cancellation.order_id, tuple(l for l in new_lines if l.line_id != "*"),
+                         cancellation.reason_code, cancellation.reason_text, cancellation.whole_order)
+    if not known:
+        recorded = record(session, _event(run, "cancellation/held", level="warning",
+                                          key=f"cancel:{channel.id}:{cancellation.order_id}:{_digest(','.join(l.line_id for l in new_lines))}:held",
+                                          payload={"order_id": cancellation.order_id, "lines": [l.line_id for l in new_lines],
+                                                   "reason": "its order has not been received (or could not be mapped); "
+                                                             "the cancellation goes to the OMS right after the order"}))
+        outcome.cancellations += 1
+        return
+    order_lines = tuple(_lines_of(order_row.document))
+    _outbox_cancellation(session, run, channel, fresh, new_ids, order_row.event_id, header, queues, outcome,
+                         order_lines=order_lines)
+
+
+def _lines_of(document: dict[str, Any] | None) -> list[CancelledLine]:
+    return [CancelledLine(str(l["line_id"]), str(l["sku"]), int(l["quantity"])) for l in (document or {}).get("lines", [])]
+
+
+def _outbox_cancellation(session: Session, run: DueRun, channel: Channel, cancellation: Cancellation, row_ids: list[int],
+                         parent_id: int | None, header: dict[str, str], queues: OmsQueues, outcome: PullOutcome,
+                         *, order_lines) -> None:
+    all_line_ids = {line.line_id for line in order_lines}
+    earlier = session.execute(
+        select(CancelledLineRow.line_id).where(
+            CancelledLineRow.channel_id == channel.id, CancelledLineRow.order_id == cancellation.order_id,
+            CancelledLineRow.id.not_in(row_ids))
+    ).scalars().all()
+    these = {line.line_id for line in cancellation.lines}
+    # Whole: no lines named, the marketplace says so, or every line of the order with none sent before.
+    whole = (not cancellation.lines or cancellation.whole_order
+             or (not earlier and bool(all_line_ids) and these >= all_line_ids))
+    body = cancellation_document(cancellation, whole_order=whole, header=header)
+    recorded = record(session, _event(run, "cancellation/received", parent_id=parent_id,
+                                      key=f"cancel:{channel.id}:{cancellation.order_id}:{_digest(','.join(sorted(these)) or '*')}",
+                                      payload={"order_id": cancellation.order_id, "whole_order": whole,
+                                               "lines": sorted(these), "reason": cancellation.reason_text}))
+    outbox_id = _outbox(session, kind="cancellation", channel_id=channel.id, order_id=cancellation.order_id,
+                        queue=queues.cancellations, body=body, event_id=recorded.id)
+    session.execute(text("UPDATE cancellations SET status = 'ready', outbox_id = :o WHERE id = ANY(:ids)"),
+                    {"o": outbox_id, "ids": row_ids})
+    outcome.cancellations += 1
+    outcome.outboxed += 1

@@ -1,0 +1,61 @@
+"""Celery Beat with its schedules in Postgres: `celery -A workers.app beat -S workers.beat:DatabaseScheduler`.
+
+Every tick (WHEEL_BEAT_TICK_S) it fires the schedules that are due (see wheel.services.schedules:
+runs are rows first, unique per schedule and due time, so a restarted beat neither skips nor
+doubles a run, and a second beat fires nothing twice) and then sends their tasks. Edits made with
+`wheelctl jobs ...` are read on the next tick, with no restart. The static entries of
+`beat_schedule` (the sweeper) run as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery.beat import Scheduler
+from sqlalchemy.exc import SQLAlchemyError
+
+from wheel.db import make_engine, make_sessionmaker
+from wheel.services import schedules
+from workers.dispatch import Dispatcher
+
+log = logging.getLogger("wheel.beat")
+
+
+class DatabaseScheduler(Scheduler):
+    # Beat keeps nothing on disk: the schedules, their next run and every run are in Postgres.
+    persistent = False
+
+    def __init__(self, *args, **kwargs):
+        self._sessions = None
+        self._dispatch = None
+        super().__init__(*args, **kwargs)
+        settings = self.app.conf.wheel_settings
+        self._tick_s = settings.beat_tick_s
+        self.max_interval = min(self.max_interval or self._tick_s, self._tick_s)
+
+    def _db_tick(self) -> None:
+        if self._sessions is None:
+            settings = self.app.conf.wheel_settings
+            self._sessions = make_sessionmaker(make_engine(settings.database_url, application_name="wheel-beat"))
+            self._dispatch = Dispatcher(self.app)
+        with self._sessions.begin() as session:
+            fired = schedules.fire_due(session)
+        # Sent after the commit: a run is a row before it is a task. A send lost here is re-sent
+        # by the sweeper (schedules.stale_runs).
+        for run in fired:
+            self._dispatch.run_job(run.run_id, run.marketplace)
+            log.info("fired %s for %s (run %d, due %s, %s)", run.job, run.channel_id, run.run_id,
+                     run.due_at.isoformat(timespec="seconds"), run.trigger)
+
+    def tick(self, *args, **kwargs):
+        started = time.monotonic()
+        try:
+            self._db_tick()
+        except SQLAlchemyError as exc:
+            log.error("could not read the schedules from Postgres (will retry): %s", exc)
+        except Exception as exc:  # noqa: BLE001 - the broker may be down; beat must keep going
+            log.error("could not send scheduled runs (will retry; the sweeper re-sends lost ones): %s", exc)
+        static_wait = super().tick(*args, **kwargs)
+        elapsed = time.monotonic() - started
+        return max(0.0, min(static_wait, self._tick_s - elapsed))
