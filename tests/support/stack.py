@@ -131,5 +131,35 @@ class Stack:
     def sandbox_stats(self) -> dict:
         return requests.get(f"{self.sandbox_url}/_sandbox/stats", timeout=10).json()
 
+    # -- orders -----------------------------------------------------------------------------------
+
+    def create_orders(self, channel: str, count: int = 0, **spec) -> list[dict]:
+        response = requests.post(f"{self.sandbox_url}/_sandbox/orders", json={"channel": channel, "count": count, **spec},
+                                 timeout=60)
+        response.raise_for_status()
+        return response.json()["created"]
+
+    def cancel_orders(self, channel: str, count: int = 0, **spec) -> list[dict]:
+        response = requests.post(f"{self.sandbox_url}/_sandbox/cancellations",
+                                 json={"channel": channel, "count": count, **spec}, timeout=60)
+        response.raise_for_status()
+        return response.json()["cancelled"]
+
+    def sandbox_orders(self, channel: str | None = None) -> list[dict]:
+        params = {"channel": channel} if channel else {}
+        return requests.get(f"{self.sandbox_url}/_sandbox/orders", params=params, timeout=60).json()["orders"]
+
+    def drain(self, queue: str, wait_s: float = 1.0) -> list:
+        """Take every message off an OMS queue, as the OMS would (Deliveries, in queue order)."""
+        transport = AmqpTransport(self.settings.oms_url.get_secret_value())
+        transport.connect()
+        try:
+            taken = []
+            while (delivery := transport.get_one(queue, wait_s=wait_s)) is not None:
+                taken.append(delivery)
+            return taken
+        finally:
+            transport.close()
+
     def configure_sandbox(self, channel: str, **behaviour) -> None:
         requests.put(f"{self.sandbox_url}/_sandbox/channels/{channel}", json=behaviour, timeout=5).raise_for_status()

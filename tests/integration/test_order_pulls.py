@@ -1,0 +1,224 @@
+"""Pulls into Postgres and the outbox, and the publisher onto a real RabbitMQ queue (contract 4).
+
+The sandbox serves Tata CLiQ's documented XML; the pull service, the outbox and the publisher run
+in the test process against the real database and broker.
+"""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+from sqlalchemy import select, text
+
+from bridge.transports.amqp import AmqpTransport
+from wheel.db.models import Channel, JobRun, Schedule
+from wheel.oms.orders import validate_document
+from wheel.quota import RedisQuotaGate
+from wheel.services import outbox, pulls, schedules
+from wheel.services.channels import add_channel
+from wheel.services.sync import channel_config
+
+SAMPLE_ORDER = {
+    "order_id": "181219-001-345786",
+    "ship_to": {"first_name": "Tamizhvendan", "last_name": "Sembiyan", "line1": "Plot No 222",
+                "line2": "Ashok Nagar 42nd Street", "city": "Chennai", "state": "TamilNadu", "zip_code": "600001"},
+    "payment_ref": "000000-1545216772601",
+    "lines": [{"line_id": "200058001702351", "sku": "200374", "price": "900.0"}],
+}
+EXPECTED = b"""<Order OrderNo="181219-001-345786" EntryType="UT">
+  <PersonInfoBillTo City="Chennai" FirstName="Tamizhvendan" LastName="Sembiyan" State="TamilNadu" ZipCode="600001">
+    <Extn IRLAddressLine1="Plot No 222" IRLAddressLine2="Ashok Nagar 42nd Street"/>
+  </PersonInfoBillTo>
+  <PersonInfoShipTo City="Chennai" FirstName="Tamizhvendan" LastName="Sembiyan" State="TamilNadu" ZipCode="600001">
+    <Extn IRLAddressLine1="Plot No 222" IRLAddressLine2="Ashok Nagar 42nd Street"/>
+  </PersonInfoShipTo>
+  <PaymentDetailsList><PaymentDetails ProcessedAmount="900.0" Reference1="000000-1545216772601"/></PaymentDetailsList>
+  <OrderLines><OrderLine><Item ItemID="200374"/><LinePriceInfo LineTotal="900.0"/></OrderLine></OrderLines>
+</Order>"""
+
+
+def canonical(xml: bytes) -> bytes:
+    parser = etree.XMLParser(remove_blank_text=True)
+    return etree.tostring(etree.fromstring(xml, parser), method="c14n")
+
+
+@pytest.fixture
+def queues(settings):
+    return pulls.OmsQueues(settings.queue_orders, settings.queue_cancellations)
+
+
+@pytest.fixture
+def channel(sessions, sandbox, secrets):
+    from wheel.sandbox.core import ChannelBehaviour
+
+    sandbox.state.channels["UT"] = ChannelBehaviour(marketplace="tatacliq", token="t0ken")
+    (secrets.secrets_dir / "tatacliq-ut").write_text("t0ken")
+    with sessions.begin() as session:
+        add_channel(session, channel_id="UT", marketplace="tatacliq", base_url=f"{sandbox.base_url}/tatacliq",
+                    credentials_ref="tatacliq-ut", known_marketplaces=("tatacliq",), options={"oms_header": {"EntryType": "UT"}})
+        session.flush()
+        schedules.ensure_schedules(session, session.get(Channel, "UT"))
+    return "UT"
+
+
+@pytest.fixture
+def pull(sessions, adapters, settings, queues, channel):
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+
+    def source_for(ch):
+        adapter = adapters(channel_config(ch))
+        return adapter, RedisQuotaGate(client, ch.id, {})
+
+    def run(job: str = "orders") -> pulls.PullOutcome:
+        with sessions.begin() as session:
+            due = schedules.run_now(session, "UT", job)
+        return pulls.run_pull(sessions, due.run_id, source_for=source_for, queues=queues, worker="test",
+                              initial_lookback_s=3600)
+
+    return run
+
+
+@pytest.fixture
+def transport(settings):
+    transport = AmqpTransport(settings.oms_url.get_secret_value())
+    transport.connect()
+    transport.declare([settings.queue_orders, settings.queue_cancellations])
+    yield transport
+    transport.close()
+
+
+def outlet(transport):
+    return outbox.Outlet(put=transport.put, commit=lambda: transport.commit([]))
+
+
+def drain(transport, queue):
+    out = []
+    while (delivery := transport.get_one(queue, wait_s=0.5)) is not None:
+        out.append(delivery)
+    return out
+
+
+def post(sandbox, path, body):
+    import requests
+
+    response = requests.post(f"{sandbox.base_url}/_sandbox/{path}", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_the_sample_order_reaches_the_oms_queue_as_the_documented_document(sandbox, sessions, pull, transport, settings):
+    post(sandbox, "orders", {"channel": "UT", "orders": [SAMPLE_ORDER]})
+    outcome = pull()
+    assert (outcome.status, outcome.orders, outcome.outboxed) == ("succeeded", 1, 1)
+    report = outbox.publish_pending(sessions, outlet(transport), batch_size=10)
+    assert report.sent == 1
+    [delivery] = drain(transport, settings.queue_orders)
+    assert canonical(delivery.body) == canonical(EXPECTED)
+    assert validate_document(delivery.body) == "order"
+    assert delivery.message_id == pulls.message_id_for(1)
+    with sessions() as session:
+        status, sent_at = session.execute(text("SELECT status, sent_at FROM orders")).one()
+        names = session.execute(text("SELECT name FROM events ORDER BY id")).scalars().all()
+    assert status == "sent" and sent_at is not None
+    assert names == ["system.cron/started", "order/received", "order/sent-to-oms"]
+
+
+def test_overlapping_pulls_and_reruns_store_nothing_twice(sandbox, sessions, pull):
+    post(sandbox, "orders", {"channel": "UT", "count": 30, "lines_per_order": 2})
+    assert pull().orders == 30
+    post(sandbox, "orders", {"channel": "UT", "count": 5})
+    again = pull()  # Tata CLiQ answers every open order again: only the 5 new ones are new
+    assert (again.orders, again.status) == (5, "succeeded")
+    assert pull().orders == 0
+    with sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM orders")).scalar_one() == 35
+        assert session.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 35
+        assert session.execute(select(Schedule.watermark).where(Schedule.job == "orders")).scalar_one() is not None
+
+
+def test_cancellations_whole_and_partial_and_only_what_is_new(sandbox, sessions, pull, transport, settings):
+    created = post(sandbox, "orders", {"channel": "UT", "count": 3, "lines_per_order": 2})["created"]
+    pull()
+    a, b, c = (order["order_id"] for order in created)
+    post(sandbox, "cancellations", {"channel": "UT", "cancellations": [
+        {"order_id": a}, {"order_id": b, "line_ids": [created[1]["lines"][0]["line_id"]]}]})
+    assert pull("cancellations").cancellations == 2
+    assert pull("cancellations").cancellations == 0  # seen again: nothing new
+    post(sandbox, "cancellations", {"channel": "UT", "cancellations": [{"order_id": b}]})  # the rest of b
+    assert pull("cancellations").cancellations == 1
+    outbox.publish_pending(sessions, outlet(transport), batch_size=100)
+    docs = [etree.fromstring(d.body) for d in drain(transport, settings.queue_cancellations)]
+    summary = [(d.get("OrderNo"), d.get("Action"), [l.find("Item").get("ItemID") for l in d.iter("OrderLine")]) for d in docs]
+    assert summary == [
+        (a, "CANCEL", []),
+        (b, "MODIFY", [created[1]["lines"][0]["sku"]]),
+        (b, "MODIFY", [created[1]["lines"][1]["sku"]]),
+    ]
+    assert c not in {s[0] for s in summary}
+
+
+def test_a_cancellation_before_its_order_waits_for_it_and_follows_it(sandbox, sessions, pull, transport, settings):
+    [order] = post(sandbox, "orders", {"channel": "UT", "count": 1, "lines_per_order": 2})["created"]
+    post(sandbox, "cancellations", {"channel": "UT", "cancellations": [{"order_id": order["order_id"], "line_ids": [order["lines"][0]["line_id"]]}]})
+    assert pull("cancellations").cancellations == 1  # held: the OMS has not got the order
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 0
+    with sessions() as session:
+        assert session.execute(text("SELECT status FROM cancellations")).scalar_one() == "held"
+        assert session.execute(text("SELECT count(*) FROM events WHERE name = 'cancellation/held'")).scalar_one() == 1
+    pull("orders")
+    outbox.publish_pending(sessions, outlet(transport), batch_size=10)
+    [sent_order] = drain(transport, settings.queue_orders)
+    [sent_cancel] = drain(transport, settings.queue_cancellations)
+    assert etree.fromstring(sent_cancel.body).get("Action") == "MODIFY"
+    assert int(sent_order.message_id[-11:]) < int(sent_cancel.message_id[-11:])  # the order first
+
+
+def test_an_order_that_cannot_be_mapped_is_kept_with_the_reason(sandbox, sessions, pull):
+    bad = {**SAMPLE_ORDER, "order_id": "BAD-1", "ship_to": {**SAMPLE_ORDER["ship_to"], "zip_code": ""}}
+    post(sandbox, "orders", {"channel": "UT", "orders": [bad]})
+    outcome = pull()
+    assert (outcome.orders, outcome.failures) == (0, 1)
+    with sessions() as session:
+        status, failure, raw = session.execute(text("SELECT status, failure, raw FROM orders")).one()
+        event = session.execute(text("SELECT level, payload FROM events WHERE name = 'order/failed'")).one()
+        assert session.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
+    assert status == "failed" and "Pincode" in failure and "BAD-1" in raw
+    assert event.level == "error" and "Pincode" in event.payload["error"]
+    assert [a.event.name for a in outcome.alerts] == ["order/failed"]
+
+
+def test_a_crash_between_the_put_and_the_database_commit_resends_with_the_same_ids(sandbox, sessions, pull, transport, settings):
+    post(sandbox, "orders", {"channel": "UT", "count": 5})
+    pull()
+
+    class Crash(Exception):
+        pass
+
+    def commit_then_crash():
+        transport.commit([])
+        raise Crash("killed after the put was committed")
+
+    with pytest.raises(Crash):
+        outbox.publish_pending(sessions, outbox.Outlet(put=transport.put, commit=commit_then_crash), batch_size=10)
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 5
+    deliveries = drain(transport, settings.queue_orders)
+    ids = [d.message_id for d in deliveries]
+    assert len(ids) == 10 and len(set(ids)) == 5  # each sent twice, under one id
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 0
+
+
+def test_a_failing_marketplace_fails_the_run_loudly_and_the_next_run_carries_on(sandbox, sessions, pull):
+    sandbox.state.channels["UT"].fail_status = 500
+    outcome = pull()
+    assert outcome.status == "failed"
+    with sessions() as session:
+        run = session.execute(select(JobRun).order_by(JobRun.id.desc())).scalars().first()
+        event = session.execute(text("SELECT level, payload FROM events WHERE name = 'system.cron/failed'")).one()
+    assert run.status == "failed" and "500" in run.error
+    assert event.level == "error" and "500" in event.payload["error"]
+    sandbox.state.channels["UT"].fail_status = None
+    post(sandbox, "orders", {"channel": "UT", "count": 2})
+    assert pull().orders == 2

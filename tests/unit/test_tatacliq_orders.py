@@ -1,0 +1,176 @@
+"""Tata CLiQ's order answers: parsing (hardened) and mapping into domain orders and cancellations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment
+from wheel.marketplaces.errors import PermanentError
+from wheel.marketplaces.tatacliq import orders
+from wheel.sandbox.orders import OrderBook
+from wheel.sandbox.tatacliq import cancelled_orders_xml, new_orders_xml
+
+# The OMS team's sample, exactly.
+SAMPLE = b"""<Orders><Order>
+  <OrderNo>181219-001-345786</OrderNo>
+  <AddressInfo>
+    <Shipping><FirstName>Tamizhvendan</FirstName><LastName>Sembiyan</LastName>
+      <Address1>Plot No 222</Address1><Address2>Ashok Nagar 42nd Street</Address2>
+      <City>Chennai</City><State>TamilNadu</State><Pincode>600001</Pincode></Shipping>
+    <Billing><FirstName>Tamizhvendan</FirstName><LastName>Sembiyan</LastName>
+      <Address1>Plot No 222</Address1><Address2>Ashok Nagar 42nd Street</Address2>
+      <City>Chennai</City><State>TamilNadu</State><Pincode>600001</Pincode></Billing>
+  </AddressInfo>
+  <PaymentInfo><PaymentCost>900.0</PaymentCost><PaymentId>000000-1545216772601</PaymentId></PaymentInfo>
+  <OrderLines><OrderLine><TransactionId>200058001702351</TransactionId>
+    <ArticleNumber>200374</ArticleNumber><Price>900.0</Price></OrderLine></OrderLines>
+</Order></Orders>"""
+WHAT = "Tata CLiQ GET /channels/UT/new-orders"
+ADDRESS = Address("Tamizhvendan", "Sembiyan", "Plot No 222", "Ashok Nagar 42nd Street", "Chennai", "TamilNadu", "600001")
+
+
+def page(body: bytes, job: str = "orders"):
+    return orders.read_page(job, "UT", body, WHAT)
+
+
+def test_the_documented_sample_maps_to_the_domain_order():
+    result = page(SAMPLE)
+    assert result.orders == [Order(
+        channel_id="UT", order_id="181219-001-345786", bill_to=ADDRESS, ship_to=ADDRESS,
+        payments=(Payment(Decimal("900.0"), "000000-1545216772601"),),
+        lines=(OrderLine(line_id="200058001702351", sku="200374", quantity=1, line_total=Decimal("900.0")),),
+    )]
+    assert result.failures == [] and result.cancellations == []
+    assert (result.cursor, result.calls) == (None, 1)
+    raw = result.raw["181219-001-345786"]
+    assert isinstance(raw, str) and raw.startswith("<Order>") and "<TransactionId>200058001702351" in raw
+
+
+def broken(old: bytes, new: bytes) -> bytes:
+    assert old in SAMPLE
+    second = SAMPLE.replace(b"181219-001-345786", b"OK-2").replace(b"<Orders>", b"").replace(b"</Orders>", b"")
+    return SAMPLE.replace(old, new, 1).replace(b"</Orders>", second + b"</Orders>")
+
+
+@pytest.mark.parametrize("old, new, reason", [
+    (b"<Pincode>600001</Pincode>", b"", "Shipping/Pincode is missing or blank"),
+    (b"<ArticleNumber>200374</ArticleNumber>", b"<ArticleNumber> </ArticleNumber>",
+     "OrderLine 200058001702351 ArticleNumber: the line has no SKU"),
+    (b"<ArticleNumber>200374</ArticleNumber>", b"<ArticleNumber>2003 74</ArticleNumber>",
+     "OrderLine 200058001702351 ArticleNumber: SKU '2003 74' has spaces or control characters"),
+    (b"<Price>900.0</Price>", b"<Price>9e2</Price>", "OrderLine 200058001702351 Price '9e2' is not a plain decimal"),
+    (b"<PaymentCost>900.0</PaymentCost>", b"<PaymentCost>-900</PaymentCost>", "PaymentInfo/PaymentCost '-900'"),
+    (b"<TransactionId>200058001702351</TransactionId>", b"", "OrderLine 1 TransactionId is missing or blank"),
+    (b"<Price>900.0</Price>", b"<Price>900.0</Price><Quantity>0</Quantity>", "Quantity '0' is not a whole number"),
+    (SAMPLE[SAMPLE.index(b"<Billing>"):SAMPLE.index(b"</Billing>") + 10], b"", "AddressInfo/Billing is missing"),
+])
+def test_an_order_that_cannot_be_mapped_is_a_failure_with_its_raw_xml(old, new, reason):
+    result = page(broken(old, new))
+    assert [o.order_id for o in result.orders] == ["OK-2"]  # the rest of the answer still maps
+    (failure,) = result.failures
+    assert (failure.channel_id, failure.order_id, failure.kind) == ("UT", "181219-001-345786", "order")
+    assert reason in failure.reason
+    assert failure.raw.startswith("<Order>") and "181219-001-345786" in failure.raw
+    assert "181219-001-345786" not in result.raw
+
+
+def test_an_order_without_lines_or_without_orderno_is_a_failure():
+    no_lines = SAMPLE.replace(SAMPLE[SAMPLE.index(b"<OrderLines>"):SAMPLE.index(b"</OrderLines>") + 13], b"")
+    (failure,) = page(no_lines).failures
+    assert failure.reason == "the order has no OrderLines/OrderLine"
+    (failure,) = page(SAMPLE.replace(b"<OrderNo>181219-001-345786</OrderNo>", b"")).failures
+    assert (failure.order_id, failure.reason) == ("", "OrderNo is missing or blank")
+
+
+def test_an_orderno_twice_in_one_answer_is_a_failure_the_second_time():
+    twice = SAMPLE.replace(b"</Orders>", SAMPLE[len(b"<Orders>"):])
+    result = page(twice)
+    assert [o.order_id for o in result.orders] == ["181219-001-345786"]
+    assert [f.reason for f in result.failures] == ["OrderNo 181219-001-345786 appears more than once in the answer"]
+
+
+def test_optional_fields_and_the_quantity_extension():
+    body = (SAMPLE.replace(b"<LastName>Sembiyan</LastName>", b"").replace(b"<PaymentInfo>", b"<Ignored>")
+            .replace(b"</PaymentInfo>", b"</Ignored>").replace(b"<Price>900.0</Price>", b"<Price>900.0</Price><Quantity>3</Quantity>"))
+    (order,) = page(body).orders
+    assert order.ship_to.last_name == "" and order.bill_to.last_name == ""
+    assert order.payments == ()
+    assert order.lines[0].quantity == 3 and order.lines[0].line_total == Decimal("900.0")
+
+
+def test_cancelled_lines_are_grouped_into_one_cancellation_per_order():
+    body = b"""<Orders>
+      <Order><OrderNo>A</OrderNo><OrderLines>
+        <OrderLine><TransactionId>A1</TransactionId><ArticleNumber>S1</ArticleNumber>
+          <CancellationReason>Buyer changed their mind</CancellationReason></OrderLine></OrderLines></Order>
+      <Order><OrderNo>B</OrderNo><OrderLines>
+        <OrderLine><TransactionId>B1</TransactionId><ArticleNumber>S3</ArticleNumber>
+          <CancellationReason>Out of stock</CancellationReason></OrderLine></OrderLines></Order>
+      <Order><OrderNo>A</OrderNo><OrderLines>
+        <OrderLine><TransactionId>A2</TransactionId><ArticleNumber>S2</ArticleNumber>
+          <CancellationReason>Other</CancellationReason></OrderLine>
+        <OrderLine><TransactionId>A1</TransactionId><ArticleNumber>S1</ArticleNumber></OrderLine></OrderLines></Order>
+      <Order><OrderNo>C</OrderNo><OrderLines>
+        <OrderLine><TransactionId>C1</TransactionId><ArticleNumber></ArticleNumber></OrderLine></OrderLines></Order>
+    </Orders>"""
+    result = page(body, "cancellations")
+    assert result.cancellations == [
+        Cancellation("UT", "A", (CancelledLine("A1", "S1", 1), CancelledLine("A2", "S2", 1)),
+                     "tatacliq", "Buyer changed their mind", whole_order=False),
+        Cancellation("UT", "B", (CancelledLine("B1", "S3", 1),), "tatacliq", "Out of stock", whole_order=False),
+    ]
+    (failure,) = result.failures
+    assert (failure.order_id, failure.kind) == ("C", "cancellation")
+    assert "ArticleNumber: the line has no SKU" in failure.reason and "<TransactionId>C1" in failure.raw
+    assert result.raw["A"].count("<Order>") == 2 and result.orders == []
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE Orders [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>
+<Orders><Order><OrderNo>&c;</OrderNo></Order></Orders>"""
+
+
+@pytest.mark.parametrize("body, says", [
+    (BILLION_LAUGHS, "DOCTYPE and ENTITY declarations are refused"),
+    (b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><Orders/>', "DOCTYPE"),
+    (b'{"orders": []}', "not usable XML: not well-formed XML"),
+    (b"", "message is empty"),
+    (b"<Error><Message>no</Message></Error>", "answered <Error>, not <Orders>"),
+])
+def test_an_answer_that_is_not_an_orders_document_is_a_permanent_error(body, says):
+    with pytest.raises(PermanentError) as caught:
+        page(body)
+    assert says in str(caught.value) and str(caught.value).startswith(WHAT)
+
+
+def test_a_secret_echoed_in_an_unusable_answer_is_masked():
+    with pytest.raises(PermanentError) as caught:
+        orders.read_page("orders", "UT", b"<tok-secret-123/>", WHAT, secrets=("tok-secret-123",))
+    assert "tok-secret-123" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_an_answer_over_the_limit_is_refused(monkeypatch):
+    monkeypatch.setattr(orders, "MAX_ANSWER_BYTES", 100)
+    with pytest.raises(PermanentError) as caught:
+        page(SAMPLE)
+    assert str(caught.value) == f"{WHAT} answered {len(SAMPLE):,} bytes, over the 100-byte limit"
+
+
+def test_what_the_sandbox_serves_maps_back_to_the_same_orders():
+    book = OrderBook()
+    made = book.create("UT", count=5, lines_per_order=3, seed=7)
+    book.cancel("UT", explicit=[{"order_id": made[0].order_id, "line_ids": [made[0].lines[1].line_id], "reason": "R"},
+                                {"order_id": made[1].order_id}])
+    result = page(new_orders_xml(book.for_channel("UT")))
+    assert [o.order_id for o in result.orders] == [o.order_id for o in made if o is not made[1]]
+    first = result.orders[0]
+    assert len(first.lines) == 3 and first.payments[0].amount == made[0].total
+    assert [(l.line_id, l.sku, l.quantity, str(l.line_total)) for l in first.lines] == [
+        (l.line_id, l.sku, l.quantity, l.price) for l in made[0].lines]
+    cancelled = page(cancelled_orders_xml(book.for_channel("UT")), "cancellations").cancellations
+    assert [(c.order_id, [l.line_id for l in c.lines]) for c in cancelled] == [
+        (made[0].order_id, [made[0].lines[1].line_id]), (made[1].order_id, [l.line_id for l in made[1].lines])]
+    assert cancelled[0].reason_text == "R"
