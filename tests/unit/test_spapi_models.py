@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +22,8 @@ from jsonschema.validators import validator_for
 from werkzeug.test import Client
 
 from wheel.domain import ListingUpdate, Price
-from wheel.marketplaces.amazon import mapping
+from wheel.marketplaces.amazon import mapping, orders
+from wheel.marketplaces.base import PullWindow
 from wheel.sandbox import ChannelBehaviour, SandboxApp
 
 MODELS = Path(os.environ.get("WHEEL_SPAPI_MODELS")
@@ -46,6 +49,7 @@ def load(name: str) -> dict:
 
 LISTINGS = load("listingsItems_2021-08-01.json")
 FEEDS = load("feeds_2021-06-30.json")
+ORDERS = load("orders_2026-01-01.json")
 
 
 def definition(model: dict, name: str) -> Draft4Validator:
@@ -71,6 +75,25 @@ def wire(body) -> object:
 def assert_valid(validator, instance) -> None:
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
     assert errors == []
+
+
+def undeclared(model: dict, schema: dict, value: object, path: str = "") -> list[str]:
+    """Fields of `value` its schema does not declare (the models allow any; we must use only theirs)."""
+    if "$ref" in schema:
+        schema = model["definitions"][schema["$ref"].rsplit("/", 1)[1]]
+    if isinstance(value, dict) and "properties" in schema:
+        return [found for key, item in value.items()
+                for found in ([f"{path}.{key}"] if key not in schema["properties"]
+                              else undeclared(model, schema["properties"][key], item, f"{path}.{key}"))]
+    if isinstance(value, list) and "items" in schema:
+        return [found for n, item in enumerate(value) for found in undeclared(model, schema["items"], item, f"{path}[{n}]")]
+    return []
+
+
+def assert_order_model(name: str, instance: object) -> None:
+    """Valid against orders_2026-01-01.json's `name`, and using only fields it declares."""
+    assert_valid(definition(ORDERS, name), instance)
+    assert undeclared(ORDERS, {"$ref": f"#/definitions/{name}"}, instance) == []
 
 
 # -- request bodies -------------------------------------------------------------------------------
@@ -139,6 +162,37 @@ def test_get_query_is_what_get_listings_item_declares(included):
 def test_search_query_is_what_search_listings_items_declares():
     query = mapping.search_query(INDIA, [f"S{n}" for n in range(mapping.MAX_SEARCH_IDENTIFIERS)])
     assert_query_declared(operation(SEARCH_PATH, "get"), query)
+
+
+SEARCH_ORDERS = ORDERS["paths"][orders.SEARCH_ORDERS]["get"]
+
+
+def test_search_orders_query_is_what_search_orders_declares():
+    now = datetime.now(timezone.utc)
+    window = PullWindow(now - timedelta(hours=1), now - timedelta(minutes=3))
+    for token in (None, "2YgYW55IGNhcm5hbCBwbGVhc3VyZS4"):
+        query = orders.search_query(INDIA, window, token)
+        assert_query_declared(SEARCH_ORDERS, query)
+        dated = [name for name, spec in ((p["name"], p) for p in SEARCH_ORDERS["parameters"])
+                 if spec.get("format") == "date-time" and name in query]
+        assert dated == ["lastUpdatedAfter", "lastUpdatedBefore"]  # exactly one of the *After, no created*
+        for name in dated:
+            assert str(query[name]).endswith("Z") and datetime.fromisoformat(str(query[name])).tzinfo is not None
+    assert SEARCH_ORDERS["operationId"] == orders.OPERATION
+    assert "Rate (requests per second) | Burst |\n| ---- | ---- |\n| 0.0056 | 20 |" in SEARCH_ORDERS["description"]
+
+
+def test_search_orders_query_check_does_reject_an_undeclared_value():
+    with pytest.raises(AssertionError):
+        assert_query_declared(SEARCH_ORDERS, {"fulfillmentStatuses": "Canceled"})
+
+
+def test_the_sample_orders_of_the_mapping_tests_are_the_models_orders():
+    from tests.unit.test_amazon_orders import SAMPLES
+
+    for sample in SAMPLES.values():
+        assert_order_model("Order", sample)
+    assert undeclared(ORDERS, {"$ref": "#/definitions/Order"}, {**SAMPLES["order"], "orderTotal": {}}) == [".orderTotal"]
 
 
 def test_paths_are_the_models():
@@ -226,3 +280,37 @@ def test_sandbox_feed_answers_match_the_model(amazon):
     assert_valid(json_schema("listings-feed-processing-report-schema-v2.json"), report)
     assert [(i["messageId"], i["severity"]) for i in report["issues"]] == [(2, "ERROR")]
     assert report["summary"]["messagesAccepted"] == 1
+
+
+def test_sandbox_search_orders_answers_match_the_model(amazon):
+    client, headers = amazon
+    past = time.time() - 3600
+    client.post("/_sandbox/orders", json={"channel": "UA", "orders": [
+        {"lines": [{"sku": f"S{n}", "price": "199.99", "quantity": 2}, {"sku": "T1", "price": "50"}], "created": past + n}
+        for n in range(3)]})
+    created = client.get("/_sandbox/orders", query_string={"channel": "UA"}).get_json()["orders"]
+    first_line = created[1]["lines"][0]["line_id"]
+    client.post("/_sandbox/cancellations", json={"channel": "UA", "cancellations": [
+        {"order_id": created[0]["order_id"]},
+        {"order_id": created[1]["order_id"], "line_ids": [first_line], "type": "buyer_cancellation"}]})
+    query = {"marketplaceIds": INDIA, "createdAfter": "2020-01-01T00:00:00Z", "maxResultsPerPage": 2,
+             "includedData": "RECIPIENT,PROCEEDS,CANCELLATION"}
+    assert_query_declared(SEARCH_ORDERS, query)
+
+    first = client.get("/amazon" + orders.SEARCH_ORDERS, query_string=query, headers=headers)
+    second = client.get("/amazon" + orders.SEARCH_ORDERS, headers=headers,
+                        query_string={**query, "paginationToken": first.get_json()["pagination"]["nextToken"]})
+    refused = client.get("/amazon" + orders.SEARCH_ORDERS, headers=headers,
+                          query_string={**query, "lastUpdatedAfter": "2020-01-01T00:00:00Z"})
+
+    assert first.status_code == second.status_code == 200
+    for answer in (first.get_json(), second.get_json()):
+        assert_order_model("SearchOrdersResponse", answer)
+        assert "createdBefore" in answer
+    served = first.get_json()["orders"] + second.get_json()["orders"]
+    assert [o["fulfillment"]["fulfillmentStatus"] for o in served] == ["CANCELLED", "UNSHIPPED", "UNSHIPPED"]
+    assert "pagination" not in second.get_json()
+    assert served[1]["orderItems"][0]["cancellation"]["cancellationExecution"]["cancelledBy"] == "BUYER"
+    assert served[1]["orderItems"][0]["product"]["price"]["unitPrice"] == {"amount": "99.995", "currencyCode": "INR"}
+    assert refused.status_code == 400
+    assert_order_model("ErrorList", refused.get_json())

@@ -1,5 +1,5 @@
-"""Amazon SP-API as documented: Login with Amazon tokens, Listings Items (get, patch, search by SKU)
-and JSON_LISTINGS_FEED feeds, each operation under its documented quota.
+"""Amazon SP-API as documented: Login with Amazon tokens, Listings Items (get, patch, search by SKU),
+JSON_LISTINGS_FEED feeds and Orders v2026-01-01 searchOrders, each operation under its documented quota.
 
 For convenience, a SKU the sandbox has never seen is created when it is first read (getListingsItem
 or searchListingsItems) with productType "PRODUCT", so tests and demos need no catalogue set-up.
@@ -7,14 +7,22 @@ A listing whose state says `"deleted": true` answers 404, as a deleted listing w
 processed synchronously on createFeed; getFeed reports DONE once `feed_processing_s` has passed
 (0 by default: on the first poll). Pre-signed upload and download URLs live under `/amazon/_uploads`
 and `/amazon/_downloads` and, like S3's, need no token.
+
+searchOrders serves the sandbox's order book (`POST /_sandbox/orders`, `/_sandbox/cancellations`):
+every order is a merchant-fulfilled Amazon.in order, UNSHIPPED until every line is cancelled
+(CANCELLED); cancelled lines of an UNSHIPPED order carry `cancellation` (includedData=CANCELLATION).
+A line's price in the book is its total; Amazon's `product.price.unitPrice` is that / quantity.
+Pagination tokens are kept by the sandbox for 24 hours and resume after the last order served.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import itertools
 import json
 import math
+import secrets
 import time
 import uuid
 from datetime import datetime, timezone
@@ -25,6 +33,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from wheel.sandbox.core import ChannelBehaviour, SandboxCore, json_response
+from wheel.sandbox.orders import SandboxLine, SandboxOrder
 
 QUOTAS: dict[str, tuple[float, float]] = {
     "getListingsItem": (5, 10),
@@ -34,6 +43,7 @@ QUOTAS: dict[str, tuple[float, float]] = {
     "createFeed": (0.0083, 15),
     "getFeed": (2, 15),
     "getFeedDocument": (0.0222, 10),
+    "searchOrders": (0.0056, 20),
 }
 INCLUDED_DATA = {"summaries", "attributes", "issues", "offers", "fulfillmentAvailability", "procurement",
                  "relationships", "productTypes"}
@@ -41,6 +51,20 @@ MAX_FEED_MESSAGES = 25_000
 # The sandbox's issue code for a value it rejects (Amazon's codes are not all published).
 ISSUE_CODE = "90220"
 ITEMS = "/amazon/listings/2021-08-01/items/<seller_id>"
+
+# Orders v2026-01-01 (orders_2026-01-01.json, searchOrders).
+INDIA = "A21TJRUUN4KGV"
+FULFILLMENT_STATUSES = {"PENDING_AVAILABILITY", "PENDING", "UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED",
+                        "UNFULFILLABLE"}
+FULFILLED_BY = {"MERCHANT", "AMAZON"}
+ORDER_INCLUDED_DATA = {"BUYER", "RECIPIENT", "PROCEEDS", "EXPENSE", "PROMOTION", "CANCELLATION", "FULFILLMENT",
+                       "PACKAGES", "TAX", "PAYMENT", "FULFILLMENT_ORDERS"}
+MAX_MARKETPLACE_IDS = 50
+# The parameters a paginationToken may come with changed (all others must be as before).
+PAGE_FREE_PARAMETERS = {"maxResultsPerPage", "includedData", "paginationToken"}
+PAGE_TOKEN_TTL_S = 24 * 3600.0
+# Who cancelled, by the order book's cancellation type (ItemCancellationExecution.cancelledBy).
+CANCELLED_BY = {"buyer_cancellation": "BUYER", "seller_cancellation": "MERCHANT", "marketplace_cancellation": "AMAZON"}
 
 Handler = Callable[[str, ChannelBehaviour], tuple[Response, Any]]
 
@@ -62,6 +86,8 @@ class Amazon:
         self.documents: dict[str, dict[str, Any]] = {}  # feedDocumentId -> channel, content, compressed
         self.feeds: dict[str, dict[str, Any]] = {}  # feedId -> channel, Feed fields, ready_at
         self._feed_ids = itertools.count(50_000_000_001)
+        # searchOrders paginationToken -> channel, parameters, window end, last (time, order id), expiry
+        self.order_pages: dict[str, dict[str, Any]] = {}
 
     def rules(self) -> list[Rule]:
         return [
@@ -73,6 +99,7 @@ class Amazon:
             Rule("/amazon/feeds/2021-06-30/documents/<document_id>", endpoint="get_feed_document", methods=["GET"]),
             Rule("/amazon/feeds/2021-06-30/feeds", endpoint="create_feed", methods=["POST"]),
             Rule("/amazon/feeds/2021-06-30/feeds/<feed_id>", endpoint="get_feed", methods=["GET"]),
+            Rule("/amazon/orders/2026-01-01/orders", endpoint="search_orders", methods=["GET"]),
             Rule("/amazon/_uploads/<document_id>", endpoint="upload", methods=["PUT"]),
             Rule("/amazon/_downloads/<document_id>", endpoint="download", methods=["GET"]),
         ]
@@ -339,6 +366,49 @@ class Amazon:
             answer["compressionAlgorithm"] = "GZIP"
         return json_response(answer)
 
+    # -- Orders v2026-01-01 ------------------------------------------------------------------------
+
+    def on_search_orders(self, request: Request, core: SandboxCore) -> Response:
+        return self._serve(request, core, "searchOrders",
+                           lambda channel, behaviour: (self._search_orders(request, core, channel, behaviour), None))
+
+    def _search_orders(self, request: Request, core: SandboxCore, channel: str, behaviour: ChannelBehaviour) -> Response:
+        args, now = request.args, time.time()
+        fixed = tuple(sorted((k, v) for k, v in args.items(multi=True) if k not in PAGE_FREE_PARAMETERS))
+        token = args.get("paginationToken")
+        resume = None
+        if token is not None:
+            with core.lock:
+                resume = self.order_pages.get(token)
+            if resume is None or resume["channel"] != channel or resume["expires"] < now:
+                return spapi_error(400, "InvalidInput", "Invalid paginationToken: it is unknown or has expired")
+            if resume["parameters"] != fixed:
+                return spapi_error(400, "InvalidInput", "A paginationToken must come with the same parameters as the "
+                                                        "request that returned it; only maxResultsPerPage and "
+                                                        "includedData may change")
+        query = _order_query(args, now, behaviour.order_lag_s)
+        if isinstance(query, str):
+            return spapi_error(400, "InvalidInput", query)
+        by, after, before, statuses, wanted, size, included = query
+        if resume is not None:
+            before = resume["before"]  # a defaulted end stays the first page's
+        field = "created" if by == "createdBefore" else "updated"
+        with core.orders.lock:
+            chosen = sorted(((getattr(o, field), o.order_id), o) for o in core.orders.for_channel(channel)
+                            if after <= getattr(o, field) <= before and wanted and o.status in statuses)
+            if resume is not None:
+                chosen = [(key, o) for key, o in chosen if key > tuple(resume["after"])]
+            answer: dict[str, Any] = {"orders": [_order(o, included) for _, o in chosen[:size]]}
+        if len(chosen) > size:
+            next_token = secrets.token_urlsafe(24)
+            with core.lock:
+                self.order_pages = {k: v for k, v in self.order_pages.items() if v["expires"] >= now}
+                self.order_pages[next_token] = {"channel": channel, "parameters": fixed, "before": before,
+                                                "after": chosen[size - 1][0], "expires": now + PAGE_TOKEN_TTL_S}
+            answer["pagination"] = {"nextToken": next_token}
+        answer[by] = _iso(before)
+        return json_response(answer)
+
     # -- every SP-API operation: token, admission, record -----------------------------------------
 
     def _serve(self, request: Request, core: SandboxCore, operation: str, handle: Handler) -> Response:
@@ -492,6 +562,112 @@ def _item(sku: str, listing: dict[str, Any], marketplace_id: str, included: list
         item["fulfillmentAvailability"] = (
             [{"fulfillmentChannelCode": "DEFAULT", "quantity": quantity}] if quantity is not None else [])
     return item
+
+
+# -- orders ----------------------------------------------------------------------------------------
+
+OrderQuery = tuple[str, float, float, set[str], bool, int, set[str]]
+
+
+def _order_query(args: Any, now: float, lag_s: float) -> OrderQuery | str:
+    """searchOrders' parameters checked as the model says: (the *Before field answered, after,
+    before, statuses, whether India is asked for, page size, includedData); or the problem."""
+    created, updated = args.get("createdAfter"), args.get("lastUpdatedAfter")
+    if (created is None) == (updated is None):
+        return "Exactly one of createdAfter and lastUpdatedAfter must be provided"
+    if created is not None and args.get("lastUpdatedBefore") is not None:
+        return "lastUpdatedBefore cannot be provided with createdAfter"
+    if updated is not None and args.get("createdBefore") is not None:
+        return "createdBefore cannot be provided with lastUpdatedAfter"
+    after_name, before_name = ("createdAfter", "createdBefore") if created is not None else (
+        "lastUpdatedAfter", "lastUpdatedBefore")
+    after = _instant(args.get(after_name))
+    if after is None:
+        return f"{after_name} must be an ISO 8601 date-time"
+    latest = now - lag_s
+    before = latest if args.get(before_name) is None else _instant(args.get(before_name))
+    if before is None:
+        return f"{before_name} must be an ISO 8601 date-time"
+    if before > latest:
+        return f"{before_name} must be at least {lag_s:g} seconds before the time of the request"
+    if before < after:
+        return f"{before_name} must be equal to or after {after_name}"
+    marketplaces = _list(args, "marketplaceIds")
+    if len(marketplaces) > MAX_MARKETPLACE_IDS:
+        return f"marketplaceIds takes at most {MAX_MARKETPLACE_IDS} values"
+    statuses = set(_list(args, "fulfillmentStatuses")) or FULFILLMENT_STATUSES
+    fulfilled_by = set(_list(args, "fulfilledBy")) or FULFILLED_BY
+    included = set(_list(args, "includedData"))
+    for name, given, allowed in (("fulfillmentStatuses", statuses, FULFILLMENT_STATUSES),
+                                 ("fulfilledBy", fulfilled_by, FULFILLED_BY),
+                                 ("includedData", included, ORDER_INCLUDED_DATA)):
+        if given - allowed:
+            return f"Invalid {name}: {', '.join(sorted(given - allowed))}"
+    try:
+        size = int(args.get("maxResultsPerPage", 100))
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 100:
+        return "maxResultsPerPage must be between 1 and 100"
+    # Every sandbox order is a merchant-fulfilled Amazon.in order.
+    wanted = (not marketplaces or INDIA in marketplaces) and "MERCHANT" in fulfilled_by
+    return before_name, after, before, statuses, wanted, size, included
+
+
+def _list(args: Any, name: str) -> list[str]:
+    """An array parameter: comma-separated (Swagger's csv), or repeated."""
+    return [v for value in args.getlist(name) for v in value.split(",") if v]
+
+
+def _instant(value: str | None) -> float | None:
+    try:
+        moment = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _order(order: SandboxOrder, included: set[str]) -> dict[str, Any]:
+    """An Order as searchOrders answers it, with the data sets asked for (money as decimal strings)."""
+    answer: dict[str, Any] = {
+        "orderId": order.order_id, "createdTime": _iso(order.created), "lastUpdatedTime": _iso(order.updated),
+        "salesChannel": {"channelName": "AMAZON", "marketplaceId": INDIA, "marketplaceName": "Amazon.in"},
+        "fulfillment": {"fulfillmentStatus": order.status, "fulfilledBy": "MERCHANT"},
+        "orderItems": [_order_item(line, included) for line in order.lines],
+    }
+    if "RECIPIENT" in included:
+        ship_to = order.ship_to
+        address = {"name": f"{ship_to.first_name} {ship_to.last_name}".strip(), "addressLine1": ship_to.line1,
+                   "addressLine2": ship_to.line2, "city": ship_to.city, "stateOrRegion": ship_to.state,
+                   "postalCode": ship_to.zip_code, "countryCode": "IN", "addressType": "RESIDENTIAL"}
+        answer["recipient"] = {"deliveryAddress": {k: v for k, v in address.items() if v}}
+    if "PROCEEDS" in included:
+        answer["proceeds"] = {"grandTotal": _money(order.total)}
+    return answer
+
+
+def _order_item(line: SandboxLine, included: set[str]) -> dict[str, Any]:
+    unit = Decimal(line.price) / (line.quantity or 1)
+    item: dict[str, Any] = {
+        "orderItemId": line.line_id, "quantityOrdered": line.quantity,
+        "product": {"asin": "B0" + hashlib.sha1(line.sku.encode()).hexdigest()[:8].upper(), "sellerSku": line.sku,
+                    "price": {"unitPrice": _money(unit)}},
+    }
+    if "PROCEEDS" in included:
+        item["proceeds"] = {"proceedsTotal": _money(Decimal(line.price))}
+    if "CANCELLATION" in included and line.cancelled:
+        execution = {"cancelledBy": CANCELLED_BY.get(line.cancel_type or "", "AMAZON"),
+                     "cancelReason": line.cancel_reason or ""}
+        item["cancellation"] = {"cancellationExecution": execution}
+        if execution["cancelledBy"] == "BUYER":
+            item["cancellation"]["cancellationRequest"] = {"requester": "BUYER", "cancelReason": execution["cancelReason"]}
+    return item
+
+
+def _money(amount: Decimal) -> dict[str, str]:
+    return {"amount": str(amount), "currencyCode": "INR"}
 
 
 def _lwa_error(code: str, description: str) -> Response:

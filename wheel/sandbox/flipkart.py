@@ -1,6 +1,6 @@
-"""Flipkart Marketplace Seller API v3, as documented: the client-credentials token and the
+"""Flipkart Marketplace Seller API v3, as documented: the client-credentials token, the
 Listing v3 calls (get listings, update inventory, update price), at most 10 SKUs a call, with
-per-SKU FAILUREs inside an HTTP 200.
+per-SKU FAILUREs inside an HTTP 200, and the Order Management v3 shipment search and details.
 
 So that tests and demos need no catalogue set-up, a listing is created the first time a SKU is
 seen, with a deterministic FSN ("FSN" + 12 hex characters of sha1(channel:sku)) and the one seller
@@ -8,13 +8,23 @@ location "LOC-<channel>". A SKU starting with NOT-LISTED- is never in the catalo
 `unavailable`). In the channel's settings `client_id` is the app id and `token` the app secret;
 `refuse_token` makes every bearer token refused while the token endpoint keeps issuing them (as when
 an app's access is revoked). The token endpoint takes no quota and no injected faults.
+
+Orders come from the sandbox's order book: one sandbox order is one shipment (`shipmentId` is its
+shipment_id, every item's `orderId` its order_id), a line is an order item, APPROVED or CANCELLED.
+The search pages by orderDate (then shipmentId), whatever sort field is asked for; its next_token
+carries the filter and the last shipment seen, so a page never repeats or skips a shipment when
+orders arrive or are cancelled between pages.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import math
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +32,21 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from wheel.sandbox.core import ChannelBehaviour, SandboxCore, error, json_response
+from wheel.sandbox.orders import SandboxAddress, SandboxLine, SandboxOrder
 
 PREFIX = "/flipkart"
 MAX_BATCH = 10
 NOT_LISTED_PREFIX = "NOT-LISTED-"
+MAX_PAGE_SIZE = 20  # Flipkart's v2 order search documents 20; v3's limit is unpublished
+MAX_SHIPMENT_IDS = 25
+IST = timezone(timedelta(hours=5, minutes=30))
+FILTER_TYPES = ("preDispatch", "postDispatch", "cancelled")
+STATES = ("APPROVED", "PACKING_IN_PROGRESS", "FORM_FAILED", "PACKED", "READY_TO_DISPATCH", "PICKUP_COMPLETE",
+          "CANCELLED", "RETURN_REQUESTED", "RETURNED", "SHIPPED", "DELIVERED", "COMPLETED")
+SORT_FIELDS = ("dispatchByDate", "orderDate", "modifiedDate", "dispatchAfterDate")
+# Flipkart's cancellationType -> the order book's cancel_type.
+CANCELLATION_TYPES = {"buyerCancellation": "buyer_cancellation", "sellerCancellation": "seller_cancellation",
+                      "marketplaceCancellation": "marketplace_cancellation"}
 
 # Flipkart documents integer error codes but publishes no list of them: these are the sandbox's own.
 BAD_REQUEST = 4000
@@ -66,15 +87,20 @@ SUCCESS = {"status": "SUCCESS", "errors": [], "attribute_errors": []}
 class Flipkart:
     marketplace = "flipkart"
     # Flipkart publishes none; the sandbox enforces the adapter's assumed defaults.
-    quotas: dict[str, tuple[float, float]] = {"updateInventory": (5, 5), "updatePrice": (5, 5), "getListings": (5, 5)}
+    quotas: dict[str, tuple[float, float]] = {"updateInventory": (5, 5), "updatePrice": (5, 5), "getListings": (5, 5),
+                                              "searchShipments": (5, 5), "getShipments": (5, 5)}
 
     def rules(self) -> list[Rule]:
         listings = f"{PREFIX}/sellers/listings/v3"
+        shipments = f"{PREFIX}/sellers/v3/shipments"
         return [
             Rule(f"{PREFIX}/oauth-service/oauth/token", endpoint="token", methods=["GET"]),
             Rule(f"{listings}/update/inventory", endpoint="update_inventory", methods=["POST"]),
             Rule(f"{listings}/update/price", endpoint="update_price", methods=["POST"]),
             Rule(f"{listings}/<path:skus>", endpoint="get_listings", methods=["GET"]),
+            Rule(f"{shipments}/filter", endpoint="search_shipments", methods=["POST"]),
+            Rule(f"{shipments}/filter", endpoint="next_shipments", methods=["GET"]),
+            Rule(f"{shipments}/<ids>", endpoint="get_shipments", methods=["GET"]),
         ]
 
     # -- the token ----------------------------------------------------------------------------
@@ -207,6 +233,222 @@ class Flipkart:
             listing["selling_price"] = f"{price['selling_price']}.00"
             answer[sku] = SUCCESS
         return json_response(answer)
+
+
+    # -- order management: shipment search and details ----------------------------------------
+
+    def on_search_shipments(self, request: Request, core: SandboxCore) -> Response:
+        body = request.get_json(silent=True)
+        channel, response = self._order_call(request, core, "searchShipments",
+                                             lambda ch: self._first_page(core, ch, body))
+        core.record(request, self.marketplace, channel, response.status_code, "searchShipments", body)
+        return response
+
+    def on_next_shipments(self, request: Request, core: SandboxCore) -> Response:
+        token = request.args.get("next_token", "")
+        channel, response = self._order_call(request, core, "searchShipments",
+                                             lambda ch: self._next_page(core, ch, token))
+        core.record(request, self.marketplace, channel, response.status_code, "searchShipments", {"next_token": token})
+        return response
+
+    def on_get_shipments(self, request: Request, core: SandboxCore, ids: str) -> Response:
+        names = [i for i in ids.split(",") if i]
+        channel, response = self._order_call(request, core, "getShipments",
+                                             lambda ch: self._shipment_details(core, ch, names))
+        core.record(request, self.marketplace, channel, response.status_code, "getShipments", {"shipment_ids": names})
+        return response
+
+    def _order_call(self, request: Request, core: SandboxCore, operation: str, handle) -> tuple[str, Response]:
+        """Auth and admission (latency, faults, quota), then the handler."""
+        found = self._authorized(request, core)
+        if found is None:
+            return "", error(401, "UNAUTHORIZED", "invalid or expired access token")
+        channel, behaviour = found
+        refusal = core.admit(behaviour, channel, operation)
+        if refusal is not None:
+            return channel, refusal
+        return channel, handle(channel)
+
+    def _first_page(self, core: SandboxCore, channel: str, body: Any) -> Response:
+        return self._page(core, channel, body, None)
+
+    def _next_page(self, core: SandboxCore, channel: str, token: str) -> Response:
+        try:
+            state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            body, after = state["body"], (float(state["after"][0]), str(state["after"][1]))
+            if state["channel"] != channel:
+                return _bad_request("next_token belongs to another seller")
+        except (ValueError, TypeError, KeyError, IndexError, binascii.Error):
+            return _bad_request("next_token is not one this API issued")
+        return self._page(core, channel, body, after)
+
+    def _page(self, core: SandboxCore, channel: str, body: Any, after: tuple[float, str] | None) -> Response:
+        """One page of the shipments the search `body` matches, in orderDate order, after the shipment `after`."""
+        query = _search_query(body)
+        if isinstance(query, str):
+            return _bad_request(query)
+        desc = query["desc"]
+        with core.orders.lock:
+            found = sorted((o for o in core.orders.for_channel(channel) if _matches(o, query)),
+                           key=_sort_key, reverse=desc)
+            if after is not None:
+                found = [o for o in found if (_sort_key(o) < after if desc else _sort_key(o) > after)]
+            page = found[:query["size"]]
+            answer: dict[str, Any] = {"hasMore": len(found) > len(page), "nextPageUrl": None,
+                                      "shipments": [_shipment(channel, o) for o in page]}
+        if answer["hasMore"]:
+            state = {"channel": channel, "body": body, "after": list(_sort_key(page[-1]))}
+            token = base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+            # Relative to /sellers, as Flipkart's appears to be.
+            answer["nextPageUrl"] = f"/v3/shipments/filter?next_token={token}"
+        return json_response(answer)
+
+    def _shipment_details(self, core: SandboxCore, channel: str, ids: list[str]) -> Response:
+        if not ids:
+            return _bad_request("name at least one shipment id")
+        if len(ids) > MAX_SHIPMENT_IDS:
+            return _bad_request(f"at most {MAX_SHIPMENT_IDS} shipment ids per call; got {len(ids)}")
+        with core.orders.lock:
+            by_id = {o.shipment_id: o for o in core.orders.for_channel(channel)}
+            shipments = [{
+                "shipmentId": order.shipment_id,
+                "orderItems": [{"orderItemId": line.line_id, "orderId": order.order_id} for line in order.lines],
+                "deliveryAddress": _address(order.ship_to),
+                "billingAddress": _address(order.bill_to),
+            } for order in (by_id[i] for i in dict.fromkeys(ids) if i in by_id)]
+        return json_response({"shipments": shipments})
+
+
+# -- shipments ----------------------------------------------------------------------------------
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, IST).isoformat(timespec="milliseconds")
+
+
+def _instant(value: Any) -> float | None:
+    """Epoch seconds of an ISO date-time with an offset; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
+def _range(filter_: dict[str, Any], name: str) -> list[float | None] | str | None:
+    value = filter_.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return f"filter.{name} must be an object with from and to"
+    bounds: list[float | None] = []
+    for end in ("from", "to"):
+        if value.get(end) is None:
+            bounds.append(None)
+            continue
+        instant = _instant(value[end])
+        if instant is None:
+            return f"filter.{name}.{end} must be an ISO 8601 date-time with an offset"
+        bounds.append(instant)
+    return bounds
+
+
+def _search_query(body: Any) -> dict[str, Any] | str:
+    """The search request as the sandbox applies it, or why it is a bad request."""
+    if not isinstance(body, dict) or not isinstance(body.get("filter"), dict):
+        return "send a JSON object with a filter"
+    filter_ = body["filter"]
+    if filter_.get("type") not in FILTER_TYPES:
+        return f"filter.type must be one of {', '.join(FILTER_TYPES)}"
+    states = filter_.get("states")
+    if not isinstance(states, list) or not states or any(state not in STATES for state in states):
+        return f"filter.states must be a non-empty list of {', '.join(STATES)}"
+    cancellation_type = filter_.get("cancellationType")
+    if filter_["type"] == "cancelled":
+        if cancellation_type is None:
+            return "filter.cancellationType is mandatory if filter type is cancelled"
+        if cancellation_type not in CANCELLATION_TYPES:
+            return f"filter.cancellationType must be one of {', '.join(CANCELLATION_TYPES)}"
+    order_dates, cancellation_dates = _range(filter_, "orderDate"), _range(filter_, "cancellationDate")
+    for problem in (order_dates, cancellation_dates):
+        if isinstance(problem, str):
+            return problem
+    pagination = body.get("pagination") or {}
+    size = pagination.get("pageSize", MAX_PAGE_SIZE) if isinstance(pagination, dict) else None
+    if not _whole(size) or not 1 <= size <= MAX_PAGE_SIZE:
+        return f"pagination.pageSize must be a whole number from 1 to {MAX_PAGE_SIZE}"
+    sort = body.get("sort") or {}
+    if not isinstance(sort, dict) or sort.get("field", "orderDate") not in SORT_FIELDS \
+            or sort.get("order", "asc") not in ("asc", "desc"):
+        return f"sort.field must be one of {', '.join(SORT_FIELDS)} and sort.order asc or desc"
+    return {"type": filter_["type"], "states": states, "cancellationType": cancellation_type,
+            "orderDate": order_dates, "cancellationDate": cancellation_dates,
+            "size": size, "desc": sort.get("order") == "desc"}
+
+
+def _within(instant: float | None, bounds: list[float | None] | None) -> bool:
+    if bounds is None:
+        return True
+    if instant is None:
+        return False
+    start, end = bounds
+    return (start is None or instant >= start) and (end is None or instant < end)
+
+
+def _matches(order: SandboxOrder, query: dict[str, Any]) -> bool:
+    if not _within(order.created, query["orderDate"]):
+        return False
+    if query["type"] == "cancelled":
+        kind = CANCELLATION_TYPES[query["cancellationType"]]
+        return "CANCELLED" in query["states"] and any(
+            line.cancelled and line.cancel_type == kind and _within(line.cancelled_at, query["cancellationDate"])
+            for line in order.lines)
+    if query["type"] == "preDispatch":
+        return "APPROVED" in query["states"] and any(not line.cancelled for line in order.lines)
+    return False  # nothing is ever dispatched in the sandbox
+
+
+def _sort_key(order: SandboxOrder) -> tuple[float, str]:
+    return order.created, order.shipment_id
+
+
+def _number(text: str) -> Any:
+    """A price as a JSON number; a price the order book holds that is not a number stays text."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return text
+    return float(value) if value.is_finite() else text
+
+
+def _shipment(channel: str, order: SandboxOrder) -> dict[str, Any]:
+    return {"shipmentId": order.shipment_id, "locationId": location_id(channel), "hold": False,
+            "shipmentType": "NORMAL", "orderItems": [_item(channel, order, line) for line in order.lines]}
+
+
+def _item(channel: str, order: SandboxOrder, line: SandboxLine) -> dict[str, Any]:
+    price = _number(line.price)
+    product_id = fsn(channel, line.sku)
+    item: dict[str, Any] = {
+        "orderItemId": line.line_id, "orderId": order.order_id, "orderDate": _iso(order.created),
+        "status": "CANCELLED" if line.cancelled else "APPROVED", "paymentType": "PREPAID",
+        "quantity": line.quantity, "sku": line.sku, "fsn": product_id, "listingId": "LST" + product_id,
+        "priceComponents": {"sellingPrice": price, "totalPrice": price, "shippingCharge": 0,
+                            "customerPrice": price, "flipkartDiscount": 0},
+        "cancellationGroupId": None, "cancellationDate": None, "cancellationReason": None,
+        "cancellationSubReason": None,
+    }
+    if line.cancelled:
+        at = line.cancelled_at or order.updated
+        # Lines cancelled in one go share a group, as Flipkart's cancellationGroupId groups them.
+        item.update(cancellationGroupId=f"CG-{order.shipment_id}-{int(at * 1000)}", cancellationDate=_iso(at),
+                    cancellationReason=line.cancel_reason)
+    return item
+
+
+def _address(address: SandboxAddress) -> dict[str, str]:
+    return {"firstName": address.first_name, "lastName": address.last_name, "addressLine1": address.line1,
+            "addressLine2": address.line2, "city": address.city, "state": address.state, "pincode": address.zip_code}
 
 
 def _common_failure(listing: dict[str, Any] | None, item: Any) -> dict[str, Any] | None:

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Retried runs (busy, quota) wait at least this long.
 MIN_RETRY_S = 1.0
+# A page cursor older than this is dropped and its window pulled again from the start.
+CURSOR_TTL = timedelta(hours=20)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
         if cursor:
             window = PullWindow(datetime.fromisoformat(cursor["start"]), datetime.fromisoformat(cursor["end"]))
             page_cursor = cursor.get("page")
+            if now() - datetime.fromisoformat(cursor.get("at", cursor["end"])) > CURSOR_TTL:
+                page_cursor = None  # marketplaces' page tokens expire (Amazon: 24 h): redo the window
         else:
             current = now()
             start = watermark - timedelta(seconds=caps.overlap_s) if watermark else current - timedelta(seconds=initial_lookback_s)
@@ -139,8 +143,8 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
             for page in source.pull(run.job, window, page_cursor, gate):
                 with sessions.begin() as session:
                     _store_page(session, run, channel, page, queues, outcome)
-                    next_cursor = ({"start": window.start.isoformat(), "end": window.end.isoformat(), "page": page.cursor}
-                                   if page.cursor is not None else None)
+                    next_cursor = ({"start": window.start.isoformat(), "end": window.end.isoformat(), "page": page.cursor,
+                                    "at": now().isoformat()} if page.cursor is not None else None)
                     session.execute(text("UPDATE schedules SET cursor = CAST(:c AS jsonb) WHERE id = :id"),
                                     {"c": _json(next_cursor), "id": run.schedule_id})
                     _count(session, run.run_id, outcome, page)

@@ -1,16 +1,18 @@
-"""The Amazon India adapter: a Listings Items PATCH per SKU, or a JSON_LISTINGS_FEED for bulk runs."""
+"""The Amazon India adapter: a Listings Items PATCH per SKU, or a JSON_LISTINGS_FEED for bulk runs;
+and order pulls through Orders API v2026-01-01 searchOrders (one job for orders and cancellations)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
-from wheel.marketplaces.amazon import mapping
+from wheel.marketplaces.amazon import mapping, orders
 from wheel.marketplaces.amazon.client import LwaCredentials, SpApiClient, with_context
-from wheel.marketplaces.base import Call, Capabilities, ChannelConfig, HttpConfig, Quota, QuotaGate, QuotaWait
+from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
+                                    PullWindow, Quota, QuotaGate, QuotaWait)
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.secrets import SecretNotFound, SecretStore
 
@@ -23,8 +25,13 @@ QUOTAS = {
     "createFeed": Quota(0.0083, 15),
     "getFeed": Quota(2, 15),
     "getFeedDocument": Quota(0.0222, 10),
+    "searchOrders": Quota(0.0056, 20),
 }
 DEFAULT_BULK_THRESHOLD = 200
+# Amazon's searchOrders window must end at least 2 minutes ago (marketplaces.md 1.4); pulls keep
+# this much more, so a clock a little ahead of Amazon's is not refused.
+DEFAULT_ORDER_LAG_S, ORDER_LAG_MARGIN_S = 120.0, 5.0
+ORDER_OVERLAP_S = 600.0
 DEFAULT_FEED_WAIT_S = 900.0
 FIRST_POLL_WAIT_S, MAX_POLL_WAIT_S = 0.5, 30.0
 FEED_FINISHED = ("DONE", "FATAL", "CANCELLED")
@@ -36,7 +43,7 @@ class AmazonAdapter:
     def __init__(self, channel: ChannelConfig, client: SpApiClient, *, seller_id: str,
                  marketplace_id: str = mapping.INDIA, currency: str = "INR",
                  bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
-                 sleep: Callable[[float], None] = time.sleep):
+                 order_lag_s: float = DEFAULT_ORDER_LAG_S, sleep: Callable[[float], None] = time.sleep):
         self.channel = channel
         self.client = client
         self.seller_id, self.marketplace_id, self.currency = seller_id, marketplace_id, currency
@@ -48,6 +55,9 @@ class AmazonAdapter:
             # Deranging is quantity 0, so listing again needs the quantity to list with.
             ranging_needs_quantity=True,
         )
+        # searchOrders by lastUpdatedTime serves new orders and cancellations alike.
+        self.pull_capabilities = PullCapabilities(jobs=("orders",), settle_lag_s=order_lag_s + ORDER_LAG_MARGIN_S,
+                                                  overlap_s=ORDER_OVERLAP_S)
         # SKU -> Amazon product type. A SKU's product type does not change once listed, so this
         # per-instance cache saves a look-up per push (adapters are rebuilt when the channel changes).
         self.product_types: dict[str, str] = {}
@@ -78,6 +88,28 @@ class AmazonAdapter:
                 self.product_types[sku] = product_type
             out[sku] = mapping.listing_from_item(sku, item, self.marketplace_id)
         return out
+
+    # -- order pulls ----------------------------------------------------------------------------
+
+    def pull(self, job: str, window: PullWindow, cursor: dict[str, Any] | None,
+             quota: QuotaGate) -> Iterator[OrderPage]:
+        """searchOrders pages of the orders updated in `window` (from `cursor`'s paginationToken);
+        each page's cursor holds the next token, None on the last page."""
+        if job != "orders":
+            raise ValueError(f"Amazon pulls one job, 'orders' (cancellations included), not {job!r}")
+        token = cursor.get("token") if cursor else None
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError(f"not an Amazon pull cursor: {cursor!r}")
+        while True:
+            answer = self.client.call("GET", orders.SEARCH_ORDERS, orders.OPERATION, quota,
+                                      params=orders.search_query(self.marketplace_id, window, token))
+            found = answer.get("orders") if isinstance(answer, dict) else None
+            if not isinstance(found, list):
+                raise TransientError("Amazon's searchOrders answer has no orders list")
+            token = orders.next_token(answer)
+            yield orders.read_page(self.channel.id, found, self.currency, token)
+            if token is None:
+                return
 
     # -- product types ------------------------------------------------------------------------
 
@@ -205,18 +237,22 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
                              f"Seller Central)", code="CHANNEL_CONFIG")
     bulk_threshold = options.get("bulk_threshold", DEFAULT_BULK_THRESHOLD)
     feed_wait_s = options.get("feed_wait_s", DEFAULT_FEED_WAIT_S)
+    order_lag_s = options.get("order_lag_s", DEFAULT_ORDER_LAG_S)
     if isinstance(bulk_threshold, bool) or not isinstance(bulk_threshold, int) or bulk_threshold < 1:
         raise PermanentError(f"Amazon channel {channel.id}: options.bulk_threshold must be a whole number >= 1",
                              code="CHANNEL_CONFIG")
     if isinstance(feed_wait_s, bool) or not isinstance(feed_wait_s, (int, float)) or feed_wait_s <= 0:
         raise PermanentError(f"Amazon channel {channel.id}: options.feed_wait_s must be a positive number of seconds",
                              code="CHANNEL_CONFIG")
+    if isinstance(order_lag_s, bool) or not isinstance(order_lag_s, (int, float)) or order_lag_s < 0:
+        raise PermanentError(f"Amazon channel {channel.id}: options.order_lag_s must be a number of seconds >= 0",
+                             code="CHANNEL_CONFIG")
     client = SpApiClient(channel.base_url, options.get("lwa_url") or "https://api.amazon.com/auth/o2/token",
                          credentials, http_config)
     return AmazonAdapter(channel, client, seller_id=seller_id.strip(),
                          marketplace_id=options.get("marketplace_id") or mapping.INDIA,
                          currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
-                         feed_wait_s=float(feed_wait_s))
+                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s))
 
 
 def _credentials(channel: ChannelConfig, secrets: SecretStore) -> LwaCredentials:

@@ -1,19 +1,27 @@
 """The Flipkart adapter: listing status and stock through update/inventory, prices through
-update/price, 10 SKUs a call, with the FSNs and location ids looked up once and kept."""
+update/price, 10 SKUs a call, with the FSNs and location ids looked up once and kept; and pulls
+of new orders and cancellations through the Order Management v3 shipment search.
+
+Pull cursors: orders {"next": nextPageUrl}; cancellations, one query per cancellation type,
+{"type_index": i, "type": <type>, "next": nextPageUrl or None (the type's first page)}.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
-from wheel.marketplaces.base import Call, Capabilities, ChannelConfig, HttpConfig, Quota, QuotaGate
-from wheel.marketplaces.errors import AuthError
-from wheel.marketplaces.flipkart import mapping
+from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
+                                     PullWindow, Quota, QuotaGate)
+from wheel.marketplaces.errors import AuthError, PermanentError
+from wheel.marketplaces.flipkart import mapping, orders
 from wheel.marketplaces.flipkart.client import FlipkartClient
 from wheel.secrets import SecretNotFound, SecretStore
 
 LISTING_OPERATIONS = ("updateInventory", "updatePrice", "getListings")
+ORDER_OPERATIONS = ("searchShipments", "getShipments")
 
 
 class FlipkartAdapter:
@@ -22,10 +30,11 @@ class FlipkartAdapter:
     # that keeps concurrency low, as its docs ask; a channel can override it.
     capabilities = Capabilities(
         max_batch={op: mapping.MAX_BATCH for op in LISTING_OPERATIONS},
-        quotas={op: Quota(5, 5) for op in LISTING_OPERATIONS},
+        quotas={op: Quota(5, 5) for op in (*LISTING_OPERATIONS, *ORDER_OPERATIONS)},
         reads_listings=True,
         ranging_needs_quantity=True,
     )
+    pull_capabilities = PullCapabilities(jobs=("orders", "cancellations"), settle_lag_s=0, overlap_s=600)
 
     def __init__(self, channel: ChannelConfig, client: FlipkartClient):
         self.channel = channel
@@ -85,6 +94,64 @@ class FlipkartAdapter:
                     held[sku] = mapping.marketplace_listing(sku, available[sku], self._location_id)
         return held
 
+    # -- pulling orders and cancellations -------------------------------------------------------
+
+    def pull(self, job: str, window: PullWindow, cursor: dict[str, Any] | None,
+             quota: QuotaGate) -> Iterator[OrderPage]:
+        if job == "orders":
+            return self._pull_orders(window, cursor, quota)
+        if job == "cancellations":
+            return self._pull_cancellations(window, cursor, quota)
+        raise PermanentError(f"Flipkart has no pull job {job!r}")
+
+    def _pull_orders(self, window: PullWindow, cursor: dict[str, Any] | None, quota: QuotaGate) -> Iterator[OrderPage]:
+        next_url = _next_of(cursor)
+        while True:
+            shipments, next_url = self._search(orders.orders_query(window), next_url, quota)
+            calls = 1
+            details: dict[str, dict] = {}
+            ids = orders.shipment_ids(shipments)
+            for start in range(0, len(ids), orders.MAX_DETAILS):
+                answer = self._client.get_shipments(ids[start:start + orders.MAX_DETAILS], quota)
+                details.update(orders.details_answer(answer))
+                calls += 1
+            page = orders.orders_page(self.channel.id, shipments, details)
+            page.cursor, page.calls = ({"next": next_url} if next_url else None), calls
+            yield page
+            if next_url is None:
+                return
+
+    def _pull_cancellations(self, window: PullWindow, cursor: dict[str, Any] | None,
+                            quota: QuotaGate) -> Iterator[OrderPage]:
+        types = orders.CANCELLATION_TYPES
+        first, next_url = _cancellation_cursor(cursor)
+        for index in range(first, len(types)):
+            query = orders.cancellations_query(window, types[index])
+            while True:
+                shipments, next_url = self._search(query, next_url, quota)
+                page = orders.cancellations_page(self.channel.id, shipments, types[index])
+                if next_url is not None:
+                    page.cursor = {"type_index": index, "type": types[index], "next": next_url}
+                elif index + 1 < len(types):
+                    page.cursor = {"type_index": index + 1, "type": types[index + 1], "next": None}
+                page.calls = 1
+                yield page
+                if next_url is None:
+                    break
+
+    def _search(self, query: dict[str, Any], next_url: str | None,
+                quota: QuotaGate) -> tuple[list[dict], str | None]:
+        """One search page: the first (POST) or the one at `next_url`; its shipments and the next
+        page's URL (None: this was the last)."""
+        if next_url is None:
+            answer = self._client.search_shipments(query, quota)
+        else:
+            answer = self._client.next_shipments(next_url, quota)
+        shipments, following = orders.search_answer(answer)
+        if following is not None and following == next_url:
+            raise PermanentError("Flipkart's shipment search gave the same nextPageUrl twice")
+        return shipments, following
+
     def _look_up(self, skus: Sequence[str], quota: QuotaGate, request_id: str) -> dict[str, str]:
         """Fill the id cache for SKUs not in it; why Flipkart holds no listing, for those it lacks."""
         wanted = [sku for sku in dict.fromkeys(skus) if sku not in self._ids]
@@ -103,6 +170,29 @@ class FlipkartAdapter:
             return False
         self._ids[sku] = (product_id, mapping.location_ids(detail))
         return True
+
+
+def _next_of(cursor: dict[str, Any] | None) -> str | None:
+    if cursor is None:
+        return None
+    next_url = cursor.get("next") if isinstance(cursor, dict) else None
+    if not isinstance(next_url, str) or not next_url:
+        raise PermanentError(f"a Flipkart orders cursor needs a nextPageUrl as next; got {cursor!r:.200}")
+    return next_url
+
+
+def _cancellation_cursor(cursor: dict[str, Any] | None) -> tuple[int, str | None]:
+    """(index of the cancellation type, the nextPageUrl within it or None for its first page)."""
+    if cursor is None:
+        return 0, None
+    types = orders.CANCELLATION_TYPES
+    index = cursor.get("type_index") if isinstance(cursor, dict) else None
+    next_url = cursor.get("next") if isinstance(cursor, dict) else None
+    if (not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(types)
+            or cursor.get("type", types[index]) != types[index]
+            or not (next_url is None or (isinstance(next_url, str) and next_url))):
+        raise PermanentError(f"unreadable Flipkart cancellations cursor {cursor!r:.200}")
+    return index, next_url
 
 
 def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore) -> FlipkartAdapter:

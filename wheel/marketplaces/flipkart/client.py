@@ -1,15 +1,18 @@
-"""Flipkart's HTTP side: the client-credentials token (cached, renewed on a 401) and listing calls.
+"""Flipkart's HTTP side: the client-credentials token (cached, renewed on a 401), listing calls
+and the Order Management shipment search and details.
 
-Every listing request first takes one request from the channel's quota; the token call takes
-none. Errors map into the shared taxonomy, with secrets masked out of every message.
+Every listing or shipment request first takes one request from the channel's quota; the token
+call takes none. Errors map into the shared taxonomy, with secrets masked out of every message.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +21,9 @@ import requests
 from wheel.marketplaces import http
 from wheel.marketplaces.base import HttpConfig, QuotaGate
 from wheel.marketplaces.errors import AuthError, PermanentError
-from wheel.marketplaces.flipkart import mapping
+from wheel.marketplaces.flipkart import mapping, orders
+
+log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth-service/oauth/token"
 LISTINGS_PATH = "/sellers/listings/v3/"
@@ -28,6 +33,8 @@ UPDATE_PATHS = {
 }
 # Renew this long before the token says it expires (halfway through, for short-lived ones).
 RENEW_EARLY_S = 60.0
+# Flipkart recommends 60 s for Order Management calls (10 s for listings).
+ORDER_READ_TIMEOUT_S = 60.0
 
 
 class FlipkartClient:
@@ -37,6 +44,8 @@ class FlipkartClient:
         basic = base64.b64encode(f"{app_id}:{app_secret}".encode()).decode()
         self._known_secrets = (app_secret, basic)
         self._timeout = http_config.timeout
+        self._order_timeout = (http_config.connect_timeout_s, max(http_config.read_timeout_s, ORDER_READ_TIMEOUT_S))
+        self._next_url_logged = False
         self._session = http.new_session()
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -53,9 +62,35 @@ class FlipkartClient:
         path = UPDATE_PATHS[operation]
         return self._call("POST", path, f"Flipkart POST {path}", operation, quota, request_id, body)
 
+    # -- order management ---------------------------------------------------------------------
+
+    def search_shipments(self, body: dict[str, Any], quota: QuotaGate) -> Any:
+        """The first page of a shipment search (numbers parsed as Decimal)."""
+        return self._call("POST", orders.SEARCH_PATH, "Flipkart shipment search", "searchShipments", quota, None,
+                          body, decimals=True, timeout=self._order_timeout)
+
+    def next_shipments(self, next_page_url: str, quota: QuotaGate) -> Any:
+        """A further page of a search, from the nextPageUrl Flipkart gave."""
+        path = orders.page_path(next_page_url, self._base)
+        if not self._next_url_logged:
+            # Where nextPageUrl is relative to is not documented: show the first one taken.
+            log.info("Flipkart nextPageUrl %r taken as %s", next_page_url[:120], path[:120])
+            self._next_url_logged = True
+        return self._call("GET", path, "Flipkart shipment search (next page)", "searchShipments", quota, None,
+                          decimals=True, timeout=self._order_timeout)
+
+    def get_shipments(self, shipment_ids: Sequence[str], quota: QuotaGate) -> Any:
+        """Shipment details, with the delivery and billing addresses (at most 25 ids a call)."""
+        if not 0 < len(shipment_ids) <= orders.MAX_DETAILS:
+            raise ValueError(f"ask for 1 to {orders.MAX_DETAILS} shipments a call, not {len(shipment_ids)}")
+        path = orders.DETAILS_PATH + ",".join(quote(i, safe="") for i in shipment_ids)
+        return self._call("GET", path, f"Flipkart shipment details ({len(shipment_ids)} shipments)", "getShipments",
+                          quota, None, decimals=True, timeout=self._order_timeout)
+
     def _call(self, method: str, path: str, what: str, operation: str, quota: QuotaGate,
-              request_id: str | None, body: Any = None) -> Any:
-        """One listing request; on a 401 the token is renewed once and the request made once more."""
+              request_id: str | None, body: Any = None, *, decimals: bool = False,
+              timeout: tuple[float, float] | None = None) -> Any:
+        """One request; on a 401 the token is renewed once and the request made once more."""
         token = self._current_token()
         for attempt in (1, 2):
             quota.acquire(operation)
@@ -63,7 +98,8 @@ class FlipkartClient:
             if request_id:
                 headers["X-Request-Id"] = request_id
             try:
-                response = self._send(method, path, what, token, headers=headers, json=body)
+                response = self._send(method, path, what, token, headers=headers, json=body,
+                                      timeout=timeout or self._timeout)
             except AuthError as exc:
                 if exc.status != 401:
                     raise
@@ -72,15 +108,16 @@ class FlipkartClient:
                 token = self._renewed_token(token)
                 continue
             try:
-                return response.json()
+                return response.json(parse_float=Decimal) if decimals else response.json()
             except ValueError:
                 return None
         raise AssertionError("unreachable")
 
     def _send(self, method: str, path: str, what: str, token: str | None, **kwargs) -> requests.Response:
         secrets = (*self._known_secrets, token or "")
+        kwargs.setdefault("timeout", self._timeout)
         return http.send(
-            self._session, method, self._base + path, what, secrets=secrets, timeout=self._timeout,
+            self._session, method, self._base + path, what, secrets=secrets,
             hooks={"response": lambda response, *args, **kw: _raise_listing_rejection(response, what, secrets)},
             **kwargs,
         )
