@@ -73,7 +73,11 @@ class SandboxOrder:
         return all(line.cancelled for line in self.lines)
 
     def public(self) -> dict[str, Any]:
-        return {**asdict(self), "total": str(self.total)}
+        try:
+            total = str(self.total)
+        except ArithmeticError:
+            total = None  # a line price that is not a number: the sandbox can serve bad data on purpose
+        return {**asdict(self), "total": total}
 
 
 class OrderBook:
@@ -155,10 +159,7 @@ class OrderBook:
         for n, line in enumerate(spec["lines"], start=1):
             if not isinstance(line, dict) or "sku" not in line or "price" not in line:
                 raise ValueError(f"line {n} needs sku and price")
-            try:
-                Decimal(str(line["price"]))
-            except ArithmeticError:
-                raise ValueError(f"line {n}: price {line['price']!r} is not a number") from None
+
             lines.append(SandboxLine(line_id=str(line.get("line_id", f"{seq}{n:02d}")), sku=str(line["sku"]),
                                      quantity=int(line.get("quantity", 1)), price=str(line["price"])))
         return SandboxOrder(channel=channel, order_id=str(spec.get("order_id", generated_id)), created=now, updated=now,
