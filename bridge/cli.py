@@ -702,6 +702,40 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
                f"(secrets in {settings.secrets_dir}, sandbox config in {sandbox_config})")
 
 
+@demo.command("orders")
+@click.option("--channel", "channels", multiple=True, help="Sandbox channel(s) (default: UA, UF and UZ).")
+@click.option("--count", type=click.IntRange(0, 100000), default=5, show_default=True, help="Orders per channel.")
+@click.option("--cancel", type=click.IntRange(0, 100000), default=0, show_default=True,
+              help="Also cancel this many open orders per channel (a third of them in part).")
+@click.option("--sandbox-url", help="The sandbox's URL [http://WHEEL_SANDBOX_HOST:WHEEL_SANDBOX_PORT].")
+@click.pass_context
+def demo_orders(ctx: click.Context, channels: tuple[str, ...], count: int, cancel: int, sandbox_url: str | None) -> None:
+    """Create orders (and cancellations) in the sandbox, for beat's pulls to bring to the OMS queues.
+
+    Watch them arrive with `wheelctl oms tail orders` and `wheelctl orders list`.
+    """
+    import requests
+
+    settings = _settings(ctx)
+    base = sandbox_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+    for channel in channels or ("UA", "UF", "UZ"):
+        try:
+            if count:
+                made = requests.post(f"{base}/_sandbox/orders", json={"channel": channel, "count": count, "lines_per_order": 2},
+                                     timeout=30)
+                made.raise_for_status()
+                click.echo(f"{channel}: {len(made.json()['created'])} orders created")
+            if cancel:
+                done = requests.post(f"{base}/_sandbox/cancellations",
+                                     json={"channel": channel, "count": cancel, "partial_share": 0.33}, timeout=30)
+                done.raise_for_status()
+                click.echo(f"{channel}: {len(done.json()['cancelled'])} orders cancelled")
+        except requests.RequestException as exc:
+            detail = getattr(getattr(exc, "response", None), "text", "") or str(exc)
+            _fail(f"the sandbox at {base} refused or is not running (start it with `make run`): {detail[:300]}")
+    click.echo("beat pulls them on each channel's schedule (`wheelctl jobs list`); `wheelctl jobs run-now UA orders` pulls at once")
+
+
 @demo.command("banner")
 @click.pass_context
 def demo_banner(ctx: click.Context) -> None:

@@ -9,6 +9,7 @@ from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import HttpConfig
 from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
 from wheel.secrets import SecretStore
+from tests.support.gates import RecordingGate
 from wheel.services.channels import add_channel
 
 
@@ -48,3 +49,8 @@ def make_channel(sessions, sandbox, secrets):
 def adapters(secrets):
     http = HttpConfig(2, 5)
     return lambda channel: adapter_for(channel, http, secrets)
+
+
+@pytest.fixture
+def gate() -> RecordingGate:
+    return RecordingGate()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gates import RecordingGate
+
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota
@@ -22,21 +24,6 @@ REFRESH = "Atzr|refresh-SECRET-9d8c7b6a"
 SECRET_VALUES = (CLIENT_SECRET, REFRESH)
 # Every SP-API operation takes quota; the LWA token and the pre-signed URLs do not.
 UNMETERED = {"lwaToken", "uploadFeedDocument", "downloadFeedDocument"}
-
-
-class RecordingGate:
-    """A quota gate that never waits and remembers every operation it was asked for."""
-
-    def __init__(self) -> None:
-        self.operations: list[str] = []
-
-    def acquire(self, operation: str) -> None:
-        self.operations.append(operation)
-
-
-@pytest.fixture
-def gate() -> RecordingGate:
-    return RecordingGate()
 
 
 @pytest.fixture
@@ -117,7 +104,7 @@ def test_quantity_and_price_go_in_one_patch_per_sku_and_land_in_the_sandbox(sand
         "/attributes/fulfillment_availability", "/attributes/purchasable_offer", "/attributes/list_price"]
     assert patches[0].body["patches"][1]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 399.5
     assert [c.request_id for c in patches] == ["test-0", "test-1"]
-    assert gate.operations == ["getListingsItem", "patchListingsItem"] * 2 == metered(sandbox)
+    assert gate.acquired == ["getListingsItem", "patchListingsItem"] * 2 == metered(sandbox)
 
 
 def test_invalid_answer_fails_every_field_with_amazons_code(sandbox, connect, gate):
@@ -204,7 +191,7 @@ def test_a_token_the_sandbox_expired_early_is_refreshed_and_the_call_retried(san
     assert [r.ok for r in results] == [True]
     assert [(c.operation, c.status) for c in calls(sandbox)][-3:] == [
         ("patchListingsItem", 403), ("lwaToken", 200), ("patchListingsItem", 200)]
-    assert gate.operations.count("patchListingsItem") == 3
+    assert gate.acquired.count("patchListingsItem") == 3
 
 
 def test_a_refused_token_gives_auth_error_after_one_refresh(sandbox, connect, gate):
@@ -225,7 +212,7 @@ def test_wrong_credentials_are_an_auth_error_that_names_no_secret(sandbox, conne
     assert "invalid_grant" in str(caught.value)
     assert_no_secret(caught.value)
     assert "revoked" not in str(caught.value)
-    assert gate.operations == []
+    assert gate.acquired == []
 
 
 @pytest.mark.parametrize("secret", ["not json " + REFRESH, json.dumps({"client_id": CLIENT_ID, "refresh_token": REFRESH})],
@@ -277,7 +264,7 @@ def test_a_feed_carries_300_skus_with_per_message_failures(sandbox, connect, gat
     assert document["header"] == {"sellerId": "UA", "version": "2.0", "issueLocale": "en_US"}
     assert [m["messageId"] for m in document["messages"]] == list(range(1, 301))
     assert document["messages"][7]["patches"][1]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 507.25
-    assert gate.operations == ["searchListingsItems"] * 15 + [
+    assert gate.acquired == ["searchListingsItems"] * 15 + [
         "createFeedDocument", "createFeed", "getFeed", "getFeedDocument"] == metered(sandbox)
     assert [c.operation for c in calls(sandbox) if c.operation in UNMETERED] == [
         "lwaToken", "uploadFeedDocument", "downloadFeedDocument"]
@@ -302,7 +289,7 @@ def test_a_feed_is_polled_until_done(sandbox, connect, gate):
     sandbox.handlers["amazon"].feed_processing_s = 0.8
     results = push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
     assert all(r.ok for r in results)
-    assert gate.operations.count("getFeed") >= 2  # IN_PROGRESS, then DONE after 0.5s + 1s
+    assert gate.acquired.count("getFeed") >= 2  # IN_PROGRESS, then DONE after 0.5s + 1s
     assert [c.status for c in calls(sandbox, "getFeed")][-1] == 200
 
 
@@ -324,7 +311,7 @@ def test_read_listings_returns_what_was_pushed(sandbox, connect, gate):
     push(adapter, gate, [ListingUpdate("S1", "E1", quantity=5, price=price("499", "399.5")),
                          ListingUpdate("S2", "E2", ranged=False, quantity=0)])
     sandbox.state.listings["UA"]["GONE"] = {"deleted": True}
-    gate.operations.clear()
+    gate.acquired.clear()
 
     read = adapter.read_listings(["S1", "S2", "GONE"], gate)
 
@@ -333,7 +320,7 @@ def test_read_listings_returns_what_was_pushed(sandbox, connect, gate):
         "S2": MarketplaceListing("S2", ranged=False, quantity=0, price=None),
         "GONE": MarketplaceListing("GONE"),
     }
-    assert gate.operations == ["getListingsItem"] * 3
+    assert gate.acquired == ["getListingsItem"] * 3
 
 
 def test_errors_never_carry_secrets(sandbox, connect, gate):

@@ -23,19 +23,6 @@ CLIENT_ID, CLIENT_SECRET, REFRESH = "amzn1.application-oa2-client.ua", "client-s
 LAG_S = 0.5
 
 
-class RecordingGate:
-    def __init__(self) -> None:
-        self.operations: list[str] = []
-
-    def acquire(self, operation: str) -> None:
-        self.operations.append(operation)
-
-
-@pytest.fixture
-def gate() -> RecordingGate:
-    return RecordingGate()
-
-
 @pytest.fixture
 def connect(sandbox, tmp_path: Path):
     """An adapter for channel UA, after telling the sandbox how UA behaves."""
@@ -98,7 +85,7 @@ def test_250_orders_and_20_cancellations_come_back_in_three_pages_and_resume_fro
 
     assert [len(p.raw) for p in pages] == [100, 100, 50]
     assert [p.cursor is None for p in pages] == [False, False, True] and all(p.calls == 1 for p in pages)
-    assert gate.operations == ["searchOrders"] * 3
+    assert gate.acquired == ["searchOrders"] * 3
     assert all(not p.failures for p in pages)
     got = {o.order_id: o for p in pages for o in p.orders}
     whole = {i for i, c in cancelled.items() if c["whole_order"]}

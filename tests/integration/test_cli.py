@@ -15,7 +15,8 @@ COMMANDS = [
     [], ["migrate"], ["bridge"], ["sandbox"], ["channels"], ["channels", "list"], ["channels", "add"],
     ["channels", "disable"], ["channels", "enable"], ["channels", "set"], ["resync"], ["oms"], ["oms", "put"], ["events"], ["inbox"],
     ["inbox", "show"], ["inbox", "replay"], ["demo"], ["demo", "seed"], ["demo", "banner"], ["services"],
-    ["services", "check"], ["sweep"], ["settings"],
+    ["services", "check"], ["sweep"], ["settings"], ["jobs"], ["jobs", "list"], ["jobs", "set"], ["jobs", "enable"],
+    ["jobs", "disable"], ["jobs", "run-now"], ["orders"], ["orders", "list"], ["oms", "tail"], ["demo", "orders"],
 ]
 
 
@@ -80,3 +81,36 @@ def test_events_filters_and_json(settings, sessions):
 def test_settings_never_print_passwords(settings):
     out = run(settings, "settings").stdout
     assert "WHEEL_DATABASE_URL=" in out and "guest:guest" not in out
+
+
+def test_jobs_and_orders_commands(settings, engine):
+    run(settings, "channels", "add", "UA", "--marketplace", "tatacliq", "--base-url", "http://127.0.0.1:1/tatacliq",
+        "--credentials-ref", "tatacliq-ua")
+    rows = {r["job"]: r for r in map(json.loads, run(settings, "jobs", "list", "--json").stdout.splitlines())}
+    assert set(rows) == {"orders", "cancellations"}  # a new channel gets its default pulls
+    assert rows["orders"]["cron"] == "*/2 * * * *" and rows["orders"]["enabled"]
+    out = run(settings, "jobs", "set", "UA", "orders", "* * * * * */30").stdout
+    assert "UA orders: * * * * * */30; next run" in out
+    run(settings, "jobs", "disable", "UA", "cancellations")
+    rows = {r["job"]: r for r in map(json.loads, run(settings, "jobs", "list", "--json").stdout.splitlines())}
+    assert rows["orders"]["cron"] == "* * * * * */30" and not rows["cancellations"]["enabled"]
+    bad = run(settings, "jobs", "set", "UA", "orders", "every minute", check=False)
+    assert bad.returncode == 2 and "not a cron expression" in bad.stderr
+    missing = run(settings, "jobs", "enable", "NOPE", "orders", check=False)
+    assert missing.returncode == 2 and "no channel NOPE" in missing.stderr
+    assert "no orders" in run(settings, "orders", "list").stdout
+    assert "no orders on UA with status failed" in run(settings, "orders", "list", "--channel", "UA", "--status", "failed").stdout
+
+
+def test_oms_tail_prints_what_is_on_an_oms_queue(settings):
+    from bridge.transports.amqp import AmqpTransport
+
+    doc = b'<?xml version="1.0" encoding="UTF-8"?><Order Action="CANCEL" OrderNo="O-1" ModificationReasonCode="x" ModificationReasonText="y"/>'
+    transport = AmqpTransport(settings.oms_url.get_secret_value())
+    transport.connect()
+    transport.put(settings.queue_cancellations, doc, message_id="WHEEL-OUTBOX-00000000042")
+    transport.put(settings.queue_cancellations, b"<Order/>", message_id="not-ours")
+    transport.close()
+    out = run(settings, "oms", "tail", "cancellations", "--wait", "1", "--ids-only").stdout.splitlines()
+    assert out[0] == "WHEEL-OUTBOX-00000000042\tcancellation"
+    assert out[1].startswith("not-ours\tINVALID")

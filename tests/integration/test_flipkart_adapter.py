@@ -20,16 +20,6 @@ APP_ID, APP_SECRET = "app-uf", "secret-uf-0123456789"
 HTTP = HttpConfig(2, 10)
 
 
-class RecordingGate:
-    """A quota gate that never waits and remembers every request it let through."""
-
-    def __init__(self):
-        self.acquired: list[str] = []
-
-    def acquire(self, operation: str) -> None:
-        self.acquired.append(operation)
-
-
 @pytest.fixture
 def channel(sandbox, secrets):
     sandbox.state.channels["UF"] = ChannelBehaviour(marketplace="flipkart", client_id=APP_ID, token=APP_SECRET)
@@ -41,11 +31,6 @@ def channel(sandbox, secrets):
 @pytest.fixture
 def adapter(channel, secrets) -> FlipkartAdapter:
     return make_adapter(channel, HTTP, secrets)
-
-
-@pytest.fixture
-def gate() -> RecordingGate:
-    return RecordingGate()
 
 
 def behaviour(sandbox) -> ChannelBehaviour:

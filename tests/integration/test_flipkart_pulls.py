@@ -24,16 +24,6 @@ TYPES = {"buyer_cancellation": "buyerCancellation", "seller_cancellation": "sell
          "marketplace_cancellation": "marketplaceCancellation"}
 
 
-class RecordingGate:
-    """A quota gate that never waits and remembers every request it let through."""
-
-    def __init__(self):
-        self.acquired: list[str] = []
-
-    def acquire(self, operation: str) -> None:
-        self.acquired.append(operation)
-
-
 @pytest.fixture
 def channel(sandbox, secrets):
     sandbox.state.channels["UF"] = ChannelBehaviour(marketplace="flipkart", client_id=APP_ID, token=APP_SECRET,
@@ -46,11 +36,6 @@ def channel(sandbox, secrets):
 @pytest.fixture
 def adapter(channel, secrets) -> FlipkartAdapter:
     return make_adapter(channel, HTTP, secrets)
-
-
-@pytest.fixture
-def gate() -> RecordingGate:
-    return RecordingGate()
 
 
 def window(before_s: float = 3600, after_s: float = 60) -> PullWindow:

@@ -23,14 +23,6 @@ HOME = {"first_name": "Meera", "last_name": "Iyer", "line1": "Flat 4", "line2": 
         "state": "Kerala", "zip_code": "682001"}
 
 
-class RecordingGate:
-    def __init__(self):
-        self.acquired: list[str] = []
-
-    def acquire(self, operation: str) -> None:
-        self.acquired.append(operation)
-
-
 @pytest.fixture
 def channel(sandbox, secrets) -> ChannelConfig:
     sandbox.state.channels["UT"] = ChannelBehaviour(marketplace="tatacliq", token=TOKEN)
@@ -42,11 +34,6 @@ def channel(sandbox, secrets) -> ChannelConfig:
 @pytest.fixture
 def adapter(channel, secrets) -> TataCliqAdapter:
     return make_adapter(channel, HTTP, secrets)
-
-
-@pytest.fixture
-def gate() -> RecordingGate:
-    return RecordingGate()
 
 
 def steer(sandbox, path: str, body: dict) -> dict:

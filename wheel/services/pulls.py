@@ -12,6 +12,7 @@ transaction as its order (DESIGN.md contract 4).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ def run_pull(
         got = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(schedule.id)}).scalar_one()
         lock_conn.commit()
         if not got:
-            return PullOutcome("busy", run, retry_in_s=5.0)
+            # Another task holds this schedule's pull. A run already started is that task's own
+            # (this is a duplicate delivery): leave it. A run not started yet waits its turn.
+            return PullOutcome("busy", run, retry_in_s=5.0 if run_row.status == "due" else None)
         try:
             return _pull_locked(sessions, run, channel, source_for, queues, worker, initial_lookback_s, now)
         finally:
@@ -165,13 +168,12 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
             _note_waiting(sessions, run, str(exc))
             return outcome
         return _fail(sessions, run, exc, outcome, now)
-    except MarketplaceError as exc:
+    except (MarketplaceError, ValueError) as exc:
+        # ValueError: a channel setting or a document Wheel cannot build; said, not retried blindly.
         return _fail(sessions, run, exc, outcome, now)
 
 
 def _json(value: Any) -> str | None:
-    import json
-
     return None if value is None else json.dumps(value)
 
 
@@ -218,7 +220,17 @@ def _fail(sessions, run: DueRun, exc: Exception, outcome: PullOutcome, now) -> P
 
 
 def _header(channel: Channel) -> dict[str, str]:
+    """Extra attributes for every document's <Order> (channel option `oms_header`: an object, or
+    its JSON text as `channels set --option` stores it)."""
     header = channel.options.get("oms_header") if isinstance(channel.options, dict) else None
+    if isinstance(header, str):
+        try:
+            header = json.loads(header)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict):
+            raise ValueError(f"channel {channel.id}'s option oms_header must be a JSON object, e.g. "
+                             '{"EntryType": "UA"}; fix it with `wheelctl channels set`')
     return {str(k): str(v) for k, v in (header or {}).items()}
 
 
