@@ -88,3 +88,33 @@ def _summary(payload: dict[str, Any]) -> str:
     if "error" in payload:
         return f"error={payload['error']!r}"
     return ""
+
+
+def record_many(session: Session, events: list[NewEvent]) -> list[Recorded]:
+    """Insert many events in one statement, in the session's transaction. Each must have a
+    dedupe key; an event whose key is there already is not written again (created=False)."""
+    if not events:
+        return []
+    if any(event.dedupe_key is None for event in events):
+        raise ValueError("record_many needs a dedupe key on every event")
+    table = Event.__table__
+    rows = [{
+        "type": e.type, "name": e.name, "level": e.level, "parent_id": e.parent_id, "channel_id": e.channel_id,
+        "marketplace": e.marketplace, "inbox_id": e.inbox_id, "payload": _clean(e.payload), "dedupe_key": e.dedupe_key,
+    } for e in events]
+    statement = (insert(table).values(rows).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+                 .returning(table.c.id, table.c.dedupe_key))
+    created = {key: event_id for event_id, key in session.connection().execute(statement)}
+    missing = [e.dedupe_key for e in events if e.dedupe_key not in created]
+    existing = dict(session.execute(
+        select(Event.dedupe_key, Event.id).where(Event.dedupe_key.in_(missing))
+    ).tuples()) if missing else {}
+    out = []
+    for event in events:
+        if event.dedupe_key in created:
+            log.log(LEVELS[event.level], "%s channel=%s parent=%s %s", event.name, event.channel_id or "-",
+                    event.parent_id or "-", _summary(event.payload))
+            out.append(Recorded(created[event.dedupe_key], True, event))
+        else:
+            out.append(Recorded(existing[event.dedupe_key], False, event))
+    return out

@@ -94,6 +94,7 @@ def run_job(self, run_id: int) -> str:
         queues=pulls.OmsQueues(c.settings.queue_orders, c.settings.queue_cancellations),
         worker=c.worker_id,
         initial_lookback_s=c.settings.orders_initial_lookback_s,
+        on_stored=dispatch.publish_soon,
     )
     if outcome.outboxed:
         dispatch.publish_soon()

@@ -173,6 +173,7 @@ def main() -> None:
                     schedules.set_enabled(session, channel_id, "orders", False)  # run by hand below
         stack.add_worker("oms,notifications,publisher", concurrency=1)
         stack.add_worker("marketplace.amazon,marketplace.flipkart,marketplace.tatacliq", concurrency=3)
+        stack.start_beat()
         consumer.start()
         print(f"orders benchmark: backlog {BACKLOG} orders per channel; latency at {RATE:g} orders/s per channel "
               f"for {LATENCY_S:g}s, pulls every {INTERVAL_S}s; quotas x{SCALE:g}")

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from wheel.events import NewEvent, Recorded, record
+from wheel.events import NewEvent, Recorded, record, record_many
 
 PUBLISHER_LOCK = 0x77686C0B  # "whl" + publisher
 
@@ -91,12 +91,11 @@ def _mark_sent(session: Session, rows: list[Any]) -> None:
             {"channels": [r.channel_id for r in orders], "orders": [r.order_id for r in orders]},
         )
     session.execute(text("UPDATE cancellations SET status = 'sent' WHERE outbox_id = ANY(:ids)"), {"ids": ids})
-    for row in rows:
-        record(session, NewEvent(
-            type="domain", name=f"{row.kind}/sent-to-oms", parent_id=row.event_id, channel_id=row.channel_id,
-            payload={"order_id": row.order_id, "queue": row.queue, "message_id": row.message_id},
-            dedupe_key=f"outbox:{row.id}:sent",
-        ))
+    record_many(session, [NewEvent(
+        type="domain", name=f"{row.kind}/sent-to-oms", parent_id=row.event_id, channel_id=row.channel_id,
+        payload={"order_id": row.order_id, "queue": row.queue, "message_id": row.message_id},
+        dedupe_key=f"outbox:{row.id}:sent",
+    ) for row in rows])
 
 
 def note_failure(sessions: sessionmaker[Session], error: str, *, attempt: int) -> Recorded | None:

@@ -28,7 +28,7 @@ from wheel.db.models import CancelledLine as CancelledLineRow
 from wheel.db.models import Channel, JobRun, OutboxMessage, Schedule
 from wheel.db.models import Order as OrderRow
 from wheel.domain import Cancellation, CancelledLine, Order, Unmappable
-from wheel.events import NewEvent, Recorded, record
+from wheel.events import NewEvent, Recorded, record, record_many
 from wheel.marketplaces.base import OrderPage, OrderSource, PullWindow, QuotaGate, QuotaWait
 from wheel.marketplaces.errors import MarketplaceError, TransientError
 from wheel.oms.orders import cancellation_document, order_document, order_to_json
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Retried runs (busy, quota) wait at least this long.
 MIN_RETRY_S = 1.0
+# Orders stored per transaction.
+PART_SIZE = 250
 # A page cursor older than this is dropped and its window pulled again from the start.
 CURSOR_TTL = timedelta(hours=20)
 
@@ -79,8 +81,11 @@ def run_pull(
     queues: OmsQueues,
     worker: str,
     initial_lookback_s: float,
+    on_stored: Callable[[], None] = lambda: None,
     now: Callable[[], datetime] = utcnow,
 ) -> PullOutcome:
+    """Run one scheduled pull. `on_stored` is called after each page that wrote to the outbox is
+    committed (the publisher can start on it while the pull goes on)."""
     with sessions.begin() as session:
         found = session.execute(
             select(JobRun, Schedule, Channel)
@@ -106,14 +111,14 @@ def run_pull(
             # (this is a duplicate delivery): leave it. A run not started yet waits its turn.
             return PullOutcome("busy", run, retry_in_s=5.0 if run_row.status == "due" else None)
         try:
-            return _pull_locked(sessions, run, channel, source_for, queues, worker, initial_lookback_s, now)
+            return _pull_locked(sessions, run, channel, source_for, queues, worker, initial_lookback_s, on_stored, now)
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(schedule.id)})
             lock_conn.commit()
 
 
 def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: OmsQueues, worker: str,
-                 initial_lookback_s: float, now) -> PullOutcome:
+                 initial_lookback_s: float, on_stored, now) -> PullOutcome:
     outcome = PullOutcome("succeeded", run)
     with sessions.begin() as session:
         run_row = session.get(JobRun, run.run_id, with_for_update=True)
@@ -144,13 +149,18 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
             page_cursor = None
         if window.end > window.start or not caps.uses_window:
             for page in source.pull(run.job, window, page_cursor, gate):
-                with sessions.begin() as session:
-                    _store_page(session, run, channel, page, queues, outcome)
-                    next_cursor = ({"start": window.start.isoformat(), "end": window.end.isoformat(), "page": page.cursor,
-                                    "at": now().isoformat()} if page.cursor is not None else None)
-                    session.execute(text("UPDATE schedules SET cursor = CAST(:c AS jsonb) WHERE id = :id"),
-                                    {"c": _json(next_cursor), "id": run.schedule_id})
-                    _count(session, run.run_id, outcome, page)
+                for part, last in _parts(page):
+                    outboxed = outcome.outboxed
+                    with sessions.begin() as session:
+                        _store_page(session, run, channel, part, queues, outcome)
+                        if last:
+                            next_cursor = ({"start": window.start.isoformat(), "end": window.end.isoformat(),
+                                            "page": page.cursor, "at": now().isoformat()} if page.cursor is not None else None)
+                            session.execute(text("UPDATE schedules SET cursor = CAST(:c AS jsonb) WHERE id = :id"),
+                                            {"c": _json(next_cursor), "id": run.schedule_id})
+                            _count(session, run.run_id, outcome, page)
+                    if outcome.outboxed > outboxed:
+                        on_stored()
         with sessions.begin() as session:
             schedule = session.get(Schedule, run.schedule_id, with_for_update=True)
             if window.end > (schedule.watermark or window.start) or schedule.watermark is None:
@@ -171,6 +181,19 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
     except (MarketplaceError, ValueError) as exc:
         # ValueError: a channel setting or a document Wheel cannot build; said, not retried blindly.
         return _fail(sessions, run, exc, outcome, now)
+
+
+def _parts(page: OrderPage, size: int = PART_SIZE):
+    """A page in parts of at most `size` orders, each stored in its own transaction, so the
+    publisher starts on the first while the rest are stored (Tata CLiQ answers every open order in
+    one page). Cancellations and failures go with the last part, which also moves the cursor: a
+    crash part-way redoes the page, and the upserts make that harmless."""
+    orders = page.orders
+    for start in range(0, max(len(orders) - size, 0), size):
+        yield OrderPage(orders=orders[start:start + size], raw=page.raw), False
+    tail = orders[(max(len(orders) - 1, 0) // size) * size:] if orders else []
+    yield OrderPage(orders=tail, cancellations=page.cancellations, failures=page.failures, raw=page.raw,
+                    cursor=page.cursor, calls=page.calls), True
 
 
 def _json(value: Any) -> str | None:
@@ -234,24 +257,24 @@ def _header(channel: Channel) -> dict[str, str]:
     return {str(k): str(v) for k, v in (header or {}).items()}
 
 
-def _next_outbox_id(session: Session) -> int:
-    return session.execute(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")).scalar_one()
-
-
 def message_id_for(outbox_id: int) -> str:
     """The OMS message id of an outbox row: stable, so a re-put after a crash carries the same id.
     24 characters, the size of an IBM MQ MsgId."""
     return f"WHEEL-OUTBOX-{outbox_id:011d}"
 
 
-def _outbox(session: Session, *, kind: str, channel_id: str, order_id: str, queue: str, body: bytes,
-            event_id: int | None) -> int:
-    outbox_id = _next_outbox_id(session)
-    session.execute(insert(OutboxMessage).values(
-        id=outbox_id, kind=kind, channel_id=channel_id, order_id=order_id, queue=queue,
-        message_id=message_id_for(outbox_id), body=body, event_id=event_id,
-    ))
-    return outbox_id
+def _outbox(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Write outbox rows (kind, channel_id, order_id, queue, body, event_id) in one statement;
+    their ids, in order. The message id is derived from the row id, so it is drawn first."""
+    if not rows:
+        return []
+    ids = list(session.execute(
+        text("SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}
+    ).scalars())
+    session.execute(insert(OutboxMessage).values([
+        {**row, "id": outbox_id, "message_id": message_id_for(outbox_id)} for outbox_id, row in zip(ids, rows)
+    ]))
+    return ids
 
 
 def _store_page(session: Session, run: DueRun, channel: Channel, page: OrderPage, queues: OmsQueues,
@@ -259,12 +282,13 @@ def _store_page(session: Session, run: DueRun, channel: Channel, page: OrderPage
     header = _header(channel)
     # An order and a cancellation of it stored at once (the orders and cancellations pulls run side
     # by side) must see each other: lock each order id for the transaction, in one order (no deadlock).
-    order_ids = sorted({o.order_id for o in page.orders} | {c.order_id for c in page.cancellations}
-                       | {f.order_id for f in page.failures})
-    for order_id in order_ids:
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"order:{channel.id}:{order_id}"})
-    for order in page.orders:
-        _store_order(session, run, channel, order, page.raw.get(order.order_id), header, queues, outcome)
+    keys = sorted({f"order:{channel.id}:{oid}" for oid in
+                   {o.order_id for o in page.orders} | {c.order_id for c in page.cancellations}
+                   | {f.order_id for f in page.failures}})
+    if keys:
+        session.execute(text("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM "
+                             "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted"), {"keys": keys})
+    _store_orders(session, run, channel, page, header, queues, outcome)
     for failure in page.failures:
         _store_failure(session, run, channel, failure, outcome)
     for cancellation in page.cancellations:
@@ -277,52 +301,66 @@ def _event(run: DueRun, name: str, *, level: str = "info", parent_id: int | None
                     marketplace=run.marketplace, payload={"job": run.job, "run": run.run_id, **payload}, dedupe_key=key)
 
 
-UPSERT_ORDER = """
-    INSERT INTO orders (channel_id, order_id, status, document, raw, lines, total)
-    VALUES (:channel_id, :order_id, 'ready', CAST(:document AS jsonb), CAST(:raw AS jsonb), :lines, :total)
-    ON CONFLICT (channel_id, order_id) DO UPDATE
-       SET status = 'ready', document = EXCLUDED.document, raw = EXCLUDED.raw, failure = NULL,
-           lines = EXCLUDED.lines, total = EXCLUDED.total
-     WHERE orders.status = 'failed'
-    RETURNING id
-"""
-
-
-def _store_order(session: Session, run: DueRun, channel: Channel, order: Order, raw: Any, header: dict[str, str],
-                 queues: OmsQueues, outcome: PullOutcome) -> None:
-    try:
-        body = order_document(order, header)
-    except ValueError as exc:
-        _store_failure(session, run, channel, Unmappable(channel.id, order.order_id, "order", str(exc), raw), outcome)
+def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPage, header: dict[str, str],
+                  queues: OmsQueues, outcome: PullOutcome) -> None:
+    """A page's orders in a few statements: upsert them all, and for the new ones (or ones that
+    failed to map before) their `order/received` events and outbox rows."""
+    documents: dict[str, tuple[Order, bytes]] = {}
+    for order in page.orders:
+        try:
+            documents[order.order_id] = (order, order_document(order, header))
+        except ValueError as exc:
+            raw = page.raw.get(order.order_id)
+            _store_failure(session, run, channel, Unmappable(channel.id, order.order_id, "order", str(exc), raw), outcome)
+    if not documents:
         return
-    total = sum((p.amount for p in order.payments), Decimal("0"))
-    row_id = session.execute(text(UPSERT_ORDER), {
-        "channel_id": channel.id, "order_id": order.order_id, "document": _json(order_to_json(order)),
-        "raw": _json(raw), "lines": len(order.lines), "total": total,
-    }).scalar_one_or_none()
-    if row_id is None:
-        return  # stored before: an overlap or a re-run
-    received = record(session, _event(run, "order/received", key=f"order:{channel.id}:{order.order_id}:received", payload={
-        "order_id": order.order_id, "lines": len(order.lines), "total": str(total),
+    table = OrderRow.__table__
+    statement = insert(table).values([{
+        "channel_id": channel.id, "order_id": order.order_id, "status": "ready", "document": order_to_json(order),
+        "raw": page.raw.get(order.order_id), "lines": len(order.lines), "total": _total(order),
+    } for order, _ in documents.values()])
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.channel_id, table.c.order_id],
+        set_={"status": "ready", "document": statement.excluded.document, "raw": statement.excluded.raw,
+              "failure": None, "lines": statement.excluded.lines, "total": statement.excluded.total},
+        where=table.c.status == "failed",
+    ).returning(table.c.id, table.c.order_id)
+    stored = {order_id: row_id for row_id, order_id in session.execute(statement)}
+    new = [documents[order_id] for order_id in documents if order_id in stored]  # page order
+    if not new:
+        return  # all stored before: an overlap or a re-run
+    received = record_many(session, [_event(run, "order/received", key=f"order:{channel.id}:{order.order_id}:received", payload={
+        "order_id": order.order_id, "lines": len(order.lines), "total": str(_total(order)),
         "skus": [line.sku for line in order.lines][:20],
-    }))
-    session.execute(text("UPDATE orders SET event_id = :e WHERE id = :id"), {"e": received.id, "id": row_id})
-    _outbox(session, kind="order", channel_id=channel.id, order_id=order.order_id, queue=queues.orders, body=body,
-            event_id=received.id)
-    outcome.orders += 1
-    outcome.outboxed += 1
+    }) for order, _ in new])
+    session.execute(
+        text("UPDATE orders o SET event_id = t.event_id FROM unnest(CAST(:ids AS bigint[]), CAST(:events AS bigint[])) "
+             "AS t(id, event_id) WHERE o.id = t.id"),
+        {"ids": [stored[order.order_id] for order, _ in new], "events": [r.id for r in received]},
+    )
+    _outbox(session, [{"kind": "order", "channel_id": channel.id, "order_id": order.order_id, "queue": queues.orders,
+                       "body": body, "event_id": event.id} for (order, body), event in zip(new, received)])
+    outcome.orders += len(new)
+    outcome.outboxed += len(new)
     # Cancellations that arrived before their order go out now, after it.
     held = session.execute(
-        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id, CancelledLineRow.order_id == order.order_id,
-                                       CancelledLineRow.status == "held").order_by(CancelledLineRow.id)
+        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id, CancelledLineRow.status == "held",
+                                       CancelledLineRow.order_id.in_([order.order_id for order, _ in new]))
+        .order_by(CancelledLineRow.id)
     ).scalars().all()
-    if held:
-        first = held[0]
-        released = Cancellation(channel.id, order.order_id,
-                                tuple(CancelledLine(r.line_id, r.sku, r.quantity) for r in held if r.line_id != "*"),
-                                first.reason_code, first.reason_text, any(r.whole_order for r in held))
-        _outbox_cancellation(session, run, channel, released, [r.id for r in held], received.id, header, queues, outcome,
-                             order_lines=order.lines)
+    events = {order.order_id: event.id for (order, _), event in zip(new, received)}
+    for order_id in dict.fromkeys(row.order_id for row in held):
+        rows = [row for row in held if row.order_id == order_id]
+        order = documents[order_id][0]
+        released = Cancellation(channel.id, order_id,
+                                tuple(CancelledLine(r.line_id, r.sku, r.quantity) for r in rows if r.line_id != "*"),
+                                rows[0].reason_code, rows[0].reason_text, any(r.whole_order for r in rows))
+        _outbox_cancellation(session, run, channel, released, [r.id for r in rows], events[order_id], header, queues,
+                             outcome, order_lines=order.lines)
+
+
+def _total(order: Order) -> Decimal:
+    return sum((p.amount for p in order.payments), Decimal("0"))
 
 
 def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unmappable, outcome: PullOutcome) -> None:
@@ -413,8 +451,8 @@ def _outbox_cancellation(session: Session, run: DueRun, channel: Channel, cancel
                                       key=f"cancel:{channel.id}:{cancellation.order_id}:{_digest(','.join(sorted(these)) or '*')}",
                                       payload={"order_id": cancellation.order_id, "whole_order": whole,
                                                "lines": sorted(these), "reason": cancellation.reason_text}))
-    outbox_id = _outbox(session, kind="cancellation", channel_id=channel.id, order_id=cancellation.order_id,
-                        queue=queues.cancellations, body=body, event_id=recorded.id)
+    [outbox_id] = _outbox(session, [{"kind": "cancellation", "channel_id": channel.id, "order_id": cancellation.order_id,
+                                     "queue": queues.cancellations, "body": body, "event_id": recorded.id}])
     session.execute(text("UPDATE cancellations SET status = 'ready', outbox_id = :o WHERE id = ANY(:ids)"),
                     {"o": outbox_id, "ids": row_ids})
     outcome.cancellations += 1
