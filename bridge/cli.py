@@ -443,6 +443,19 @@ def _detail(payload: dict) -> str:
         return str(payload["error"])[:160]
     if "items" in payload:
         return ", ".join(i.get("sku", "?") for i in payload["items"][:8]) + (" ..." if len(payload["items"]) > 8 else "")
+    if "order_id" in payload:
+        parts = [f"order {payload['order_id']}"]
+        if "message_id" in payload:
+            parts.append(f"-> {payload['queue']} as {payload['message_id']}")
+        if "lines" in payload:
+            parts.append(f"lines {payload['lines']}")
+        if "total" in payload:
+            parts.append(f"total {payload['total']}")
+        if payload.get("whole_order") is not None:
+            parts.append("whole order" if payload["whole_order"] else "in part")
+        return ", ".join(str(p) for p in parts)
+    if "job" in payload:
+        return f"{payload['job']} run {payload.get('run')} ({payload.get('trigger', '')})"
     if "queue" in payload:
         return f"{payload['queue']} ({payload.get('bytes', '?')} bytes, inbox {payload.get('inbox_id')})"
     return ""
@@ -527,7 +540,7 @@ def _ago(when, now) -> str:
         return "-"
     seconds = (now - when).total_seconds()
     if abs(seconds) < 90:
-        return f"{seconds:+.0f}s".replace("+", "in ") if seconds < 0 else f"{seconds:.0f}s ago"
+        return f"in {-seconds:.0f}s" if seconds < 0 else f"{seconds:.0f}s ago"
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -706,13 +719,16 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
 @click.option("--channel", "channels", multiple=True, help="Sandbox channel(s) (default: UA, UF and UZ).")
 @click.option("--count", type=click.IntRange(0, 100000), default=5, show_default=True, help="Orders per channel.")
 @click.option("--cancel", type=click.IntRange(0, 100000), default=0, show_default=True,
-              help="Also cancel this many open orders per channel (a third of them in part).")
+              help="Also cancel this many of the channel's oldest open orders (a third of them in part). Cancel "
+                   "orders Wheel has pulled already: an order cancelled before its pull never reaches the OMS, and "
+                   "its cancellation waits (orders list --status held).")
 @click.option("--sandbox-url", help="The sandbox's URL [http://WHEEL_SANDBOX_HOST:WHEEL_SANDBOX_PORT].")
 @click.pass_context
 def demo_orders(ctx: click.Context, channels: tuple[str, ...], count: int, cancel: int, sandbox_url: str | None) -> None:
     """Create orders (and cancellations) in the sandbox, for beat's pulls to bring to the OMS queues.
 
-    Watch them arrive with `wheelctl oms tail orders` and `wheelctl orders list`.
+    Watch them arrive with `wheelctl oms tail orders` and `wheelctl orders list`; then cancel some
+    with `wheelctl demo orders --count 0 --cancel 2`.
     """
     import requests
 

@@ -62,6 +62,8 @@ class PullOutcome:
     # Outbox rows written: the publisher has work.
     outboxed: int = 0
     alerts: list[Recorded] = field(default_factory=list)
+    # The run's system.cron/started event: the parent of the orders it stores.
+    parent_id: int | None = None
 
     def summary(self) -> str:
         return (f"{self.status}: {self.orders} orders, {self.cancellations} cancellations, "
@@ -128,7 +130,8 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
         if run_row.status == "due":
             run_row.status, run_row.started_at, run_row.worker = "running", now(), worker
             schedule.last_started_at = run_row.started_at
-        record_cron(session, run, "started", key=f"run:{run.run_id}:started", payload={"worker": worker})
+        started = record_cron(session, run, "started", key=f"run:{run.run_id}:started", payload={"worker": worker})
+        outcome.parent_id = started.id  # what the run finds hangs under it: `wheelctl events --parent`
         cursor = schedule.cursor
         watermark = schedule.watermark
 
@@ -329,7 +332,7 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
     new = [documents[order_id] for order_id in documents if order_id in stored]  # page order
     if not new:
         return  # all stored before: an overlap or a re-run
-    received = record_many(session, [_event(run, "order/received", key=f"order:{channel.id}:{order.order_id}:received", payload={
+    received = record_many(session, [_event(run, "order/received", parent_id=outcome.parent_id, key=f"order:{channel.id}:{order.order_id}:received", payload={
         "order_id": order.order_id, "lines": len(order.lines), "total": str(_total(order)),
         "skus": [line.sku for line in order.lines][:20],
     }) for order, _ in new])
@@ -365,7 +368,7 @@ def _total(order: Order) -> Decimal:
 
 def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unmappable, outcome: PullOutcome) -> None:
     if failure.kind == "cancellation":
-        recorded = record(session, _event(run, "cancellation/failed", level="error",
+        recorded = record(session, _event(run, "cancellation/failed", level="error", parent_id=outcome.parent_id,
                                           key=f"cancel-failed:{channel.id}:{failure.order_id}:{_digest(failure.reason)}",
                                           payload={"order_id": failure.order_id, "error": failure.reason, "raw": failure.raw}))
     else:
@@ -376,7 +379,7 @@ def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unm
         ).scalar_one_or_none()
         if row_id is None:
             return
-        recorded = record(session, _event(run, "order/failed", level="error",
+        recorded = record(session, _event(run, "order/failed", level="error", parent_id=outcome.parent_id,
                                           key=f"order:{channel.id}:{failure.order_id}:failed",
                                           payload={"order_id": failure.order_id, "error": failure.reason,
                                                    "fix": "the order is kept (wheelctl orders list --status failed); "
@@ -417,7 +420,7 @@ def _store_cancellation(session: Session, run: DueRun, channel: Channel, cancell
     fresh = Cancellation(channel.id, cancellation.order_id, tuple(l for l in new_lines if l.line_id != "*"),
                          cancellation.reason_code, cancellation.reason_text, cancellation.whole_order)
     if not known:
-        recorded = record(session, _event(run, "cancellation/held", level="warning",
+        recorded = record(session, _event(run, "cancellation/held", level="warning", parent_id=outcome.parent_id,
                                           key=f"cancel:{channel.id}:{cancellation.order_id}:{_digest(','.join(l.line_id for l in new_lines))}:held",
                                           payload={"order_id": cancellation.order_id, "lines": [l.line_id for l in new_lines],
                                                    "reason": "its order has not been received (or could not be mapped); "
