@@ -158,11 +158,7 @@ class Flipkart:
 
     def _listing_call(self, request, core: SandboxCore, operation: str, items: Any, handle) -> tuple[str, Response]:
         """Auth, admission (latency, faults, quota) and the batch limit, then the handler."""
-        found = self._authorized(request, core)
-        if found is None:
-            return "", error(401, "UNAUTHORIZED", "invalid or expired access token")
-        channel, behaviour = found
-        refusal = core.admit(behaviour, channel, operation)
+        channel, refusal = self._admit(request, core, operation)
         if refusal is not None:
             return channel, refusal
         if operation == "getListings":
@@ -260,14 +256,16 @@ class Flipkart:
 
     def _order_call(self, request: Request, core: SandboxCore, operation: str, handle) -> tuple[str, Response]:
         """Auth and admission (latency, faults, quota), then the handler."""
+        channel, refusal = self._admit(request, core, operation)
+        return channel, refusal if refusal is not None else handle(channel)
+
+    def _admit(self, request: Request, core: SandboxCore, operation: str) -> tuple[str, Response | None]:
+        """The caller's channel, and the refusal (bad token, injected fault, 429) if any."""
         found = self._authorized(request, core)
         if found is None:
             return "", error(401, "UNAUTHORIZED", "invalid or expired access token")
         channel, behaviour = found
-        refusal = core.admit(behaviour, channel, operation)
-        if refusal is not None:
-            return channel, refusal
-        return channel, handle(channel)
+        return channel, core.admit(behaviour, channel, operation)
 
     def _first_page(self, core: SandboxCore, channel: str, body: Any) -> Response:
         return self._page(core, channel, body, None)
