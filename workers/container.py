@@ -25,6 +25,8 @@ from wheel.secrets import SecretStore
 from wheel.settings import Settings
 
 ADAPTER_TTL_S = 300
+# The publisher reconnects to the OMS broker after this long without a put (heartbeats are 30 s).
+TRANSPORT_IDLE_S = 20
 
 
 class Container:
@@ -34,6 +36,7 @@ class Container:
         self._adapters: dict[ChannelConfig, tuple[float, MarketplaceAdapter]] = {}
         self._lock = threading.Lock()
         self._transport = None
+        self._transport_used = 0.0
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -72,12 +75,17 @@ class Container:
         from bridge.transports import transport_from_url
         from wheel.services.outbox import Outlet
 
+        if self._transport is not None and time.monotonic() - self._transport_used > TRANSPORT_IDLE_S:
+            # Idle connections miss their heartbeats and the broker drops them: start afresh
+            # rather than fail the first put after a quiet spell.
+            self.drop_transport()
         if self._transport is None:
             transport = transport_from_url(self.settings.oms_url.get_secret_value())
             transport.connect()
             transport.declare([self.settings.queue_orders, self.settings.queue_cancellations])
             self._transport = transport
         transport = self._transport
+        self._transport_used = time.monotonic()
         return Outlet(put=transport.put, commit=lambda: transport.commit([]))
 
     def drop_transport(self) -> None:
