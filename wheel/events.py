@@ -106,9 +106,8 @@ def record_many(session: Session, events: list[NewEvent]) -> list[Recorded]:
                  .returning(table.c.id, table.c.dedupe_key))
     created = {key: event_id for event_id, key in session.connection().execute(statement)}
     missing = [e.dedupe_key for e in events if e.dedupe_key not in created]
-    existing = dict(session.execute(
-        select(Event.dedupe_key, Event.id).where(Event.dedupe_key.in_(missing))
-    ).tuples()) if missing else {}
+    existing = {row.dedupe_key: row.id for row in session.execute(
+        select(Event.dedupe_key, Event.id).where(Event.dedupe_key.in_(missing)))} if missing else {}
     out = []
     for event in events:
         if event.dedupe_key in created:

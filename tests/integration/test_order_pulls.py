@@ -222,3 +222,20 @@ def test_a_failing_marketplace_fails_the_run_loudly_and_the_next_run_carries_on(
     sandbox.state.channels["UT"].fail_status = None
     post(sandbox, "orders", {"channel": "UT", "count": 2})
     assert pull().orders == 2
+
+
+def test_an_order_seen_again_with_more_lines_is_reported_not_dropped(sandbox, sessions, pull):
+    [order] = post(sandbox, "orders", {"channel": "UT", "count": 1, "lines_per_order": 1})["created"]
+    pull()
+    # The marketplace now shows a line the stored order lacks (Flipkart: a second shipment of it).
+    book = sandbox.state.orders.get("UT", order["order_id"])
+    from wheel.sandbox.orders import SandboxLine
+
+    book.lines.append(SandboxLine(line_id="extra-1", sku="SKU-X", quantity=1, price="10.00"))
+    outcome = pull()
+    assert outcome.orders == 0
+    assert [a.event.name for a in outcome.alerts] == ["order/lines-added"]
+    assert pull().alerts == []  # said once
+    with sessions() as session:
+        payload = session.execute(text("SELECT payload FROM events WHERE name = 'order/lines-added'")).scalar_one()
+    assert payload["lines"] == ["extra-1"] and "SKU-X" in payload["error"]

@@ -330,6 +330,7 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
     ).returning(table.c.id, table.c.order_id)
     stored = {order_id: row_id for row_id, order_id in session.execute(statement)}
     new = [documents[order_id] for order_id in documents if order_id in stored]  # page order
+    _note_grown(session, run, channel, [documents[oid][0] for oid in documents if oid not in stored], outcome)
     if not new:
         return  # all stored before: an overlap or a re-run
     received = record_many(session, [_event(run, "order/received", parent_id=outcome.parent_id, key=f"order:{channel.id}:{order.order_id}:received", payload={
@@ -360,6 +361,35 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
                                 rows[0].reason_code, rows[0].reason_text, any(r.whole_order for r in rows))
         _outbox_cancellation(session, run, channel, released, [r.id for r in rows], events[order_id], header, queues,
                              outcome, order_lines=order.lines)
+
+
+def _note_grown(session: Session, run: DueRun, channel: Channel, seen: list[Order], outcome: PullOutcome) -> None:
+    """Orders stored before that come back with lines the stored order lacks (Flipkart splits an
+    order into shipments, and two shipments can come on different pages or pulls). The OMS has the
+    order already; a second document for it would clash. Say so, loudly, with the lines: nothing
+    is dropped in silence."""
+    if not seen:
+        return
+    rows = session.execute(
+        text("SELECT order_id, document FROM orders WHERE channel_id = :c AND order_id = ANY(:ids) AND document IS NOT NULL"),
+        {"c": channel.id, "ids": [order.order_id for order in seen]},
+    )
+    stored = {row.order_id: row.document for row in rows}
+    for order in seen:
+        known = {str(line["line_id"]) for line in (stored.get(order.order_id) or {}).get("lines", [])}
+        extra = [line for line in order.lines if line.line_id not in known]
+        if not known or not extra:
+            continue
+        recorded = record(session, _event(
+            run, "order/lines-added", level="error", parent_id=outcome.parent_id,
+            key=f"order:{channel.id}:{order.order_id}:lines:{_digest(','.join(sorted(l.line_id for l in extra)))}",
+            payload={"order_id": order.order_id, "lines": [l.line_id for l in extra], "skus": [l.sku for l in extra],
+                     "error": f"order {order.order_id} came back with {len(extra)} line(s) the OMS was not sent "
+                              f"({', '.join(l.sku for l in extra)})",
+                     "fix": "add the lines to the order in the OMS; Wheel sends an order once"},
+        ))
+        if recorded.created:
+            outcome.alerts.append(recorded)
 
 
 def _total(order: Order) -> Decimal:
