@@ -239,3 +239,20 @@ def test_an_order_seen_again_with_more_lines_is_reported_not_dropped(sandbox, se
     with sessions() as session:
         payload = session.execute(text("SELECT payload FROM events WHERE name = 'order/lines-added'")).scalar_one()
     assert payload["lines"] == ["extra-1"] and "SKU-X" in payload["error"]
+
+
+def test_a_cursor_the_marketplace_refuses_is_dropped_and_the_window_pulled_again(sandbox, sessions, pull):
+    post(sandbox, "orders", {"channel": "UT", "count": 2})
+    with sessions.begin() as session:
+        session.execute(text("""UPDATE schedules SET cursor = CAST(:c AS jsonb) WHERE job = 'orders'"""),
+                        {"c": '{"start": "2026-11-27T00:00:00+00:00", "end": "2026-11-27T00:10:00+00:00", "page": {"bogus": 1}}'})
+    # Tata CLiQ's adapter ignores cursors, so refuse it through a channel setting Wheel cannot use instead.
+    with sessions.begin() as session:
+        session.execute(text("""UPDATE channels SET options = '{"oms_header": "not json"}'"""))
+    failed = pull()
+    assert failed.status == "failed" and "oms_header" in failed.alerts[0].event.payload["error"]
+    with sessions() as session:
+        assert session.execute(text("SELECT cursor FROM schedules WHERE job = 'orders'")).scalar_one() is None
+    with sessions.begin() as session:
+        session.execute(text("""UPDATE channels SET options = '{"oms_header": {"EntryType": "UT"}}'"""))
+    assert pull().orders == 2

@@ -30,7 +30,7 @@ from wheel.db.models import Order as OrderRow
 from wheel.domain import Cancellation, CancelledLine, Order, Unmappable
 from wheel.events import NewEvent, Recorded, record, record_many
 from wheel.marketplaces.base import OrderPage, OrderSource, PullWindow, QuotaGate, QuotaWait
-from wheel.marketplaces.errors import MarketplaceError, TransientError
+from wheel.marketplaces.errors import AuthError, MarketplaceError, TransientError
 from wheel.oms.orders import cancellation_document, order_document, order_to_json
 from wheel.services.schedules import DueRun, record_cron, utcnow
 
@@ -236,8 +236,16 @@ def _fail(sessions, run: DueRun, exc: Exception, outcome: PullOutcome, now) -> P
     with sessions.begin() as session:
         schedule = session.get(Schedule, run.schedule_id, with_for_update=True)
         _finish(session, run, schedule, "failed", message, now())
+        if isinstance(exc, (TransientError, AuthError)) or schedule.cursor is None:
+            resumes = "the next run carries on from where this one stopped"
+        else:
+            # Refused outright while paging (a page token the marketplace no longer takes, a cursor
+            # Wheel cannot read): the next run pulls the window again from its start, which the
+            # upserts make harmless.
+            schedule.cursor = None
+            resumes = "the next run pulls the window again from its start"
         recorded = record_cron(session, run, "failed", level="error", key=f"run:{run.run_id}:failed",
-                               payload={"error": message, "resumes": "the next run carries on from where this one stopped"})
+                               payload={"error": message, "resumes": resumes})
     outcome.alerts.append(recorded)
     return outcome
 
