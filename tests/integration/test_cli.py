@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from sqlalchemy import text
 
 from tests.support.processes import wheelctl
 from tests.support.services import settings_env
@@ -98,6 +99,10 @@ def test_jobs_and_orders_commands(settings, engine):
     assert bad.returncode == 2 and "not a cron expression" in bad.stderr
     missing = run(settings, "jobs", "enable", "NOPE", "orders", check=False)
     assert missing.returncode == 2 and "no channel NOPE" in missing.stderr
+    sent = run(settings, "jobs", "run-now", "UA", "orders").stdout
+    assert sent.startswith("run ") and "sent: UA orders" in sent
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT trigger, status FROM job_runs")).one() == ("manual", "due")
     assert "no orders" in run(settings, "orders", "list").stdout
     assert "no orders on UA with status failed" in run(settings, "orders", "list", "--channel", "UA", "--status", "failed").stdout
 
