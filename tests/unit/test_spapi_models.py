@@ -1,15 +1,14 @@
 """Every request Wheel sends to Amazon is valid against Amazon's official models, and so is every
 answer the sandbox gives in their place.
 
-The models are read from `WHEEL_SPAPI_MODELS`, else from `../shared/reference/amazon-sp-api` beside
-the repository; the module is skipped when that folder is absent.
+The models are Amazon's own, vendored unmodified under `tests/reference/amazon-sp-api/` (Apache-2.0,
+see its README), so these checks run on every clone.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,10 +25,7 @@ from wheel.marketplaces.amazon import mapping, orders
 from wheel.marketplaces.base import PullWindow
 from wheel.sandbox import ChannelBehaviour, SandboxApp
 
-MODELS = Path(os.environ.get("WHEEL_SPAPI_MODELS")
-              or Path(__file__).resolve().parents[2].parent / "shared/reference/amazon-sp-api")
-if not (MODELS / "listingsItems_2021-08-01.json").is_file():
-    pytest.skip(f"Amazon's SP-API models are not at {MODELS} (set WHEEL_SPAPI_MODELS)", allow_module_level=True)
+MODELS = Path(__file__).resolve().parents[1] / "reference" / "amazon-sp-api"
 
 INDIA = mapping.INDIA
 ITEM_PATH = "/listings/2021-08-01/items/{sellerId}/{sku}"
