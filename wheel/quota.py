@@ -32,6 +32,20 @@ redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return tostring(wait)
 """
 
+# The marketplace answered 429: it counted differently (another app on the same seller account, a
+# lower limit than documented). Empty the bucket, so every worker waits for the next token, and
+# hold it empty at least `hold` seconds (a Retry-After, when the marketplace sends one).
+DRAIN = """
+local rate = tonumber(ARGV[1])
+local hold = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local tokens = -math.max(0, hold * rate - 1)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil((1 - tokens) / rate) + 60)
+return tostring((1 - tokens) / rate)
+"""
+
 # Stay a little under the published rate and burst, so that the jitter between our clock and the
 # marketplace's never makes a request arrive early: a 429 costs more than the 3% it saves.
 RATE_MARGIN = 0.97
@@ -59,20 +73,25 @@ class RedisQuotaGate:
         prefix: str = "wheel:quota",
     ):
         self._take = client.register_script(TAKE)
+        self._drain = client.register_script(DRAIN)
         self.channel_id = channel_id
         self.quotas = dict(quotas)
         self.max_inline_wait_s = max_inline_wait_s
         self.prefix = prefix
         self.granted: Counter[str] = Counter()
+        # The operation of the last request this gate let through: the one a 429 answers, since
+        # every client takes a token right before each request.
+        self.last_operation: str | None = None
 
     def acquire(self, operation: str) -> None:
+        self.last_operation = operation
         quota = self.quotas.get(operation)
         if quota is None:
             self.granted[operation] += 1  # no published quota: nothing to wait for
             return
         rate = quota.rate_per_s * RATE_MARGIN
         burst = max(1.0, quota.burst - BURST_MARGIN)
-        key = f"{self.prefix}:{self.channel_id}:{operation}"
+        key = self._key(operation)
         while True:
             wait = float(self._take(keys=[key], args=[rate, burst]))
             if wait <= 0:
@@ -81,3 +100,20 @@ class RedisQuotaGate:
             if wait > self.max_inline_wait_s:
                 raise QuotaWait(operation, wait)
             time.sleep(wait)
+
+    def throttled(self, retry_after: float | None = None) -> QuotaWait:
+        """The marketplace refused the last request with 429: empty that operation's bucket for
+        every worker, and say how long to wait. SP-API's 429 has no Retry-After ("Usage Plans and
+        Rate Limits in the Selling Partner API",
+        https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits), so the wait is
+        the bucket's: the next token at the operation's rate, or the Retry-After if one came."""
+        operation = self.last_operation or "unknown"
+        quota = self.quotas.get(operation)
+        if quota is None:
+            return QuotaWait(operation, max(1.0, retry_after or 0.0))
+        wait = float(self._drain(keys=[self._key(operation)],
+                                 args=[quota.rate_per_s * RATE_MARGIN, max(0.0, retry_after or 0.0)]))
+        return QuotaWait(operation, wait)
+
+    def _key(self, operation: str) -> str:
+        return f"{self.prefix}:{self.channel_id}:{operation}"

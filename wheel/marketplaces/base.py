@@ -68,6 +68,10 @@ class QuotaGate(Protocol):
         """Take one request from the channel's quota for `operation`, waiting a moment if one is
         about to be there; raise QuotaWait when the wait would be long."""
 
+    def throttled(self, retry_after: float | None = None) -> QuotaWait:
+        """The marketplace answered the last request acquired with 429: empty that operation's
+        bucket and return the wait (the caller raises or reschedules with it)."""
+
 
 @dataclass(frozen=True)
 class Capabilities:

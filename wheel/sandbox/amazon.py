@@ -675,14 +675,20 @@ def _lwa_error(code: str, description: str) -> Response:
 
 
 def _as_error_list(refusal: Response) -> Response:
-    """The core's refusal (latency, faults, 429) in SP-API's ErrorList shape, headers kept."""
+    """The core's refusal (latency, faults, 429) in SP-API's ErrorList shape.
+
+    SP-API's 429 carries no Retry-After: a caller learns its limit from the usage plan, and from
+    `x-amzn-RateLimit-Limit` "when available" ("Usage Plans and Rate Limits in the Selling Partner
+    API", https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits, which
+    documents no Retry-After); every 429 in listingsItems_2021-08-01.json, feeds_2021-06-30.json
+    and orders_2026-01-01.json declares only the `x-amzn-RequestId` header
+    (tests/reference/amazon-sp-api/).
+    """
     try:
         body = json.loads(refusal.get_data())
     except ValueError:
         body = {}
-    headers = {k: v for k, v in refusal.headers.items() if k == "Retry-After"}
-    return spapi_error(refusal.status_code, str(body.get("code", "InternalFailure")),
-                       str(body.get("message", "")), headers=headers)
+    return spapi_error(refusal.status_code, str(body.get("code", "InternalFailure")), str(body.get("message", "")))
 
 
 def _iso(stamp: float) -> str:

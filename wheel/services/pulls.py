@@ -135,6 +135,7 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
         cursor = schedule.cursor
         watermark = schedule.watermark
 
+    gate: QuotaGate | None = None
     try:
         source, gate = source_for(channel)
         caps = source.pull_capabilities
@@ -176,9 +177,12 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
         _note_waiting(sessions, run, str(wait))
         return outcome
     except TransientError as exc:
-        if exc.status == 429 and exc.retry_after is not None:
-            outcome.status, outcome.retry_in_s = "waiting", max(MIN_RETRY_S, exc.retry_after)
-            _note_waiting(sessions, run, str(exc))
+        if exc.status == 429 and gate is not None:
+            # Throttled, with or without Retry-After (SP-API sends none): the quota says when to
+            # come back. Never a failure: the run resumes from its cursor.
+            wait = gate.throttled(exc.retry_after)
+            outcome.status, outcome.retry_in_s = "waiting", max(MIN_RETRY_S, wait.retry_in_s)
+            _note_waiting(sessions, run, f"{exc}; the {wait.operation} quota is waited out")
             return outcome
         return _fail(sessions, run, exc, outcome, now)
     except (MarketplaceError, ValueError) as exc:

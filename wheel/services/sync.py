@@ -245,8 +245,9 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             return stop(calls[index:], wait.retry_in_s)
         except TransientError as exc:
             if exc.status == 429:
-                # The marketplace counted differently: wait as it says, and count no attempt.
-                return stop(calls[index:], exc.retry_after or 1.0)
+                # The marketplace counted differently: wait on the operation's bucket (emptied for
+                # every worker), with or without a Retry-After, and count no attempt.
+                return stop(calls[index:], gate.throttled(exc.retry_after).retry_in_s)
             outcome.calls += 1
             settle_done()
             retry = _retry_or_fail(sessions, channel, worker, by_sku, call, exc, delays)
