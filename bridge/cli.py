@@ -847,8 +847,11 @@ def resync(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all:
         while True:
             outcome = run_sync(sessions, channel_id, adapters=lambda _: adapter, gate_for=lambda *_: gate,
                                worker=f"wheelctl-resync:{os.getpid()}", lease_s=settings.push_lease_s,
-                               default_retry_delays_s=settings.push_retry_delays_s, time_budget_s=5, settle_s=0)
+                               default_retry_delays_s=settings.push_retry_delays_s, time_budget_s=5, settle_s=0,
+                               request_budget_s=settings.http_connect_timeout_s + settings.http_read_timeout_s)
             pushed, calls, failures = pushed + outcome.skus, calls + outcome.calls, failures + len(outcome.alerts)
+            if outcome.blocked:
+                _fail(f"{channel_id} cannot push: {outcome.blocked}; the values wait for the channel to be fixed")
             progress.update(task, completed=min(pushed, marked))
             if outcome.retry_in_s is not None:
                 time.sleep(min(outcome.retry_in_s, 30))

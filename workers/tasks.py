@@ -57,6 +57,7 @@ def sync_channel(self, channel_id: str) -> str:
         worker=c.worker_id,
         lease_s=c.settings.push_lease_s,
         default_retry_delays_s=c.settings.push_retry_delays_s,
+        request_budget_s=c.settings.http_connect_timeout_s + c.settings.http_read_timeout_s,
     )
     if outcome.retry_in_s is not None:
         dispatch.sync(channel_id, outcome.marketplace, countdown=outcome.retry_in_s)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from wheel.db.models import Event, Listing
+from wheel.marketplaces.base import QuotaWait
 from wheel.services.inbox import IncomingMessage, store_batch
 from wheel.services.oms_messages import process_message
 from wheel.services.sync import effective_quantity, run_sync
@@ -39,6 +40,9 @@ class NoQuota:
     def acquire(self, operation):
         self.granted[operation] += 1
 
+    def throttled(self, retry_after=None):
+        return QuotaWait("unknown", retry_after or 0.05)
+
 
 def send(sessions, queue, body):
     with sessions.begin() as session:
@@ -48,7 +52,8 @@ def send(sessions, queue, body):
 
 def sync(sessions, adapters, channel="UA", worker="w:1", delays=(0.01, 0.01)):
     return run_sync(sessions, channel, adapters=adapters, gate_for=lambda ch, ad: NoQuota(), worker=worker,
-                    lease_s=30, default_retry_delays_s=list(delays), time_budget_s=10, settle_s=0)
+                    lease_s=30, default_retry_delays_s=list(delays), time_budget_s=10, settle_s=0,
+                    request_budget_s=7)
 
 
 def events(sessions, name=None):
@@ -172,12 +177,13 @@ def test_transient_failures_retry_with_backoff_then_fail_loudly(sessions, make_c
     assert outcomes[-1].alerts
 
 
-def test_a_refused_token_fails_loudly_and_never_logs_the_token(sessions, make_channel, adapters):
+def test_a_refused_token_blocks_the_channel_loudly_and_never_logs_the_token(sessions, make_channel, adapters):
     make_channel("UA", token="secret-token-123", sandbox_token="another")
     send(sessions, "Q.RANGING", ranging(("UA", "S1")))
-    sync(sessions, adapters)
-    [failure] = events(sessions, "system/processing-failed")
-    assert failure.payload["kind"] == "auth" and "HTTP 401" in failure.payload["error"]
+    outcome = sync(sessions, adapters)
+    [blocked] = events(sessions, "system/channel-blocked")
+    assert blocked.payload["kind"] == "auth" and "HTTP 401" in blocked.payload["error"] and outcome.alerts
+    assert listing(sessions, "S1").dirty  # waits for the token to be fixed
     with sessions() as session:
         assert session.scalar(text("SELECT count(*) FROM events WHERE payload::text LIKE '%secret-token-123%'")) == 0
 

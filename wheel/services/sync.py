@@ -10,6 +10,7 @@ so a push always carries the newest value, never an older one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -51,6 +52,76 @@ CLAIM = text(
 )
 
 
+# A channel whose credentials or settings are refused is tried again this often; its alert is
+# raised once an hour at most while it stays blocked.
+CHANNEL_BLOCKED_RETRY_S = 60.0
+
+
+class LeaseLost(Exception):
+    """Some SKUs of a call are no longer leased to this worker: the call must not start."""
+
+
+class _Lease:
+    """This worker's lease on the listings it claimed, renewed before it can run out.
+
+    A request is started only while the lease has at least `request_budget_s` left (the longest
+    a request can take); when it has less, the lease of every SKU still held is renewed first.
+    A SKU whose lease already ran out may be another worker's now, and is not pushed (review:
+    a push that outlived its lease let an older value land after a newer one).
+    """
+
+    def __init__(self, sessions, channel_id: str, worker: str, lease_s: float, request_budget_s: float):
+        self.sessions, self.channel_id, self.worker = sessions, channel_id, worker
+        self.lease_s, self.request_budget_s = float(lease_s), float(request_budget_s)
+        # Taken before the claim: the local deadline is never later than the database's.
+        self.deadline = time.monotonic() + self.lease_s
+        self.held: set[str] = set()
+
+    def hold(self, skus: set[str]) -> None:
+        self.held |= skus
+
+    def drop(self, skus: set[str]) -> None:
+        self.held -= skus
+
+    def ensure(self, skus: set[str]) -> None:
+        """Raise LeaseLost unless every one of `skus` stays leased for one more request."""
+        if time.monotonic() + self.request_budget_s >= self.deadline:
+            self.renew()
+        lost = skus - self.held
+        if lost:
+            raise LeaseLost(f"lease lost on {len(lost)} SKUs ({', '.join(sorted(lost)[:5])})")
+
+    def renew(self) -> None:
+        started = time.monotonic()
+        with self.sessions.begin() as session:
+            kept = set(session.execute(
+                text("UPDATE listings SET lease_until = now() + make_interval(secs => :lease) "
+                     "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus) AND lease_until > now() "
+                     "RETURNING sku"),
+                {"lease": self.lease_s, "c": self.channel_id, "w": self.worker, "skus": sorted(self.held)},
+            ).scalars())
+        self.held = kept
+        self.deadline = started + self.lease_s
+
+
+class _LeasedGate:
+    """The channel's quota gate, checking the lease before each request the adapter makes (every
+    request takes a token first, so none can start on a lease that ran out)."""
+
+    def __init__(self, gate: QuotaGate, lease: _Lease):
+        self.gate, self.lease = gate, lease
+        self.skus: set[str] = set()
+
+    def acquire(self, operation: str) -> None:
+        self.lease.ensure(self.skus)
+        self.gate.acquire(operation)
+        # The token may have come after an inline wait: check again before the request goes.
+        self.lease.ensure(self.skus)
+
+    def throttled(self, retry_after: float | None = None) -> QuotaWait:
+        return self.gate.throttled(retry_after)
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A claimed listing: the values to push, and the versions they carry."""
@@ -72,6 +143,8 @@ class SyncOutcome:
     retry_in_s: float | None = None
     alerts: list[Recorded] = field(default_factory=list)
     skipped: str | None = None
+    # Why the channel cannot push at all (credentials, settings): its values wait.
+    blocked: str | None = None
 
 
 AdapterLookup = Callable[[ChannelConfig], MarketplaceAdapter]
@@ -104,7 +177,11 @@ def run_sync(
     default_retry_delays_s: Sequence[float],
     time_budget_s: float = 20.0,
     settle_s: float = SETTLE_S,
+    request_budget_s: float = 35.0,
 ) -> SyncOutcome:
+    """Push the channel's dirty listings for up to `time_budget_s`. `request_budget_s` is the
+    longest one marketplace request can take (connect + read timeout): a request starts only while
+    the lease has at least that long left, renewing it first when it has not."""
     outcome = SyncOutcome(channel_id)
     with sessions() as session:
         channel = session.get(Channel, channel_id)
@@ -117,23 +194,21 @@ def run_sync(
     try:
         adapter = adapters(channel_config(channel))
     except (MarketplaceError, UnknownMarketplace) as exc:
-        # Nothing can be pushed (no credentials, a setting missing): fail what is waiting, loudly.
-        claimed = _claim(sessions, channel, worker, lease_s, 500, 0.0)
-        outcome.alerts += _settle_failure(sessions, channel, worker, claimed, "system/processing-failed",
-                                          {"error": str(exc), "kind": "auth" if isinstance(exc, AuthError) else "configuration"})
-        outcome.more = bool(claimed)
+        # Nothing can be pushed (no credentials, a setting missing). The values are not wrong:
+        # they wait, dirty, with one alert, and go out by themselves once the channel is fixed.
+        outcome.alerts += _block_channel(sessions, channel, exc, set())
+        outcome.retry_in_s, outcome.blocked = CHANNEL_BLOCKED_RETRY_S, str(exc)
         return outcome
     gate = gate_for(channel, adapter)
     started = time.monotonic()
     while time.monotonic() - started < time_budget_s:
+        lease = _Lease(sessions, channel.id, worker, lease_s, request_budget_s)
         claimed = _claim(sessions, channel, worker, lease_s, _claim_size(sessions, channel, adapter), settle_s)
         if not claimed:
             break
         outcome.skus += len(claimed)
-        # A call is only made while the lease has at least half its time left: a push made after
-        # the lease ran out could land after a newer value another worker pushed meanwhile.
-        deadline = time.monotonic() + lease_s / 2
-        stop = _push(sessions, channel, adapter, gate, worker, claimed, delays, outcome, deadline)
+        lease.hold({c.sku for c in claimed})
+        stop = _push(sessions, channel, adapter, gate, lease, claimed, delays, outcome)
         if stop:
             break
     if outcome.retry_in_s is None and _dirty_ready(sessions, channel_id):
@@ -197,15 +272,17 @@ def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int, se
     return claimed
 
 
-def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, worker: str,
-          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome, deadline: float) -> bool:
+def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, lease: _Lease,
+          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome) -> bool:
     """Plan and make the calls for the claimed listings. True when the run should stop."""
+    worker = lease.worker
     if adapter.capabilities.ranging_needs_quantity:
         # Listing here means making stock available: a SKU ranged before any quantity is known is
         # parked, not dirty, until its first inventory message makes it due again with a quantity.
         parked = [c for c in claimed if c.update.quantity is None and c.update.ranged]
         if parked:
             _park(sessions, channel, worker, parked)
+            lease.drop({c.sku for c in parked})
             claimed = [c for c in claimed if c not in parked]
     by_sku = {c.sku: c for c in claimed}
     updates = [c.update for c in claimed if c.update.fields]
@@ -213,12 +290,13 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
     nothing = [c for c in claimed if not c.update.fields]
     if nothing:
         _settle(sessions, channel, worker, by_sku, [ItemResult(c.sku, f, True) for c in nothing for f in c.versions], {})
+        lease.drop({c.sku for c in nothing})
     calls, refused = adapter.plan(updates)
-    if refused:
-        outcome.alerts += _settle(sessions, channel, worker, by_sku, refused, {})
-    # Verdicts of the calls that went through, settled together when the batch ends: one
-    # transaction instead of one a call, and no SKU is released while another of its calls waits.
-    done: list[ItemResult] = []
+    # Verdicts, the refusals included, settled together when the batch ends: one transaction
+    # instead of one a call, and no SKU is released while another of its calls waits (a refused
+    # price must not free the SKU whose quantity is still to be sent).
+    done: list[ItemResult] = list(refused)
+    leased = _LeasedGate(gate, lease)
 
     def settle_done() -> None:
         if done:
@@ -232,15 +310,19 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
         return True
 
     for index, call in enumerate(calls):
-        if time.monotonic() > deadline:
-            return stop(calls[index:], 0.0)
         request_id = f"wheel-sync-{channel.id}-{int(time.time() * 1000)}-{index}"
         if channel.shadow:
             results = [ItemResult(u.sku, f, True) for u in call.updates for f in call.fields if f in u.fields]
             outcome.alerts += _settle(sessions, channel, worker, by_sku, results, {"shadow": True, "call": _describe(call)})
             continue
+        leased.skus = set(_skus(call))
         try:
-            results = adapter.execute(call, gate, request_id=request_id)
+            results = adapter.execute(call, leased, request_id=request_id)
+        except LeaseLost as lost:
+            # The lease could not be renewed (the database was away, or the worker stalled past
+            # it): the SKUs may be another worker's now, so no request of this call was started.
+            log.warning("channel %s: %s; stopping this run", channel.id, lost)
+            return stop(calls[index:], 0.0)
         except QuotaWait as wait:
             return stop(calls[index:], wait.retry_in_s)
         except TransientError as exc:
@@ -255,11 +337,14 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             # The marketplace is struggling: stop here, and come back after the backoff.
             return stop(calls[index + 1:], retry.retry_in_s if retry.retry_in_s is not None else 0.0)
         except AuthError as exc:
+            # The credentials were refused: every call of the channel would be. Nothing is
+            # settled as failed; the values wait for the channel to be fixed.
             outcome.calls += 1
             settle_done()
-            outcome.alerts += _settle_call_failure(sessions, channel, worker, by_sku, call, "system/processing-failed",
-                                                   {"error": str(exc), "kind": "auth"})
-            continue
+            remaining = _remaining(calls[index:])
+            outcome.alerts += _block_channel(sessions, channel, exc, remaining, worker=worker)
+            outcome.retry_in_s, outcome.blocked = CHANNEL_BLOCKED_RETRY_S, str(exc)
+            return True
         except PermanentError as exc:
             outcome.calls += 1
             done.extend(ItemResult(u.sku, f, False, exc.code or str(exc.status), str(exc))
@@ -272,12 +357,19 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
 
 
 def _park(sessions, channel: Channel, worker: str, parked: list[Claimed]) -> None:
+    params = {"c": channel.id, "w": worker, "skus": [c.sku for c in parked]}
     with sessions.begin() as session:
-        session.execute(
+        # Only a SKU still without a quantity is parked: one whose first inventory message was
+        # applied after the claim stays dirty (released) and is pushed with that quantity.
+        done = set(session.execute(
             text("UPDATE listings SET dirty = false, dirty_since = NULL, lease_until = NULL, claimed_by = NULL "
-                 "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"),
-            {"c": channel.id, "w": worker, "skus": [c.sku for c in parked]},
-        )
+                 "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus) AND quantity IS NULL RETURNING sku"),
+            params,
+        ).scalars())
+        session.execute(
+            text("UPDATE listings SET lease_until = NULL, claimed_by = NULL "
+                 "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"), params)
+        parked = [c for c in parked if c.sku in done]
         _log_grouped(session, channel, {c.sku: c for c in parked}, [ItemResult(c.sku, "ranged", True) for c in parked],
                      name_for=lambda op, ok: f"{op}/waiting-for-quantity", level="info",
                      extra={"reason": f"{channel.marketplace} lists a SKU with its stock: it is listed when its "
@@ -305,6 +397,39 @@ def _release(sessions, channel_id: str, worker: str, skus: set[str]) -> None:
                  "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"),
             {"c": channel_id, "w": worker, "skus": list(skus)},
         )
+
+
+def _block_channel(sessions, channel: Channel, exc: Exception, released: set[str], *, worker: str | None = None
+                   ) -> list[Recorded]:
+    """The channel cannot push at all (credentials refused or missing, a setting wrong): leave
+    every dirty listing dirty, release the claimed ones, come back later, and say so once."""
+    kind = "auth" if isinstance(exc, AuthError) else "configuration"
+    error = str(exc) or type(exc).__name__
+    with sessions.begin() as session:
+        if released and worker is not None:
+            session.execute(
+                text("UPDATE listings SET lease_until = NULL, claimed_by = NULL, "
+                     "next_attempt_at = now() + make_interval(secs => :wait) "
+                     "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"),
+                {"wait": CHANNEL_BLOCKED_RETRY_S, "c": channel.id, "w": worker, "skus": sorted(released)},
+            )
+        waiting = session.execute(
+            text("UPDATE listings SET next_attempt_at = GREATEST(next_attempt_at, now() + make_interval(secs => :wait)) "
+                 "WHERE channel_id = :c AND dirty AND (lease_until IS NULL OR lease_until < now()) RETURNING sku"),
+            {"wait": CHANNEL_BLOCKED_RETRY_S, "c": channel.id},
+        ).all()
+        hour = session.scalar(text("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDDHH24')"))
+        fingerprint = hashlib.sha1(error.encode()).hexdigest()[:12]
+        recorded = record(session, NewEvent(
+            type="system", name="system/channel-blocked", level="error", channel_id=channel.id,
+            marketplace=channel.marketplace,
+            payload={"error": error, "kind": kind, "waiting": len(waiting), "retry_in_s": CHANNEL_BLOCKED_RETRY_S,
+                     "fix": (f"fix the channel's credentials ({channel.credentials_ref})" if kind == "auth"
+                             else "fix the channel's settings (wheelctl channels list)")
+                            + "; the waiting values go out by themselves within a minute"},
+            dedupe_key=f"channel-blocked:{channel.id}:{kind}:{fingerprint}:{hour}",
+        ))
+    return [recorded] if recorded.created else []
 
 
 @dataclass
@@ -345,10 +470,6 @@ def _retry_or_fail(sessions, channel: Channel, worker: str, by_sku: dict[str, Cl
             {"error": f"{exc}; gave up after {attempts} attempts", "kind": "transient"},
         )
     return result
-
-
-def _settle_call_failure(sessions, channel, worker, by_sku, call: Call, name: str, extra: dict) -> list[Recorded]:
-    return _settle_failure(sessions, channel, worker, [by_sku[s] for s in _skus(call)], name, extra)
 
 
 def _settle_failure(sessions, channel: Channel, worker: str, claimed: list[Claimed], name: str, extra: dict) -> list[Recorded]:

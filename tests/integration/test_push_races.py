@@ -1,0 +1,192 @@
+"""Pushes that outlive their lease, share a SKU with a refused field, race a new quantity, or
+meet a channel whose credentials are gone: each on the real Postgres, Redis and the sandbox.
+
+These are the reliability review's findings 1, 2, 7 and 8 (see docs/reliability.md): each test
+failed on the code before its fix.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import select, text
+
+from wheel.db.models import Channel, Event, Listing
+from wheel.marketplaces import adapter_for
+from wheel.marketplaces.base import HttpConfig
+from wheel.sandbox.core import ChannelBehaviour
+from wheel.services import sync as sync_service
+from wheel.services.channels import add_channel
+from wheel.services.inbox import IncomingMessage, store_batch
+from wheel.services.oms_messages import process_message
+from wheel.services.sync import channel_config, run_sync
+from tests.support.gates import RecordingGate
+
+QUEUES = {"Q.RANGING": "ranging", "Q.DERANGING": "deranging", "Q.INVENTORY": "inventory", "Q.PRICING": "pricing"}
+AMAZON_SECRET = {"client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "refresh_token": "refresh-uz"}
+FLIPKART_SECRET = {"app_id": "app-uf", "app_secret": "secret-uf"}
+
+
+def send(sessions, queue: str, body: str) -> None:
+    with sessions.begin() as session:
+        inbox_id = store_batch(session, [IncomingMessage(queue, body.encode(), None)])[0].inbox_id
+    process_message(sessions, inbox_id, operation_for_queue=QUEUES.get, max_message_bytes=1_000_000)
+
+
+def inventory(channel: str, *items: tuple[str, int]) -> str:
+    rows = "".join(f'<EXTNInventoryItem ChannelID="{channel}" EAN="E-{s}" ItemID="{s}" Quantity="{q}"/>' for s, q in items)
+    return f"<EXTNInventoryList><EXTNInventoryItemList>{rows}</EXTNInventoryItemList></EXTNInventoryList>"
+
+
+def ranging(channel: str, *skus: str) -> str:
+    rows = "".join(f'<EXTNChannelItem ChannelID="{channel}" EAN="E-{s}" ItemID="{s}" RangeFlag="Y"/>' for s in skus)
+    return f"<EXTNChannelList><EXTNChannelItemList>{rows}</EXTNChannelItemList></EXTNChannelList>"
+
+
+def pricing(channel: str, *items: tuple[str, str, str]) -> str:
+    rows = "".join(f'<EXTNPriceItem ChannelID="{channel}" EAN="E-{s}" ItemID="{s}" MRP="{m}" SellingPrice="{p}"/>'
+                   for s, m, p in items)
+    return f"<EXTNPriceList><EXTNPriceItemList>{rows}</EXTNPriceItemList></EXTNPriceList>"
+
+
+@pytest.fixture
+def channels(sessions, sandbox, secrets):
+    """Wheel channels on the sandbox: UZ (Amazon), UF (Flipkart), UT (Tata CLiQ)."""
+
+    def make(channel_id: str, marketplace: str, **behaviour):
+        if marketplace == "amazon":
+            sandbox.state.channels[channel_id] = ChannelBehaviour(
+                marketplace="amazon", client_id=AMAZON_SECRET["client_id"], client_secret=AMAZON_SECRET["client_secret"],
+                token=AMAZON_SECRET["refresh_token"], **behaviour)
+            secret, options = json.dumps(AMAZON_SECRET), {"seller_id": channel_id,
+                                                          "lwa_url": f"{sandbox.base_url}/amazon/auth/o2/token"}
+        elif marketplace == "flipkart":
+            sandbox.state.channels[channel_id] = ChannelBehaviour(
+                marketplace="flipkart", client_id=FLIPKART_SECRET["app_id"], token=FLIPKART_SECRET["app_secret"], **behaviour)
+            secret, options = json.dumps(FLIPKART_SECRET), {}
+        else:
+            sandbox.state.channels[channel_id] = ChannelBehaviour(marketplace="tatacliq", token="t0ken", **behaviour)
+            secret, options = "t0ken", {}
+        ref = f"{marketplace}-{channel_id.lower()}"
+        (secrets.secrets_dir / ref).write_text(secret)
+        with sessions.begin() as session:
+            add_channel(session, channel_id=channel_id, marketplace=marketplace, base_url=f"{sandbox.base_url}/{marketplace}",
+                        credentials_ref=ref, known_marketplaces=("amazon", "flipkart", "tatacliq"), options=options)
+        return ref
+
+    return make
+
+
+def run(sessions, secrets, channel_id: str, *, worker: str = "w:1", lease_s: int = 120, http=HttpConfig(2, 5),
+        budget_s: float = 20.0):
+    return run_sync(sessions, channel_id, adapters=lambda config: adapter_for(config, http, secrets),
+                    gate_for=lambda ch, ad: RecordingGate(), worker=worker, lease_s=lease_s,
+                    default_retry_delays_s=[0.01, 0.01], time_budget_s=budget_s, settle_s=0.0,
+                    request_budget_s=http.connect_timeout_s + http.read_timeout_s)
+
+
+def events(sessions, name: str) -> list[Event]:
+    with sessions() as session:
+        return list(session.execute(select(Event).where(Event.name == name).order_by(Event.id)).scalars())
+
+
+def listing(sessions, channel: str, sku: str) -> Listing:
+    with sessions() as session:
+        return session.get(Listing, (channel, sku))
+
+
+def test_a_refused_price_does_not_release_the_sku_before_its_quantity_call_settles(sessions, sandbox, channels, secrets):
+    channels("UF", "flipkart")
+    send(sessions, "Q.INVENTORY", inventory("UF", ("S1", 5)))
+    send(sessions, "Q.PRICING", pricing("UF", ("S1", "20.00", "10.50")))  # Flipkart takes whole rupees only
+
+    run(sessions, secrets, "UF")
+
+    inventory_calls = [c for c in sandbox.state.calls if c.operation == "updateInventory"]
+    assert len(inventory_calls) == 1, [c.body for c in inventory_calls]
+    assert len(events(sessions, "inventory/succeeded")) == 1 and len(events(sessions, "pricing/failed")) == 1
+    row = listing(sessions, "UF", "S1")
+    assert not row.dirty and row.claimed_by is None
+
+
+def test_a_quantity_arriving_between_claim_and_park_is_not_lost(sessions, sandbox, channels, secrets):
+    channels("UZ", "amazon")
+    send(sessions, "Q.RANGING", ranging("UZ", "S1"))  # Amazon lists with stock: parked until a quantity comes
+    with sessions() as session:
+        channel = session.get(Channel, "UZ")
+        session.expunge(channel)
+    claimed = sync_service._claim(sessions, channel, "w:1", 120, 10, 0.0)
+    assert [c.sku for c in claimed] == ["S1"] and claimed[0].update.quantity is None
+
+    # The inventory message is applied after the claim and before the park.
+    send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 7)))
+    adapter = adapter_for(channel_config(channel), HttpConfig(2, 5), secrets)
+    sync_service._push(sessions, channel, adapter, RecordingGate(), sync_service._Lease(sessions, "UZ", "w:1", 120, 7.0),
+                       claimed, [0.01], sync_service.SyncOutcome("UZ"))
+
+    row = listing(sessions, "UZ", "S1")
+    assert row.quantity == 7 and row.dirty and row.quantity_version > row.quantity_settled
+    run(sessions, secrets, "UZ")
+    assert sandbox.state.listings["UZ"]["S1"]["quantity"] == 7
+
+
+def test_missing_credentials_make_pushes_wait_with_one_alert_then_go_out_by_themselves(sessions, sandbox, channels, secrets):
+    ref = channels("UT", "tatacliq")
+    send(sessions, "Q.RANGING", ranging("UT", "S1", "S2"))
+    (secrets.secrets_dir / ref).unlink()  # a secret remount or rotation in progress
+
+    first, second = run(sessions, secrets, "UT"), run(sessions, secrets, "UT")
+
+    assert first.retry_in_s and first.retry_in_s > 0 and len(first.alerts) == 1 and not second.alerts
+    [blocked] = events(sessions, "system/channel-blocked")
+    assert blocked.payload["kind"] == "auth" and blocked.payload["waiting"] == 2
+    assert events(sessions, "ranging/failed") == [] and events(sessions, "system/processing-failed") == []
+    assert all(listing(sessions, "UT", s).dirty for s in ("S1", "S2"))
+
+    (secrets.secrets_dir / ref).write_text("t0ken")
+    with sessions.begin() as session:  # the retry's time has come
+        session.execute(text("UPDATE listings SET next_attempt_at = now()"))
+    run(sessions, secrets, "UT")
+
+    assert [e.payload["items"] for e in events(sessions, "ranging/succeeded")] == [
+        [{"sku": "S1", "ean": "E-S1"}, {"sku": "S2", "ean": "E-S2"}]]
+    assert sandbox.state.listings["UT"]["S1"]["ranged"] is True
+
+
+def test_a_refused_token_mid_run_waits_instead_of_failing_the_pushes(sessions, sandbox, channels, secrets):
+    channels("UT", "tatacliq")
+    send(sessions, "Q.RANGING", ranging("UT", "S1"))
+    sandbox.state.channels["UT"].token = "rotated"  # the marketplace no longer takes our token
+
+    outcome = run(sessions, secrets, "UT")
+
+    assert outcome.retry_in_s and len(outcome.alerts) == 1
+    assert events(sessions, "system/processing-failed") == [] and listing(sessions, "UT", "S1").dirty
+    with sessions() as session:
+        assert session.scalar(text("SELECT count(*) FROM events WHERE payload::text LIKE '%t0ken%'")) == 0
+
+
+def test_a_call_longer_than_the_lease_keeps_its_skus_and_no_second_worker_pushes_them(sessions, sandbox, channels, secrets):
+    # Every request takes 1.2 s; a push is a token exchange, getListingsItem and the PATCH (3.6 s),
+    # longer than the 3 s lease. The first worker renews its lease as it goes; the second finds
+    # nothing to claim until the first has settled.
+    channels("UZ", "amazon", delay_s=1.2)
+    send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 1), ("S2", 2)))
+    http = HttpConfig(0.5, 2)  # a request can take at most 2.5 s: the lease must outlast one request
+    first = threading.Thread(target=run, args=(sessions, secrets, "UZ"),
+                             kwargs={"worker": "w:1", "lease_s": 3, "http": http})
+    first.start()
+    seconds = []
+    while first.is_alive():
+        seconds.append(run(sessions, secrets, "UZ", worker="w:2", lease_s=3, http=http, budget_s=0.5).skus)
+        time.sleep(0.3)
+    first.join()
+
+    patches = Counter(c.path.rsplit("/", 1)[-1] for c in sandbox.state.calls if c.operation == "patchListingsItem")
+    assert patches == {"S1": 1, "S2": 1}, patches
+    assert sum(seconds) == 0
+    assert not listing(sessions, "UZ", "S1").dirty and not listing(sessions, "UZ", "S2").dirty
