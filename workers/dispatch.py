@@ -29,6 +29,10 @@ class Dispatcher:
         self._app.send_task(queues.SYNC, args=[channel_id], queue=queues.marketplace_queue(marketplace),
                             countdown=countdown)
 
+    def poll_submission(self, channel_id: str, marketplace: str, reference: str, countdown: float | None = None) -> None:
+        self._app.send_task(queues.POLL_SUBMISSION, args=[channel_id, reference],
+                            queue=queues.marketplace_queue(marketplace), countdown=countdown)
+
     def sync_soon(self, channel_id: str, marketplace: str) -> None:
         """A sync run for the channel shortly, unless one is already on its way.
 

@@ -11,6 +11,7 @@ PUBLISHER_QUEUE = "publisher"
 
 PROCESS_MESSAGE = "wheel.oms.process_message"
 SYNC = "wheel.marketplace.sync"
+POLL_SUBMISSION = "wheel.marketplace.poll_submission"  # an Amazon feed in flight, on its marketplace's queue
 SWEEP = "wheel.system.sweep"
 ALERT = "wheel.notify.alert"
 RUN_JOB = "wheel.jobs.run"  # a scheduled pull, on its marketplace's queue

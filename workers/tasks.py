@@ -59,12 +59,34 @@ def sync_channel(self, channel_id: str) -> str:
         default_retry_delays_s=c.settings.push_retry_delays_s,
         request_budget_s=c.settings.http_connect_timeout_s + c.settings.http_read_timeout_s,
     )
+    for reference in outcome.submitted:
+        dispatch.poll_submission(channel_id, outcome.marketplace, reference, countdown=sync.FIRST_POLL_S)
     if outcome.retry_in_s is not None:
         dispatch.sync(channel_id, outcome.marketplace, countdown=outcome.retry_in_s)
     elif outcome.more:
         dispatch.sync(channel_id, outcome.marketplace)
     _send_alerts(dispatch, outcome.alerts)
     return outcome.skipped or f"{outcome.skus} SKUs in {outcome.calls} calls"
+
+
+@shared_task(name=queues.POLL_SUBMISSION, bind=True, **RETRY_DB)
+def poll_submission(self, channel_id: str, reference: str) -> str:
+    c, dispatch = _context(self)
+    outcome = sync.poll_submission(
+        c.sessions,
+        channel_id,
+        reference,
+        adapters=c.adapter,
+        gate_for=c.quota_gate,
+        default_retry_delays_s=c.settings.push_retry_delays_s,
+    )
+    if outcome.status == "waiting":
+        dispatch.poll_submission(channel_id, outcome.marketplace, reference, countdown=outcome.poll_in_s)
+    elif outcome.status == "finished":
+        # Values that changed while the feed was in flight, and any pushed again, go out now.
+        dispatch.sync(channel_id, outcome.marketplace)
+    _send_alerts(dispatch, outcome.alerts)
+    return f"{reference}: {outcome.status}"
 
 
 @shared_task(name=queues.SWEEP, bind=True, **RETRY_DB)
@@ -78,6 +100,7 @@ def sweep(self) -> str:
         run_deadline_s=c.settings.job_run_deadline_s,
         send_run=dispatch.run_job,
         send_publish=dispatch.publish,
+        send_poll=dispatch.poll_submission,
     )
     if report.inbox or report.channels or report.runs or report.outbox:
         log.warning("sweeper re-sent %d message tasks, %d channel syncs, %d job runs%s", report.inbox,

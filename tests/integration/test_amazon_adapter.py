@@ -13,7 +13,7 @@ from tests.support.gates import RecordingGate
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
-from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota, Submitted
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.sandbox.app import ChannelBehaviour
 from wheel.secrets import SecretStore
@@ -58,12 +58,26 @@ def listings(sandbox) -> dict:
     return sandbox.state.listings.get("UA", {})
 
 
+def values(sandbox) -> dict:
+    """What Amazon holds per SKU, as values (the sandbox keeps the attributes too)."""
+    keys = ("product_type", "quantity", "ranged", "selling_price", "mrp")
+    return {sku: {k: v for k, v in listing.items() if k in keys} for sku, listing in listings(sandbox).items()}
+
+
 def push(adapter: AmazonAdapter, gate: RecordingGate, updates: list[ListingUpdate]) -> list[ItemResult]:
+    """Plan and make the calls; a submitted feed is polled until it ends, as the poll task would."""
     planned, refused = adapter.plan(updates)
     assert refused == []
     results = []
     for n, call in enumerate(planned):
-        results += adapter.execute(call, gate, request_id=f"test-{n}")
+        outcome = adapter.execute(call, gate, request_id=f"test-{n}")
+        if isinstance(outcome, Submitted):
+            results += outcome.results
+            while not (polled := adapter.poll(outcome, gate)).finished:
+                time.sleep(0.1)
+            assert polled.doubtful == (), polled
+            outcome = list(polled.results)
+        results += outcome
     return results
 
 
@@ -79,41 +93,92 @@ def price(mrp: str, selling: str) -> Price:
 # -- PATCH per SKU ---------------------------------------------------------------------------------
 
 
-def test_quantity_and_price_go_in_one_patch_per_sku_and_land_in_the_sandbox(sandbox, connect, gate):
+def test_stock_and_price_go_in_separate_merge_patches_and_land_in_the_sandbox(sandbox, connect, gate):
     adapter = connect()
     updates = [
         ListingUpdate("S1", "E1", quantity=5, price=price("499", "399.5")),
         ListingUpdate("KURTA/RED #42", "E2", ranged=False, quantity=0),
     ]
     planned, _ = adapter.plan(updates)
-    assert [(c.kind, c.operation, len(c.updates)) for c in planned] == [("patch", "patchListingsItem", 1)] * 2
+    assert [(c.kind, c.operation, sorted(c.fields)) for c in planned] == [
+        ("patch", "patchListingsItem", ["quantity"]), ("patch", "patchListingsItem", ["price"]),
+        ("patch", "patchListingsItem", ["quantity", "ranged"])]
 
     results = push(adapter, gate, updates)
 
     assert sorted((r.sku, r.field, r.ok) for r in results) == [
         ("KURTA/RED #42", "quantity", True), ("KURTA/RED #42", "ranged", True),
         ("S1", "price", True), ("S1", "quantity", True)]
-    assert listings(sandbox) == {
+    assert values(sandbox) == {
         "S1": {"product_type": "PRODUCT", "quantity": 5, "ranged": True, "selling_price": "399.50", "mrp": "499.00"},
         "KURTA/RED #42": {"product_type": "PRODUCT", "quantity": 0, "ranged": False},
     }
     patches = calls(sandbox, "patchListingsItem")
-    assert [c.path for c in patches] == ["/amazon/listings/2021-08-01/items/UA/S1",
-                                         "/amazon/listings/2021-08-01/items/UA/KURTA/RED #42"]
-    assert [p["path"] for p in patches[0].body["patches"]] == [
-        "/attributes/fulfillment_availability", "/attributes/purchasable_offer", "/attributes/list_price"]
-    assert patches[0].body["patches"][1]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 399.5
-    assert [c.request_id for c in patches] == ["test-0", "test-1"]
-    assert gate.acquired == ["getListingsItem", "patchListingsItem"] * 2 == metered(sandbox)
+    assert [c.path for c in patches] == ["/amazon/listings/2021-08-01/items/UA/S1"] * 2 + [
+        "/amazon/listings/2021-08-01/items/UA/KURTA/RED #42"]
+    assert [[(p["op"], p["path"]) for p in c.body["patches"]] for c in patches[:2]] == [
+        [("merge", "/attributes/fulfillment_availability")], [("merge", "/attributes/purchasable_offer")]]
+    offer = patches[1].body["patches"][0]["value"][0]
+    assert offer["our_price"][0]["schedule"][0]["value_with_tax"] == 399.5
+    assert offer["maximum_retail_price"][0]["schedule"][0]["value_with_tax"] == 499
+    assert (offer["marketplace_id"], offer["currency"], offer["audience"]) == ("A21TJRUUN4KGV", "INR", "ALL")
+    assert [c.request_id for c in patches] == ["test-0", "test-1", "test-2"]
+    assert gate.acquired == ["getListingsItem", "patchListingsItem", "patchListingsItem",
+                             "getListingsItem", "patchListingsItem"] == metered(sandbox)
 
 
-def test_invalid_answer_fails_every_field_with_amazons_code(sandbox, connect, gate):
+def test_a_refused_price_does_not_fail_the_stock_update_of_the_same_sku(sandbox, connect, gate):
     adapter = connect()
     results = push(adapter, gate, [ListingUpdate("S1", "E1", quantity=3, price=price("100", "120"))])
 
-    assert {(r.field, r.ok, r.code) for r in results} == {("quantity", False, "90220"), ("price", False, "90220")}
-    assert all("higher than the maximum retail price" in r.message for r in results)
-    assert "quantity" not in listings(sandbox)["S1"]
+    assert {(r.field, r.ok, r.code) for r in results} == {("quantity", True, None), ("price", False, "90220")}
+    assert "higher than the maximum retail price" in next(r.message for r in results if not r.ok)
+    assert values(sandbox)["S1"]["quantity"] == 3 and "selling_price" not in values(sandbox)["S1"]
+
+
+def test_merge_keeps_the_handling_time_the_sale_price_and_the_b2b_offer(sandbox, connect, gate):
+    adapter = connect()
+    business = {"marketplace_id": "A21TJRUUN4KGV", "currency": "INR", "audience": "B2B",
+                "our_price": [{"schedule": [{"value_with_tax": Decimal("350")}]}]}
+    retail = {"marketplace_id": "A21TJRUUN4KGV", "currency": "INR", "audience": "ALL",
+              "our_price": [{"schedule": [{"value_with_tax": Decimal("380")}]}],
+              "discounted_price": [{"schedule": [{"value_with_tax": Decimal("360"), "start_at": "2026-12-01",
+                                                  "end_at": "2026-12-31"}]}]}
+    sandbox.state.listings["UA"] = {"S1": {"product_type": "SHIRT", "attributes": {
+        "fulfillment_availability": [{"fulfillment_channel_code": "DEFAULT", "quantity": 1,
+                                      "lead_time_to_ship_max_days": 3}],
+        "purchasable_offer": [retail, business]}}}
+
+    results = push(adapter, gate, [ListingUpdate("S1", "E1", quantity=9, price=price("499", "399"))])
+
+    assert all(r.ok for r in results)
+    attributes = sandbox.state.listings["UA"]["S1"]["attributes"]
+    assert attributes["fulfillment_availability"] == [
+        {"fulfillment_channel_code": "DEFAULT", "quantity": 9, "lead_time_to_ship_max_days": 3}]
+    offers = {o["audience"]: o for o in attributes["purchasable_offer"]}
+    assert offers["B2B"] == business  # another offer instance: untouched
+    assert offers["ALL"]["discounted_price"] == retail["discounted_price"]  # the sale price stays
+    assert offers["ALL"]["our_price"][0]["schedule"][0]["value_with_tax"] == Decimal("399")
+
+
+def test_a_replace_would_drop_what_a_merge_keeps(sandbox, connect):
+    """The sandbox's own check that its `replace` is a replace: what the merge above protects."""
+    import requests
+
+    connect()
+    token = requests.post(f"{sandbox.base_url}/amazon/auth/o2/token", data={
+        "grant_type": "refresh_token", "refresh_token": REFRESH, "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET}, timeout=5).json()["access_token"]
+    sandbox.state.listings["UA"] = {"S1": {"product_type": "SHIRT", "attributes": {"fulfillment_availability": [
+        {"fulfillment_channel_code": "DEFAULT", "quantity": 1, "lead_time_to_ship_max_days": 3}]}}}
+    answer = requests.patch(f"{sandbox.base_url}/amazon/listings/2021-08-01/items/UA/S1",
+                            params={"marketplaceIds": "A21TJRUUN4KGV"}, headers={"x-amz-access-token": token},
+                            json={"productType": "SHIRT", "patches": [
+                                {"op": "replace", "path": "/attributes/fulfillment_availability",
+                                 "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 2}]}]}, timeout=5)
+    assert answer.json()["status"] == "ACCEPTED"
+    assert sandbox.state.listings["UA"]["S1"]["attributes"]["fulfillment_availability"] == [
+        {"fulfillment_channel_code": "DEFAULT", "quantity": 2}]
 
 
 def test_a_sku_amazon_does_not_know_fails_without_a_patch(sandbox, connect, gate):
@@ -255,15 +320,17 @@ def test_a_feed_carries_300_skus_with_per_message_failures(sandbox, connect, gat
     assert len(results) == 600
     assert {r.sku for r in results if not r.ok} == bad
     assert {r.code for r in results if not r.ok} == {"90220"}
-    state = listings(sandbox)
+    state = values(sandbox)
     assert state["B007"] == {"product_type": "PRODUCT", "quantity": 7, "ranged": True, "selling_price": "507.25",
                              "mrp": "1000.00"}
-    assert "quantity" not in state["B050"]
+    assert state["B050"]["quantity"] == 50 and "selling_price" not in state["B050"]  # only its price was refused
     (feed_call,) = calls(sandbox, "createFeed")
     document = feed_call.body
     assert document["header"] == {"sellerId": "UA", "version": "2.0", "issueLocale": "en_US"}
-    assert [m["messageId"] for m in document["messages"]] == list(range(1, 301))
-    assert document["messages"][7]["patches"][1]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 507.25
+    # Each SKU's stock and price are two messages, judged apart.
+    assert [m["messageId"] for m in document["messages"]] == list(range(1, 601))
+    assert [m["sku"] for m in document["messages"][14:16]] == ["B007", "B007"]
+    assert document["messages"][15]["patches"][0]["value"][0]["our_price"][0]["schedule"][0]["value_with_tax"] == 507.25
     assert gate.acquired == ["searchListingsItems"] * 15 + [
         "createFeedDocument", "createFeed", "getFeed", "getFeedDocument"] == metered(sandbox)
     assert [c.operation for c in calls(sandbox) if c.operation in UNMETERED] == [
@@ -284,23 +351,35 @@ def test_a_feed_skips_skus_amazon_does_not_know_and_reuses_known_product_types(s
     assert [m["sku"] for m in calls(sandbox, "createFeed")[0].body["messages"]] == ["K1", "K2"]
 
 
-def test_a_feed_is_polled_until_done(sandbox, connect, gate):
-    adapter = connect(options={"bulk_threshold": 2})
-    sandbox.handlers["amazon"].feed_processing_s = 0.8
-    results = push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
-    assert all(r.ok for r in results)
-    assert gate.acquired.count("getFeed") >= 2  # IN_PROGRESS, then DONE after 0.5s + 1s
-    assert [c.status for c in calls(sandbox, "getFeed")][-1] == 200
+def test_a_feed_is_submitted_at_once_and_polled_until_done(sandbox, connect, gate):
+    adapter = connect(options={"bulk_threshold": 2}, feed_processing_s=0.8)
+    (call,), _ = adapter.plan([ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
+
+    submitted = adapter.execute(call, gate, request_id="test-0")
+
+    assert isinstance(submitted, Submitted) and submitted.reference and submitted.results == ()
+    assert "quantity" not in listings(sandbox).get("P1", {})  # Amazon has not applied it yet
+    first = adapter.poll(submitted, gate)
+    assert (first.finished, first.status) == (False, "IN_PROGRESS")
+    time.sleep(1)
+    done = adapter.poll(submitted, gate)
+    assert (done.finished, done.status, done.doubtful) == (True, "DONE", ())
+    assert all(r.ok for r in done.results) and len(done.results) == 2
+    assert values(sandbox)["P1"]["quantity"] == 4
+    assert gate.acquired.count("createFeed") == 1 and gate.acquired.count("getFeed") == 2
 
 
-def test_a_feed_that_takes_too_long_is_transient_and_names_the_feed(sandbox, connect, gate):
-    adapter = connect(options={"bulk_threshold": 2, "feed_wait_s": 0.3})
-    sandbox.handlers["amazon"].feed_processing_s = 60
-    with pytest.raises(TransientError) as caught:
-        push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
-    feed_id = sandbox.handlers["amazon"].feeds.popitem()[0]
-    assert f"Amazon feed {feed_id}" in str(caught.value)
-    assert "IN_PROGRESS" in str(caught.value)
+def test_a_fatal_feed_without_a_report_leaves_its_messages_in_doubt_and_applies_nothing(sandbox, connect, gate):
+    adapter = connect(options={"bulk_threshold": 2}, feed_fatal=True)
+    (call,), _ = adapter.plan([ListingUpdate(s, "E", quantity=4, price=price("10", "9")) for s in ("P1", "P2")])
+    submitted = adapter.execute(call, gate, request_id="test-0")
+
+    polled = adapter.poll(submitted, gate)
+
+    assert (polled.finished, polled.status, polled.results) == (True, "FATAL", ())
+    assert sorted((u.sku, sorted(u.fields)) for u in polled.doubtful) == [
+        ("P1", ["price"]), ("P1", ["quantity"]), ("P2", ["price"]), ("P2", ["quantity"])]
+    assert "quantity" not in listings(sandbox).get("P1", {})
 
 
 # -- reading back ----------------------------------------------------------------------------------

@@ -190,3 +190,75 @@ def test_a_call_longer_than_the_lease_keeps_its_skus_and_no_second_worker_pushes
     assert patches == {"S1": 1, "S2": 1}, patches
     assert sum(seconds) == 0
     assert not listing(sessions, "UZ", "S1").dirty and not listing(sessions, "UZ", "S2").dirty
+
+
+def test_a_feed_in_flight_holds_its_skus_no_worker_waits_on_it_and_no_second_feed_goes_out(sessions, sandbox, channels,
+                                                                                            secrets):
+    channels("UZ", "amazon", feed_processing_s=2.0)
+    with sessions.begin() as session:
+        session.execute(text("UPDATE channels SET options = options || '{\"bulk_threshold\": 3}' WHERE id = 'UZ'"))
+    send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 1), ("S2", 2), ("S3", 3)))
+
+    started = time.monotonic()
+    first = run(sessions, secrets, "UZ")
+    assert time.monotonic() - started < 1.5  # submitted, not waited on
+    [feed_id] = first.submitted
+    with sessions() as session:
+        held = dict(session.execute(text("SELECT sku, claimed_by FROM listings WHERE channel_id = 'UZ'")).all())
+    assert held == {s: f"amazon-feed:{feed_id}" for s in ("S1", "S2", "S3")}
+
+    # A newer quantity while the feed is in flight: no second feed, no PATCH, until it has ended.
+    send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 10)))
+    assert run(sessions, secrets, "UZ", worker="w:2").skus == 0
+    poll = lambda: sync_service.poll_submission(  # noqa: E731
+        sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 5), secrets),
+        gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01])
+    assert poll().status == "waiting"
+    time.sleep(2.2)
+    finished = poll()
+
+    assert finished.status == "finished" and not finished.alerts
+    assert [e.payload["items"] for e in events(sessions, "inventory/succeeded")] == [
+        [{"sku": "S1", "ean": "E-S1", "quantity": 1}, {"sku": "S2", "ean": "E-S2", "quantity": 2},
+         {"sku": "S3", "ean": "E-S3", "quantity": 3}]]
+    assert listing(sessions, "UZ", "S1").dirty and not listing(sessions, "UZ", "S2").dirty
+    run(sessions, secrets, "UZ", worker="w:2")
+    assert sandbox.state.listings["UZ"]["S1"]["quantity"] == 10
+    assert len([c for c in sandbox.state.calls if c.operation == "createFeed"]) == 1
+
+
+def test_a_fatal_feed_is_not_taken_as_a_verdict_its_skus_are_pushed_again(sessions, sandbox, channels, secrets):
+    channels("UZ", "amazon", feed_fatal=True)
+    with sessions.begin() as session:
+        session.execute(text("UPDATE channels SET options = options || '{\"bulk_threshold\": 2}' WHERE id = 'UZ'"))
+    send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 1), ("S2", 2)))
+    [feed_id] = run(sessions, secrets, "UZ").submitted
+
+    outcome = sync_service.poll_submission(
+        sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 5), secrets),
+        gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01, 0.01])
+
+    assert outcome.status == "finished"
+    [retrying] = events(sessions, "inventory/retrying")
+    assert f"Amazon feed {feed_id} ended FATAL" in retrying.payload["error"]
+    assert events(sessions, "inventory/succeeded") == [] and events(sessions, "inventory/failed") == []
+    row = listing(sessions, "UZ", "S1")
+    assert row.dirty and row.attempts == 1 and row.claimed_by is None
+
+
+def test_the_sweeper_polls_again_a_feed_whose_poll_task_was_lost(sessions, sandbox, channels, secrets):
+    from wheel.services import sweeper
+
+    channels("UZ", "amazon", feed_processing_s=60)
+    with sessions.begin() as session:
+        session.execute(text("UPDATE channels SET options = options || '{\"bulk_threshold\": 1}' WHERE id = 'UZ'"))
+    send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 1)))
+    [feed_id] = run(sessions, secrets, "UZ").submitted
+    with sessions.begin() as session:  # Redis lost the poll task long ago
+        session.execute(text("UPDATE submissions SET next_poll_at = now() - interval '1 hour'"))
+    polls = []
+
+    report = sweeper.sweep(sessions, deadline_s=300, send_process=lambda _: None, send_sync=lambda *_: None,
+                           send_poll=lambda *args: polls.append(args))
+
+    assert polls == [("UZ", "amazon", feed_id)] and report.submissions == 1

@@ -38,31 +38,39 @@ def body_json(update: ListingUpdate, product_type: str = "SHIRT") -> dict:
 # -- PATCH bodies ---------------------------------------------------------------------------------
 
 
-def test_quantity_patch():
+def test_quantity_patch_is_a_merge_that_keeps_the_handling_time():
     assert body_json(ListingUpdate("S1", "E1", quantity=7)) == {
         "productType": "SHIRT",
-        "patches": [{"op": "replace", "path": "/attributes/fulfillment_availability",
+        "patches": [{"op": "merge", "path": "/attributes/fulfillment_availability",
                      "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}]}],
     }
 
 
-def test_price_patch_sets_the_offer_and_the_list_price():
+def test_price_patch_merges_the_b2c_offer_with_the_mrp_inside_it():
     assert body_json(ListingUpdate("S1", "E1", price=price("1299.5", "999"))) == {
         "productType": "SHIRT",
         "patches": [
-            {"op": "replace", "path": "/attributes/purchasable_offer",
-             "value": [{"marketplace_id": INDIA, "currency": "INR",
-                        "our_price": [{"schedule": [{"value_with_tax": Decimal("999.00")}]}]}]},
-            {"op": "replace", "path": "/attributes/list_price",
-             "value": [{"marketplace_id": INDIA, "currency": "INR", "value_with_tax": Decimal("1299.50")}]},
+            {"op": "merge", "path": "/attributes/purchasable_offer",
+             "value": [{"marketplace_id": INDIA, "currency": "INR", "audience": "ALL",
+                        "our_price": [{"schedule": [{"value_with_tax": Decimal("999.00")}]}],
+                        "maximum_retail_price": [{"schedule": [{"value_with_tax": Decimal("1299.50")}]}]}]},
         ],
     }
 
 
-def test_quantity_and_price_share_one_body():
-    body = body_json(ListingUpdate("S1", "E1", ranged=True, quantity=3, price=price("10", "9")))
-    assert [p["path"] for p in body["patches"]] == [
-        "/attributes/fulfillment_availability", "/attributes/purchasable_offer", "/attributes/list_price"]
+def test_the_mrp_can_go_to_list_price_as_a_channel_option():
+    body = json.loads(mapping.dumps(mapping.patch_body(ListingUpdate("S1", "E1", price=price("1299.5", "999")), "SHIRT",
+                                                       INDIA, "INR", mapping.MRP_LIST_PRICE)), parse_float=Decimal)
+    assert [(p["op"], p["path"]) for p in body["patches"]] == [
+        ("merge", "/attributes/purchasable_offer"), ("merge", "/attributes/list_price")]
+    assert "maximum_retail_price" not in body["patches"][0]["value"][0]
+    assert body["patches"][1]["value"] == [{"marketplace_id": INDIA, "currency": "INR", "value_with_tax": Decimal("1299.50")}]
+
+
+def test_stock_and_price_are_planned_as_separate_patches():
+    calls, refused = mapping.plan([ListingUpdate("S1", "E1", ranged=True, quantity=3, price=price("10", "9"))], 200)
+    assert refused == [] and [sorted(c.fields) for c in calls] == [["quantity", "ranged"], ["price"]]
+    assert [(c.updates[0].quantity, c.updates[0].price) for c in calls] == [(3, None), (None, price("10", "9"))]
 
 
 def test_deranging_without_a_quantity_sends_quantity_zero():
@@ -91,14 +99,15 @@ def test_sku_is_escaped_in_the_path():
 # -- feed documents -------------------------------------------------------------------------------
 
 
-def test_feed_document_numbers_patch_messages_from_one():
-    updates = [ListingUpdate("S1", "E1", quantity=1), ListingUpdate("S2", "E2", price=price("20", "15.5"))]
+def test_feed_document_numbers_patch_messages_from_one_with_stock_and_price_apart():
+    updates = [ListingUpdate("S1", "E1", quantity=1, price=price("20", "15.5")), ListingUpdate("S2", "E2", quantity=2)]
     items = [(updates[0], "SHIRT"), (updates[1], "SHOES")]
     document = json.loads(mapping.dumps(mapping.feed_document("A1SELLER", items, INDIA, "INR")))
     assert document["header"] == {"sellerId": "A1SELLER", "version": "2.0", "issueLocale": "en_US"}
     assert [(m["messageId"], m["sku"], m["operationType"], m["productType"]) for m in document["messages"]] == [
-        (1, "S1", "PATCH", "SHIRT"), (2, "S2", "PATCH", "SHOES")]
-    assert document["messages"][0]["patches"] == mapping.patches(updates[0], INDIA, "INR")
+        (1, "S1", "PATCH", "SHIRT"), (2, "S1", "PATCH", "SHIRT"), (3, "S2", "PATCH", "SHOES")]
+    assert [p["path"] for m in document["messages"] for p in m["patches"]] == [
+        "/attributes/fulfillment_availability", "/attributes/purchasable_offer", "/attributes/fulfillment_availability"]
 
 
 def test_feed_requests():
@@ -110,22 +119,41 @@ def test_feed_requests():
 # -- answers --------------------------------------------------------------------------------------
 
 
+def messages(*updates: ListingUpdate):
+    return mapping.feed_messages([(u, "SHIRT") for u in updates])
+
+
 def test_report_errors_fail_that_messages_fields_and_the_rest_succeed():
-    updates = [ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2),
-               ListingUpdate("S3", "E", ranged=True, quantity=3, price=price("10", "12"))]
-    assert mapping.report_results(updates, REPORT) == [
+    # Messages: 1 S1 stock, 2 S2 stock, 3 S3 stock, 4 S3 price; the report names message 3.
+    results, doubtful = mapping.report_results(messages(
+        ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2),
+        ListingUpdate("S3", "E", ranged=True, quantity=3, price=price("10", "12"))),
+        {**REPORT, "summary": {**REPORT["summary"], "messagesProcessed": 4}})
+    assert doubtful == []
+    assert results == [
         ItemResult("S1", "quantity", True), ItemResult("S2", "quantity", True),
-        ItemResult("S3", "price", False, "8541", "price above MRP"),
         ItemResult("S3", "quantity", False, "8541", "price above MRP"),
         ItemResult("S3", "ranged", False, "8541", "price above MRP"),
+        ItemResult("S3", "price", True),
     ]
 
 
 def test_a_report_error_outside_any_message_fails_every_message():
     report = {**REPORT, "issues": [{"severity": "ERROR", "code": "4000001", "message": "not a feed"}]}
-    updates = [ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2)]
-    results = mapping.report_results(updates, report)
-    assert [(r.ok, r.code) for r in results] == [(False, "4000001")] * 2
+    results, doubtful = mapping.report_results(
+        messages(ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2)), report)
+    assert [(r.ok, r.code) for r in results] == [(False, "4000001")] * 2 and doubtful == []
+
+
+def test_messages_a_short_or_fatal_report_does_not_name_are_in_doubt():
+    sent = messages(ListingUpdate("S1", "E", quantity=1), ListingUpdate("S2", "E", quantity=2),
+                    ListingUpdate("S3", "E", quantity=3))
+    short = {**REPORT, "summary": {**REPORT["summary"], "messagesProcessed": 2}}  # 3 messages were sent
+    results, doubtful = mapping.report_results(sent, short)
+    assert [(r.sku, r.ok) for r in results] == [("S3", False)] and [u.sku for u in doubtful] == ["S1", "S2"]
+    results, doubtful = mapping.report_results(sent, {**REPORT, "summary": {**REPORT["summary"], "messagesProcessed": 3}},
+                                               complete=False)  # FATAL
+    assert [(r.sku, r.ok) for r in results] == [("S3", False)] and [u.sku for u in doubtful] == ["S1", "S2"]
 
 
 def test_accepted_submission_succeeds_for_every_field():
@@ -178,12 +206,18 @@ def updates(count: int) -> list[ListingUpdate]:
     return [ListingUpdate(f"S{n}", "E", quantity=n) for n in range(count)]
 
 
-def test_below_the_threshold_each_sku_gets_its_own_patch():
+def test_below_the_threshold_each_sku_gets_its_own_patches():
     calls, refused = mapping.plan([ListingUpdate("S1", "E", quantity=1, price=price("2", "1"))] + updates(198), 200)
     assert refused == []
-    assert len(calls) == 199
+    assert len(calls) == 200  # S1's stock and price apart
     assert {(c.kind, c.operation, len(c.updates)) for c in calls} == {("patch", "patchListingsItem", 1)}
-    assert calls[0].fields == {"quantity", "price"}
+    assert (calls[0].fields, calls[1].fields) == ({"quantity"}, {"price"})
+
+
+def test_a_feed_counts_stock_and_price_as_two_messages():
+    both = [ListingUpdate(f"S{n}", "E", quantity=1, price=price("2", "1")) for n in range(12_501)]
+    calls, _ = mapping.plan(both, 200)
+    assert [len(c.updates) for c in calls] == [12_500, 1]
 
 
 def test_at_the_threshold_the_skus_go_in_one_feed():

@@ -314,3 +314,35 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Submission(Base):
+    """A push the marketplace works on after it answers (an Amazon JSON_LISTINGS_FEED), in flight.
+
+    Its listings stay claimed by `worker` (`amazon-feed:<feed id>`, on the rows' claimed_by) until
+    its verdicts are settled, so no second feed carries the same SKUs meanwhile; a poll task reads
+    its status until it ends, and the sweeper re-sends that task if Redis lost it.
+    `items` holds, per SKU, the values and versions it carries (what settling needs).
+    """
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        CheckConstraint("status IN ('in_progress', 'finished')", name="known_status"),
+        Index(None, "channel_id", "reference", unique=True),
+        Index("ix_submissions_in_progress", "next_poll_at", postgresql_where=text("status = 'in_progress'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
+    reference: Mapped[str] = mapped_column(Text, nullable=False)
+    worker: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'in_progress'"))
+    items: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    state: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    polls: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    submitted_at: Mapped[datetime] = _now()
+    next_poll_at: Mapped[datetime] = _now()
+    warned: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -54,6 +54,32 @@ class Call:
     kind: str = ""  # adapter-private detail (e.g. "feed", "ranging")
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A call the marketplace took to work on later (an Amazon JSON_LISTINGS_FEED): what `execute`
+    returns instead of verdicts. The caller records it on the rows it carries, releases the worker,
+    and asks `poll` for the verdicts later, so no worker waits minutes on a feed.
+
+    `results`: verdicts known now (SKUs never sent); `sent`: the updates the marketplace holds;
+    `state`: what `poll` needs besides them (JSON)."""
+
+    reference: str
+    sent: tuple[ListingUpdate, ...]
+    results: tuple[ItemResult, ...] = ()
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Polled:
+    """Where a submission stands. Finished: `results` judge what it carried, and `doubtful` are
+    the updates it may or may not have applied (the caller pushes them again)."""
+
+    finished: bool
+    status: str
+    results: tuple[ItemResult, ...] = ()
+    doubtful: tuple[ListingUpdate, ...] = ()
+
+
 class QuotaWait(Exception):
     """The channel's quota for an operation is used up; try again in `retry_in_s`."""
 
@@ -95,9 +121,14 @@ class MarketplaceAdapter(Protocol):
         """Pure: the calls to make, and the verdicts on what cannot be sent at all."""
         ...
 
-    def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
-        """Make the call; one ItemResult per (SKU, field) it carried. Raises TransientError,
-        AuthError or PermanentError when the call as a whole fails, QuotaWait when out of quota."""
+    def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult] | Submitted:
+        """Make the call; one ItemResult per (SKU, field) it carried, or Submitted when the
+        marketplace judges it later (see `poll`). Raises TransientError, AuthError or
+        PermanentError when the call as a whole fails, QuotaWait when out of quota."""
+        ...
+
+    def poll(self, submitted: Submitted, quota: QuotaGate) -> Polled:
+        """Where a Submitted call stands (adapters whose `execute` never submits need not have it)."""
         ...
 
     def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:

@@ -3,9 +3,10 @@ JSON_LISTINGS_FEED feeds and Orders v2026-01-01 searchOrders, each operation und
 
 For convenience, a SKU the sandbox has never seen is created when it is first read (getListingsItem
 or searchListingsItems) with productType "PRODUCT", so tests and demos need no catalogue set-up.
-A listing whose state says `"deleted": true` answers 404, as a deleted listing would. Feeds are
-processed synchronously on createFeed; getFeed reports DONE once `feed_processing_s` has passed
-(0 by default: on the first poll). Pre-signed upload and download URLs live under `/amazon/_uploads`
+A listing whose state says `"deleted": true` answers 404, as a deleted listing would. A feed is
+applied once the channel's `feed_processing_s` has passed after createFeed (0: at once), and
+getFeed says IN_PROGRESS until then; an unreadable document ends FATAL with a processing report
+that says why, and `feed_fatal` makes every feed end FATAL with nothing applied and no report. Pre-signed upload and download URLs live under `/amazon/_uploads`
 and `/amazon/_downloads` and, like S3's, need no token.
 
 searchOrders serves the sandbox's order book (`POST /_sandbox/orders`, `/_sandbox/cancellations`):
@@ -81,8 +82,6 @@ class Amazon:
     quotas = QUOTAS
 
     def __init__(self) -> None:
-        # Seconds a feed stays IN_PROGRESS after createFeed (set it to exercise the polling).
-        self.feed_processing_s = 0.0
         self.documents: dict[str, dict[str, Any]] = {}  # feedDocumentId -> channel, content, compressed
         self.feeds: dict[str, dict[str, Any]] = {}  # feedId -> channel, Feed fields, ready_at
         self._feed_ids = itertools.count(50_000_000_001)
@@ -216,7 +215,7 @@ class Amazon:
         return self._serve(request, core, "createFeed", lambda channel, _: self._create_feed(request, core, channel))
 
     def on_get_feed(self, request: Request, core: SandboxCore, feed_id: str) -> Response:
-        return self._serve(request, core, "getFeed", lambda channel, _: (self._feed(channel, feed_id), None))
+        return self._serve(request, core, "getFeed", lambda channel, _: (self._feed(core, channel, feed_id), None))
 
     def on_get_feed_document(self, request: Request, core: SandboxCore, document_id: str) -> Response:
         return self._serve(request, core, "getFeedDocument",
@@ -227,6 +226,12 @@ class Amazon:
             document = self.documents.get(document_id)
             # Only input documents take uploads; S3 answers a bad pre-signed URL with 403.
             accepted = document is not None and not document["compressed"]
+            # The pre-signed URL is signed for the contentType given to createFeedDocument: S3
+            # refuses an upload with another Content-Type (403 SignatureDoesNotMatch). Source:
+            # "Feeds API v2021-06-30 use case guide", step 2 "Upload the feed data"
+            # (https://developer-docs.amazon.com/sp-api/docs/feeds-api-v2021-06-30-use-case-guide).
+            if accepted and request.headers.get("Content-Type") != document.get("content_type"):
+                accepted = False
             if accepted:
                 document["content"] = request.get_data()
         response = Response(status=200 if accepted else 403)
@@ -251,7 +256,8 @@ class Amazon:
         if not isinstance(body, dict) or not isinstance(body.get("contentType"), str) or not body["contentType"]:
             return spapi_error(400, "InvalidInput", "contentType is required"), recorded
         document_id = f"amzn1.tortuga.sandbox.{uuid.uuid4().hex}"
-        self.documents[document_id] = {"channel": channel, "content": None, "compressed": False}
+        self.documents[document_id] = {"channel": channel, "content": None, "compressed": False,
+                                       "content_type": body["contentType"]}
         url = f"{request.host_url}amazon/_uploads/{document_id}"
         return json_response({"feedDocumentId": document_id, "url": url}, 201), recorded
 
@@ -273,19 +279,44 @@ class Amazon:
         except ValueError:
             parsed = recorded = None
         feed_id = str(next(self._feed_ids))
-        report, fatal = self._process(core, channel, feed_id, parsed, str(marketplaces[0]))
-        report_id = f"amzn1.tortuga.sandbox.{uuid.uuid4().hex}"
         now = time.time()
+        behaviour = core.channels[channel]
         with core.lock:
-            self.documents[report_id] = {"channel": channel, "content": gzip.compress(json.dumps(report).encode()),
-                                         "compressed": True}
+            # Processed when its processing time has passed (on the next request to the sandbox),
+            # not on createFeed: until then Amazon holds the old values. Feeds take minutes
+            # ("Feeds API v2021-06-30 use case guide": poll getFeed until DONE, FATAL or CANCELLED).
             self.feeds[feed_id] = {
-                "channel": channel, "ready_at": now + self.feed_processing_s, "fatal": fatal,
+                "channel": channel, "ready_at": now + behaviour.feed_processing_s, "document": parsed,
+                "marketplace": str(marketplaces[0]), "processed": False, "fatal": False,
+                "inject_fatal": behaviour.feed_fatal,
                 "feed": {"feedId": feed_id, "feedType": "JSON_LISTINGS_FEED", "marketplaceIds": marketplaces,
-                         "createdTime": _iso(now), "resultFeedDocumentId": report_id},
+                         "createdTime": _iso(now)},
             }
+        self.process_due(core)
         # The call log keeps the document itself, so a test can see every value pushed.
         return json_response({"feedId": feed_id}, 202), recorded
+
+    def process_due(self, core: SandboxCore) -> None:
+        """Process every feed whose time has come, in the order they were created."""
+        now = time.time()
+        with core.lock:
+            for feed_id, feed in sorted(self.feeds.items(), key=lambda kv: int(kv[0])):
+                if feed["processed"] or feed["ready_at"] > now:
+                    continue
+                feed["processed"] = True
+                if feed["inject_fatal"]:
+                    # Amazon aborted the feed (an internal failure): FATAL, nothing applied here,
+                    # and no processing report. Feed.resultFeedDocumentId is optional and FATAL means
+                    # "some, none, or all of the operations ... may have completed"
+                    # (feeds_2021-06-30.json, Feed). UNCONFIRMED: when Amazon writes no report.
+                    feed["fatal"] = True
+                    continue
+                report, fatal = self._process(core, feed["channel"], feed_id, feed["document"], feed["marketplace"])
+                report_id = f"amzn1.tortuga.sandbox.{uuid.uuid4().hex}"
+                self.documents[report_id] = {"channel": feed["channel"], "compressed": True,
+                                             "content": gzip.compress(json.dumps(report).encode())}
+                feed["fatal"] = fatal
+                feed["feed"]["resultFeedDocumentId"] = report_id
 
     def _process(self, core: SandboxCore, channel: str, feed_id: str, document: Any,
                  marketplace_id: str) -> tuple[dict[str, Any], bool]:
@@ -342,19 +373,21 @@ class Amazon:
                 _apply(listing, message["productType"], changes)
         return issues
 
-    def _feed(self, channel: str, feed_id: str) -> Response:
+    def _feed(self, core: SandboxCore, channel: str, feed_id: str) -> Response:
+        self.process_due(core)
         feed = self.feeds.get(feed_id)
         if feed is None or feed["channel"] != channel:
             return spapi_error(404, "NOT_FOUND", f"Feed {feed_id} not found")
         answer = dict(feed["feed"])
-        if feed["fatal"]:
-            answer.update(processingStatus="FATAL", processingEndTime=_iso(feed["ready_at"]))
-        elif time.time() < feed["ready_at"]:
-            answer.pop("resultFeedDocumentId")
+        if not feed["processed"]:
             answer.update(processingStatus="IN_PROGRESS", processingStartTime=answer["createdTime"])
         else:
-            answer.update(processingStatus="DONE", processingStartTime=answer["createdTime"],
-                          processingEndTime=_iso(feed["ready_at"]))
+            # A FATAL feed of an unreadable document has a processing report that says why. The
+            # model makes Feed.resultFeedDocumentId optional and gives no FATAL example
+            # (feeds_2021-06-30.json); Amazon's use case guide says to read the report of a FATAL
+            # feed for its errors. UNCONFIRMED: that every FATAL feed has one (see feed_fatal).
+            answer.update(processingStatus="FATAL" if feed["fatal"] else "DONE",
+                          processingStartTime=answer["createdTime"], processingEndTime=_iso(feed["ready_at"]))
         return json_response(answer)
 
     def _document(self, request: Request, channel: str, document_id: str) -> Response:
@@ -473,45 +506,160 @@ def _request_problem(product_type: Any, patches: Any) -> str | None:
     return None
 
 
-def _evaluate(patches: list[dict], listing: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The issues that make the submission INVALID, and the changes it makes otherwise."""
-    issues, changes = [], {}
+# The attributes the sandbox models, each with its selectors: the sub-attributes that name one
+# instance of a multi-instance attribute, which a `merge` or `delete` matches on ("Manage purchasable
+# offer", https://developer-docs.amazon.com/sp-api/docs/manage-purchasable-offer: offers are keyed
+# by marketplace_id, currency and audience, audience ALL when left out). fulfillment_availability is
+# keyed by fulfillment_channel_code (DEFAULT: merchant-fulfilled). Other attributes are accepted as
+# sent (Amazon checks them against the product type's JSON Schema, which the sandbox has not got).
+SELECTORS = {
+    "fulfillment_availability": ("fulfillment_channel_code",),
+    "purchasable_offer": ("marketplace_id", "currency", "audience"),
+    "list_price": ("marketplace_id", "currency"),
+}
+# Sub-attributes of purchasable_offer the sandbox knows (the tutorial above); any other is refused,
+# as the product type schema's additionalProperties: false would. UNCONFIRMED: maximum_retail_price
+# (India's MRP) as an offer sub-attribute; it is where Wheel sends the MRP by default.
+OFFER_KEYS = {"marketplace_id", "currency", "audience", "our_price", "discounted_price", "maximum_retail_price",
+              "minimum_seller_allowed_price", "maximum_seller_allowed_price", "start_at", "end_at",
+              "quantity_discount_plan"}
+SCHEDULED_PRICES = ("our_price", "discounted_price", "maximum_retail_price", "minimum_seller_allowed_price",
+                    "maximum_seller_allowed_price")
+FULFILLMENT_KEYS = {"fulfillment_channel_code", "quantity", "lead_time_to_ship_max_days", "restock_date",
+                    "is_inventory_available"}
+
+
+def _evaluate(patches: list[dict], listing: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The issues that make the submission INVALID; else the listing's attributes after the patches.
+
+    Each operation acts as Listings Items documents it (PatchOperation.op in
+    listingsItems_2021-08-01.json): `add`/`replace` set the whole attribute, `merge` changes only the
+    sub-attributes sent in the instance its selectors name (adding one if none matches), `delete`
+    removes the instances its selectors name.
+    """
+    attributes = {name: [dict(i) for i in value] for name, value in _attributes(listing).items()}
+    issues: list[dict[str, Any]] = []
     for patch in patches:
         name = patch["path"].removeprefix("/attributes/")
-        entry = (patch.get("value") or [{}])[0] if patch["op"] != "delete" else {}
-        if patch["op"] == "delete" or name not in ("fulfillment_availability", "purchasable_offer", "list_price"):
-            continue  # other attributes are accepted and not modelled
-        if name == "fulfillment_availability":
-            quantity = entry.get("quantity")
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-                issues.append(_issue("INVALID_ATTRIBUTE", f"The quantity {quantity} is not a whole number >= 0.", name))
-            else:
-                changes["quantity"] = quantity
-            continue
-        path = ("our_price", 0, "schedule", 0, "value_with_tax") if name == "purchasable_offer" else ("value_with_tax",)
-        amount = _amount(entry, *path)
-        if amount is None and name == "list_price":
-            amount = _amount(entry, "value")
-        if amount is None or amount <= 0:
-            issues.append(_issue("INVALID_PRICE", f"The {name} value_with_tax must be a positive number.", name))
+        value = patch.get("value") or []
+        if name in SELECTORS:
+            issues += [_issue("INVALID_ATTRIBUTE", problem, name) for problem in _shape_problems(name, value)]
+        if patch["op"] in ("add", "replace"):
+            attributes[name] = [dict(v) for v in value]
+        elif patch["op"] == "merge":
+            attributes[name] = _merge(name, attributes.get(name, []), value)
+        elif value:
+            attributes[name] = [i for i in attributes.get(name, []) if not any(_same(name, i, v) for v in value)]
         else:
-            changes["selling_price" if name == "purchasable_offer" else "mrp"] = amount
-    selling = changes.get("selling_price", _stored(listing, "selling_price"))
-    mrp = changes.get("mrp", _stored(listing, "mrp"))
-    if ("selling_price" in changes or "mrp" in changes) and selling is not None and mrp is not None and selling > mrp:
+            attributes.pop(name, None)
+    if issues:
+        return issues, None
+    derived = _derive(attributes)
+    touched = {p["path"].removeprefix("/attributes/") for p in patches}
+    selling, mrp = derived.get("selling_price"), derived.get("mrp")
+    if touched & {"purchasable_offer", "list_price"} and selling is not None and mrp is not None and selling > mrp:
+        # Amazon.in refuses a price above the MRP (UNCONFIRMED as a submission-time check).
         issues.append(_issue("INVALID_PRICE", f"The selling price ({selling}) is higher than the maximum retail "
                                               f"price ({mrp}).", "purchasable_offer"))
-    return issues, changes
+        return issues, None
+    return [], attributes
 
 
-def _apply(listing: dict[str, Any], product_type: str, changes: dict[str, Any]) -> None:
+def _shape_problems(name: str, value: list[dict]) -> list[str]:
+    problems = []
+    for instance in value:
+        if name == "fulfillment_availability":
+            unknown = set(instance) - FULFILLMENT_KEYS
+            quantity = instance.get("quantity")
+            if not isinstance(instance.get("fulfillment_channel_code"), str):
+                problems.append("fulfillment_availability needs a fulfillment_channel_code")
+            if "quantity" in instance and (isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0):
+                problems.append(f"The quantity {quantity} is not a whole number >= 0.")
+        elif name == "purchasable_offer":
+            unknown = set(instance) - OFFER_KEYS
+            if not isinstance(instance.get("marketplace_id"), str) or not isinstance(instance.get("currency"), str):
+                problems.append("purchasable_offer needs marketplace_id and currency")
+            for key in SCHEDULED_PRICES:
+                if key in instance:
+                    amount = _amount(instance[key], 0, "schedule", 0, "value_with_tax")
+                    if amount is None or amount <= 0:
+                        problems.append(f"The {key} value_with_tax must be a positive number "
+                                        f"({key}: [{{schedule: [{{value_with_tax}}]}}]).")
+        else:  # list_price
+            unknown = set(instance) - {"marketplace_id", "currency", "value_with_tax", "value"}
+            amount = _amount(instance, "value_with_tax")
+            amount = _amount(instance, "value") if amount is None else amount
+            if amount is None or amount <= 0:
+                problems.append("The list_price value_with_tax must be a positive number.")
+        if unknown:
+            problems.append(f"{name} does not take {', '.join(sorted(unknown))}")
+    return problems
+
+
+def _same(name: str, a: dict, b: dict) -> bool:
+    defaults = {"audience": "ALL"} if name == "purchasable_offer" else {}
+    return all(a.get(k, defaults.get(k)) == b.get(k, defaults.get(k)) for k in SELECTORS.get(name, ()))
+
+
+def _merge(name: str, current: list[dict], value: list[dict]) -> list[dict]:
+    merged = [dict(i) for i in current]
+    for instance in value:
+        match = next((i for i in merged if _same(name, i, instance)), None)
+        if match is None:
+            merged.append(dict(instance))
+        else:
+            match.update(instance)  # the sub-attributes sent replace theirs; the others stay
+    return merged
+
+
+def _derive(attributes: dict[str, list[dict]]) -> dict[str, Any]:
+    """Quantity and prices as the listing's attributes hold them."""
+    out: dict[str, Any] = {}
+    stock = next((i for i in attributes.get("fulfillment_availability", [])
+                  if i.get("fulfillment_channel_code") == "DEFAULT" and "quantity" in i), None)
+    if stock is not None:
+        out["quantity"] = stock["quantity"]
+    offer = next((i for i in attributes.get("purchasable_offer", []) if i.get("audience", "ALL") == "ALL"), None)
+    selling = _amount(offer, "our_price", 0, "schedule", 0, "value_with_tax")
+    mrp = _amount(offer, "maximum_retail_price", 0, "schedule", 0, "value_with_tax")
+    listed = (attributes.get("list_price") or [None])[0]
+    if mrp is None:
+        mrp = _amount(listed, "value_with_tax")
+    if mrp is None:
+        mrp = _amount(listed, "value")
+    if selling is not None:
+        out["selling_price"] = selling
+    if mrp is not None:
+        out["mrp"] = mrp
+    return out
+
+
+def _attributes(listing: dict[str, Any]) -> dict[str, list[dict]]:
+    """The listing's attributes; a listing a test set up by values alone gets them from those."""
+    if "attributes" in listing:
+        return listing["attributes"]
+    attributes: dict[str, list[dict]] = {}
+    if listing.get("quantity") is not None:
+        attributes["fulfillment_availability"] = [{"fulfillment_channel_code": "DEFAULT", "quantity": listing["quantity"]}]
+    if listing.get("selling_price") is not None:
+        offer: dict[str, Any] = {"marketplace_id": INDIA, "currency": "INR", "audience": "ALL",
+                                 "our_price": [{"schedule": [{"value_with_tax": Decimal(listing["selling_price"])}]}]}
+        if listing.get("mrp") is not None:
+            offer["maximum_retail_price"] = [{"schedule": [{"value_with_tax": Decimal(listing["mrp"])}]}]
+        attributes["purchasable_offer"] = [offer]
+    return attributes
+
+
+def _apply(listing: dict[str, Any], product_type: str, attributes: dict[str, list[dict]]) -> None:
     listing["product_type"] = product_type
-    if "quantity" in changes:
-        listing["quantity"] = changes["quantity"]
-        listing["ranged"] = changes["quantity"] > 0
+    listing["attributes"] = attributes
+    derived = _derive(attributes)
+    if "quantity" in derived:
+        listing["quantity"] = derived["quantity"]
+        listing["ranged"] = derived["quantity"] > 0
     for key in ("selling_price", "mrp"):
-        if key in changes:
-            listing[key] = f"{changes[key]:.2f}"
+        if key in derived:
+            listing[key] = f"{derived[key]:.2f}"
 
 
 def _issue(category: str, message: str, attribute: str | None = None) -> dict[str, Any]:
@@ -527,13 +675,9 @@ def _amount(value: Any, *path: str | int) -> Decimal | None:
             value = value[step]
         except (KeyError, IndexError, TypeError):
             return None
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, float)):
         return None
-    return Decimal(value) if Decimal(value).is_finite() else None
-
-
-def _stored(listing: dict[str, Any], key: str) -> Decimal | None:
-    return Decimal(listing[key]) if listing.get(key) is not None else None
+    return Decimal(str(value)) if Decimal(str(value)).is_finite() else None
 
 
 def _item(sku: str, listing: dict[str, Any], marketplace_id: str, included: list[str]) -> dict[str, Any]:
@@ -548,16 +692,7 @@ def _item(sku: str, listing: dict[str, Any], marketplace_id: str, included: list
             "createdDate": stamp, "lastUpdatedDate": stamp,
         }]
     if "attributes" in included:
-        attributes: dict[str, Any] = {}
-        if quantity is not None:
-            attributes["fulfillment_availability"] = [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}]
-        if listing.get("selling_price") is not None:
-            attributes["purchasable_offer"] = [{"marketplace_id": marketplace_id, "currency": "INR", "our_price": [
-                {"schedule": [{"value_with_tax": float(listing["selling_price"])}]}]}]
-        if listing.get("mrp") is not None:
-            attributes["list_price"] = [{"marketplace_id": marketplace_id, "currency": "INR",
-                                         "value_with_tax": float(listing["mrp"])}]
-        item["attributes"] = attributes
+        item["attributes"] = json.loads(json.dumps(_attributes(listing), default=float))  # money as JSON numbers
     if "fulfillmentAvailability" in included:
         item["fulfillmentAvailability"] = (
             [{"fulfillmentChannelCode": "DEFAULT", "quantity": quantity}] if quantity is not None else [])

@@ -110,6 +110,10 @@ class SandboxApp:
         return json_response({"calls": calls})
 
     def on_channel_state(self, request: Request, channel: str) -> Response:
+        for emulator in self.core.emulators.values():
+            process_due = getattr(emulator, "process_due", None)
+            if process_due is not None:
+                process_due(self.core)  # feeds whose processing time has passed have applied
         with self.core.lock:
             if channel not in self.core.channels:
                 raise NotFound(f"no channel {channel} in the sandbox")

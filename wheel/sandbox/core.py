@@ -47,12 +47,17 @@ class ChannelBehaviour:
     quotas: dict[str, list[float]] = field(default_factory=dict)
     # Amazon's rule that a search window must end at least this long ago (2 minutes); tests shorten it.
     order_lag_s: float = 120.0
+    # Amazon: seconds a JSON_LISTINGS_FEED stays IN_PROGRESS before it is applied and DONE; and
+    # whether its feeds end FATAL (aborted, nothing applied, no report).
+    feed_processing_s: float = 0.0
+    feed_fatal: bool = False
 
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
         "token_ttl_s": (int, float), "fail_status": (int, type(None)), "fail_times": (int, type(None)),
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
+        "feed_processing_s": (int, float), "feed_fatal": (bool,),
     }
 
     @classmethod

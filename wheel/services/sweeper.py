@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from wheel.services import outbox, schedules
+from wheel.services import outbox, schedules, sync
 
 STALE_INBOX = text(
     """
@@ -43,6 +43,7 @@ class SweepReport:
     channels: int
     runs: int = 0
     outbox: bool = False
+    submissions: int = 0
 
 
 def sweep(
@@ -54,6 +55,7 @@ def sweep(
     run_deadline_s: float | None = None,
     send_run: Callable[[int, str], None] | None = None,
     send_publish: Callable[[], None] | None = None,
+    send_poll: Callable[[str, str, str], None] | None = None,
     limit: int = 5000,
 ) -> SweepReport:
     params = {"deadline": deadline_s, "limit": limit}
@@ -74,4 +76,10 @@ def sweep(
         stale_outbox = outbox.stale_pending(sessions, deadline_s=deadline_s)
         if stale_outbox:
             send_publish()
-    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox)
+    polls = []
+    if send_poll is not None:
+        # A submission in flight (an Amazon feed) whose poll task Redis lost: poll it again.
+        polls = sync.stale_submissions(sessions, deadline_s=deadline_s)
+        for channel_id, marketplace, reference in polls:
+            send_poll(channel_id, marketplace, reference)
+    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox, len(polls))

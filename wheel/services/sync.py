@@ -17,17 +17,18 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
-from wheel.db.models import Channel, Listing
+from wheel.db.models import Channel, Listing, Submission
 from wheel.domain import ItemResult, ListingUpdate, Price
 from wheel.events import NewEvent, Recorded, record
 from wheel.marketplaces import UnknownMarketplace
-from wheel.marketplaces.base import Call, ChannelConfig, MarketplaceAdapter, QuotaGate, QuotaWait
+from wheel.marketplaces.base import Call, ChannelConfig, MarketplaceAdapter, QuotaGate, QuotaWait, Submitted
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.services.desired_state import event_parents
 
@@ -145,6 +146,8 @@ class SyncOutcome:
     skipped: str | None = None
     # Why the channel cannot push at all (credentials, settings): its values wait.
     blocked: str | None = None
+    # Submissions made (Amazon feed ids): each needs its poll task.
+    submitted: list[str] = field(default_factory=list)
 
 
 AdapterLookup = Callable[[ChannelConfig], MarketplaceAdapter]
@@ -351,6 +354,13 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
                         for u in call.updates for f in call.fields if f in u.fields)
             continue
         outcome.calls += 1
+        if isinstance(results, Submitted):
+            # The marketplace judges it later: its SKUs pass to the submission (claimed by it, for
+            # as long as it is in flight) and a poll task settles them.
+            done.extend(results.results)
+            _record_submission(sessions, channel, lease, by_sku, results)
+            outcome.submitted.append(results.reference)
+            continue
         done.extend(results)
     settle_done()
     return False
@@ -573,3 +583,159 @@ def _item(claim: Claimed, result: ItemResult) -> dict[str, Any]:
     if not result.ok:
         item.update({k: v for k, v in (("code", result.code), ("error", result.message)) if v})
     return item
+
+
+# -- submissions in flight (Amazon feeds) ---------------------------------------------------------
+
+# A submission's listings stay claimed this long without a poll; each poll renews it. If every
+# poll stops (the worker fleet is down for a day), the SKUs are claimed again and pushed anew.
+SUBMISSION_LEASE_S = 24 * 3600
+FIRST_POLL_S, MAX_POLL_S = 15.0, 120.0
+
+
+def _record_submission(sessions, channel: Channel, lease: _Lease, by_sku: dict[str, Claimed], submitted: Submitted) -> None:
+    """Hand the submitted SKUs from this worker to the submission, in one transaction: the rows
+    say which feed carries them (claimed_by), and no one claims them until it is settled."""
+    marker = f"{channel.marketplace}-feed:{submitted.reference}"
+    skus = sorted({u.sku for u in submitted.sent})
+    items = [_claim_json(by_sku[sku]) for sku in skus if sku in by_sku]
+    with sessions.begin() as session:
+        session.execute(
+            text("UPDATE listings SET claimed_by = :m, lease_until = now() + make_interval(secs => :lease) "
+                 "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus)"),
+            {"m": marker, "lease": SUBMISSION_LEASE_S, "c": channel.id, "w": lease.worker, "skus": skus},
+        )
+        session.add(Submission(channel_id=channel.id, reference=submitted.reference, worker=marker, items=items,
+                               state=dict(submitted.state),
+                               next_poll_at=func.now() + timedelta(seconds=FIRST_POLL_S)))
+        record(session, NewEvent(
+            type="domain", name="feed/submitted", level="info", channel_id=channel.id, marketplace=channel.marketplace,
+            payload={"feed_id": submitted.reference, "skus": len(skus), "first_poll_in_s": FIRST_POLL_S},
+            dedupe_key=f"submission:{channel.id}:{submitted.reference}:submitted",
+        ))
+    lease.drop(set(skus))
+
+
+def _claim_json(claim: Claimed) -> dict[str, Any]:
+    update = claim.update
+    return {"sku": claim.sku, "ean": claim.ean, "versions": claim.versions, "ranged": claim.ranged,
+            "update": {"ranged": update.ranged, "quantity": update.quantity, "listed": update.listed,
+                       "mrp": None if update.price is None else str(update.price.mrp),
+                       "selling_price": None if update.price is None else str(update.price.selling_price)}}
+
+
+def _claim_from_json(item: dict[str, Any]) -> Claimed:
+    values = item["update"]
+    price = (Price(Decimal(values["mrp"]), Decimal(values["selling_price"]))
+             if values.get("mrp") is not None else None)
+    update = ListingUpdate(sku=item["sku"], ean=item["ean"], ranged=values.get("ranged"),
+                           quantity=values.get("quantity"), price=price, listed=values.get("listed", True))
+    return Claimed(item["sku"], item["ean"], update, {k: int(v) for k, v in item["versions"].items()}, item.get("ranged"))
+
+
+@dataclass
+class PollOutcome:
+    channel_id: str
+    reference: str
+    marketplace: str | None = None
+    status: str = "skipped"  # skipped | waiting | finished
+    poll_in_s: float | None = None
+    alerts: list[Recorded] = field(default_factory=list)
+
+
+def poll_submission(
+    sessions: sessionmaker[Session],
+    channel_id: str,
+    reference: str,
+    *,
+    adapters: AdapterLookup,
+    gate_for: GateLookup,
+    default_retry_delays_s: Sequence[float],
+    slow_after_s: float = 900.0,
+) -> PollOutcome:
+    """Ask the marketplace where a submission stands; settle its verdicts once it has ended.
+
+    Runs as its own task, again and again (15 s doubling to 2 minutes), so no worker waits on a
+    feed. A failure to poll (throttled, a timeout, the credentials) is no verdict: it polls again.
+    """
+    outcome = PollOutcome(channel_id, reference)
+    with sessions() as session:
+        row = session.execute(select(Submission).where(Submission.channel_id == channel_id,
+                                                       Submission.reference == reference)).scalar_one_or_none()
+        channel = session.get(Channel, channel_id)
+        if row is None or row.status != "in_progress" or channel is None:
+            return outcome
+        session.expunge_all()
+    outcome.marketplace = channel.marketplace
+    claims = [_claim_from_json(item) for item in row.items]
+    by_sku = {c.sku: c for c in claims}
+    submitted = Submitted(reference=reference, sent=tuple(c.update for c in claims), state=row.state or {})
+    pause = min(MAX_POLL_S, FIRST_POLL_S * 2 ** min(row.polls, 8))
+    try:
+        adapter = adapters(channel_config(channel))
+        polled = adapter.poll(submitted, gate_for(channel, adapter))
+    except QuotaWait as wait:
+        return _poll_later(sessions, row, outcome, max(pause, wait.retry_in_s), None)
+    except (MarketplaceError, UnknownMarketplace) as exc:
+        # Not a verdict on the feed: Amazon still holds it. Poll again; say so if it goes on.
+        return _poll_later(sessions, row, outcome, pause, str(exc) or type(exc).__name__)
+    if not polled.finished:
+        outcome = _poll_later(sessions, row, outcome, pause, None)
+        waiting_s = (datetime.now(timezone.utc) - row.submitted_at).total_seconds()
+        if not row.warned and waiting_s > slow_after_s:
+            with sessions.begin() as session:
+                session.execute(text("UPDATE submissions SET warned = true WHERE id = :id"), {"id": row.id})
+                record(session, NewEvent(
+                    type="domain", name="feed/slow", level="warning", channel_id=channel.id,
+                    marketplace=channel.marketplace,
+                    payload={"feed_id": reference, "status": polled.status, "skus": len(claims),
+                             "waiting_s": round(waiting_s),
+                             "note": "still processing at Amazon; polled until it ends, never submitted twice"},
+                    dedupe_key=f"submission:{channel.id}:{reference}:slow",
+                ))
+        return outcome
+    outcome.status = "finished"
+    outcome.alerts += _settle(sessions, channel, row.worker, by_sku, list(polled.results),
+                              {"feed_id": reference, "feed_status": polled.status})
+    if polled.doubtful:
+        doubt = Call("createFeed", tuple(polled.doubtful), frozenset().union(*(u.fields for u in polled.doubtful)),
+                     kind="feed")
+        retry = _retry_or_fail(sessions, channel, row.worker, by_sku, doubt, TransientError(
+            f"Amazon feed {reference} ended {polled.status} without saying whether these were applied"),
+            list(channel.retry_delays_s or default_retry_delays_s))
+        outcome.alerts += retry.alerts
+    with sessions.begin() as session:
+        # Whatever the verdicts left (say, a SKU the report forgot) is released, not held for a day.
+        session.execute(text("UPDATE listings SET claimed_by = NULL, lease_until = NULL "
+                             "WHERE channel_id = :c AND claimed_by = :m"), {"c": channel.id, "m": row.worker})
+        session.execute(text("UPDATE submissions SET status = 'finished', outcome = :o, finished_at = now(), "
+                             "polls = polls + 1 WHERE id = :id"), {"o": polled.status, "id": row.id})
+    return outcome
+
+
+def _poll_later(sessions, row: Submission, outcome: PollOutcome, wait_s: float, error: str | None) -> PollOutcome:
+    with sessions.begin() as session:
+        session.execute(
+            text("UPDATE submissions SET polls = polls + 1, last_error = :e, "
+                 "next_poll_at = now() + make_interval(secs => :wait) WHERE id = :id"),
+            {"e": error, "wait": wait_s, "id": row.id})
+        session.execute(
+            text("UPDATE listings SET lease_until = now() + make_interval(secs => :lease) "
+                 "WHERE channel_id = :c AND claimed_by = :m"),
+            {"lease": SUBMISSION_LEASE_S, "c": row.channel_id, "m": row.worker})
+    outcome.status, outcome.poll_in_s = "waiting", wait_s
+    if error:
+        log.warning("feed %s of %s: polling failed (%s); polling again in %.0fs", row.reference, row.channel_id,
+                    error, wait_s)
+    return outcome
+
+
+def stale_submissions(sessions, *, deadline_s: float) -> list[tuple[str, str, str]]:
+    """(channel, marketplace, reference) of submissions whose poll is overdue (its task was lost)."""
+    with sessions.begin() as session:
+        rows = session.execute(text(
+            "UPDATE submissions s SET next_poll_at = now() + make_interval(secs => :deadline) FROM channels c "
+            "WHERE c.id = s.channel_id AND s.status = 'in_progress' "
+            "AND s.next_poll_at < now() - make_interval(secs => :deadline) "
+            "RETURNING s.channel_id, c.marketplace, s.reference"), {"deadline": deadline_s}).all()
+    return [(r.channel_id, r.marketplace, r.reference) for r in rows]

@@ -1,18 +1,19 @@
-"""The Amazon India adapter: a Listings Items PATCH per SKU, or a JSON_LISTINGS_FEED for bulk runs;
-and order pulls through Orders API v2026-01-01 searchOrders (one job for orders and cancellations)."""
+"""The Amazon India adapter: a Listings Items PATCH per SKU (stock and price apart), or a
+JSON_LISTINGS_FEED for bulk runs, submitted here and polled later (`poll`) so that no worker waits
+on a feed; and order pulls through Orders API v2026-01-01 searchOrders (one job for orders and
+cancellations)."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
 from wheel.marketplaces.amazon import mapping, orders
 from wheel.marketplaces.amazon.client import LwaCredentials, SpApiClient, with_context
-from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
-                                    PullWindow, Quota, QuotaGate, QuotaWait)
+from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, Polled,
+                                    PullCapabilities, PullWindow, Quota, QuotaGate, Submitted)
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.secrets import SecretNotFound, SecretStore
 
@@ -32,8 +33,8 @@ DEFAULT_BULK_THRESHOLD = 200
 # this much more, so a clock a little ahead of Amazon's is not refused.
 DEFAULT_ORDER_LAG_S, ORDER_LAG_MARGIN_S = 120.0, 5.0
 ORDER_OVERLAP_S = 600.0
+# A feed still processing after this long raises a warning (it is polled until it ends).
 DEFAULT_FEED_WAIT_S = 900.0
-FIRST_POLL_WAIT_S, MAX_POLL_WAIT_S = 0.5, 30.0
 FEED_FINISHED = ("DONE", "FATAL", "CANCELLED")
 
 
@@ -43,12 +44,12 @@ class AmazonAdapter:
     def __init__(self, channel: ChannelConfig, client: SpApiClient, *, seller_id: str,
                  marketplace_id: str = mapping.INDIA, currency: str = "INR",
                  bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
-                 order_lag_s: float = DEFAULT_ORDER_LAG_S, sleep: Callable[[float], None] = time.sleep):
+                 order_lag_s: float = DEFAULT_ORDER_LAG_S, mrp_attribute: str = mapping.MRP_IN_OFFER):
         self.channel = channel
         self.client = client
         self.seller_id, self.marketplace_id, self.currency = seller_id, marketplace_id, currency
         self.feed_wait_s = feed_wait_s
-        self._sleep = sleep
+        self.mrp_attribute = mrp_attribute
         self.capabilities = Capabilities(
             max_batch={"patchListingsItem": 1, "createFeed": mapping.MAX_FEED_MESSAGES},
             quotas=QUOTAS, bulk_threshold=bulk_threshold, reads_listings=True,
@@ -65,16 +66,16 @@ class AmazonAdapter:
     def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
         return mapping.plan(updates, self.capabilities.bulk_threshold)
 
-    def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
+    def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult] | Submitted:
         if call.kind == "feed":
-            return self._execute_feed(call, quota, request_id)
+            return self._submit_feed(call, quota, request_id)
         if call.kind != "patch" or len(call.updates) != 1:
             raise ValueError(f"not an Amazon call this adapter planned: {call.kind!r} with {len(call.updates)} SKUs")
         (update,) = call.updates
         types, missing = self._product_types([update.sku], quota, request_id)
         if update.sku not in types:
             return mapping.results_for(update, False, *missing[update.sku])
-        body = mapping.patch_body(update, types[update.sku], self.marketplace_id, self.currency)
+        body = mapping.patch_body(update, types[update.sku], self.marketplace_id, self.currency, self.mrp_attribute)
         answer = self.client.call("PATCH", mapping.item_path(self.seller_id, update.sku), "patchListingsItem", quota,
                                   params=mapping.patch_query(self.marketplace_id), body=mapping.dumps(body),
                                   request_id=request_id)
@@ -157,66 +158,52 @@ class AmazonAdapter:
 
     # -- JSON_LISTINGS_FEED -------------------------------------------------------------------
 
-    def _execute_feed(self, call: Call, quota: QuotaGate, request_id: str) -> list[ItemResult]:
+    def _submit_feed(self, call: Call, quota: QuotaGate, request_id: str) -> Submitted | list[ItemResult]:
+        """Look up product types, upload the document and create the feed; its verdicts come from
+        `poll`. Amazon processes a feed in minutes; polling it here held the only Amazon worker
+        (pulls included) for up to 15 minutes."""
         types, missing = self._product_types([u.sku for u in call.updates], quota, request_id)
         results = [r for u in call.updates if u.sku in missing for r in mapping.results_for(u, False, *missing[u.sku])]
         sendable = [u for u in call.updates if u.sku in types]
         if not sendable:
             return results
-        document = mapping.feed_document(self.seller_id, [(u, types[u.sku]) for u in sendable],
-                                         self.marketplace_id, self.currency)
+        items = [(u, types[u.sku]) for u in sendable]
+        document = mapping.feed_document(self.seller_id, items, self.marketplace_id, self.currency, self.mrp_attribute)
         created = self.client.call("POST", mapping.FEED_DOCUMENTS, "createFeedDocument", quota,
                                    body=mapping.dumps(mapping.create_feed_document_request()), request_id=request_id)
         self.client.upload(_field(created, "url"), mapping.dumps(document).encode("utf-8"), mapping.FEED_CONTENT_TYPE)
         feed = self.client.call("POST", mapping.FEEDS, "createFeed", quota, request_id=request_id,
                                 body=mapping.dumps(mapping.create_feed_request(_field(created, "feedDocumentId"),
                                                                             self.marketplace_id)))
-        feed_id = _field(feed, "feedId")
+        return Submitted(reference=_field(feed, "feedId"), sent=tuple(sendable), results=tuple(results),
+                         state={"product_types": {u.sku: types[u.sku] for u in sendable}})
+
+    def poll(self, submitted: Submitted, quota: QuotaGate) -> Polled:
+        """getFeed; once it has ended, its processing report read into verdicts.
+
+        DONE: the report judges every message. FATAL: Amazon may have applied some, none or all
+        messages; the report, when Amazon wrote one, names the failed ones (recorded per SKU, not
+        resubmitted) and the rest are in doubt. CANCELLED: nothing was applied, all in doubt.
+        """
+        feed_id = submitted.reference
+        feed = self.client.call("GET", f"{mapping.FEEDS}/{feed_id}", "getFeed", quota)
+        status = feed.get("processingStatus") if isinstance(feed, dict) else None
+        if status not in FEED_FINISHED:
+            return Polled(finished=False, status=str(status or "UNKNOWN"))
+        types = submitted.state.get("product_types") or {}
+        messages = mapping.feed_messages([(u, types.get(u.sku, "")) for u in submitted.sent])
+        report_id = feed.get("resultFeedDocumentId") if status in ("DONE", "FATAL") else None
+        if not isinstance(report_id, str) or not report_id:
+            if status == "DONE":
+                raise TransientError(f"Amazon feed {feed_id} is DONE without a processing report")
+            return Polled(finished=True, status=status, doubtful=tuple(part for _, part, _ in messages))
         try:
-            report = self._report(feed_id, quota, request_id)
+            document = self.client.call("GET", f"{mapping.FEED_DOCUMENTS}/{report_id}", "getFeedDocument", quota)
+            report = self.client.download(_field(document, "url"), document.get("compressionAlgorithm"))
         except MarketplaceError as exc:
-            # The feed was submitted: its id must reach the event log whatever happens next.
-            raise with_context(exc, f"Amazon feed {feed_id} ({len(sendable)} SKUs)") from None
-        return results + mapping.report_results(sendable, report)
-
-    def _report(self, feed_id: str, quota: QuotaGate, request_id: str) -> Any:
-        deadline = time.monotonic() + self.feed_wait_s
-        feed = self._wait_for(feed_id, quota, request_id, deadline)
-        status = feed.get("processingStatus")
-        if status != "DONE":
-            raise TransientError(f"Amazon ended the feed with processingStatus {status}")
-        path = f"{mapping.FEED_DOCUMENTS}/{_field(feed, 'resultFeedDocumentId')}"
-        document = self._patiently(deadline, lambda: self.client.call("GET", path, "getFeedDocument", quota,
-                                                                      request_id=request_id))
-        return self.client.download(_field(document, "url"), document.get("compressionAlgorithm"))
-
-    def _wait_for(self, feed_id: str, quota: QuotaGate, request_id: str, deadline: float) -> dict:
-        """getFeed until the feed finishes, waiting 0.5s doubling to 30s between polls."""
-        pause = FIRST_POLL_WAIT_S
-        while True:
-            feed = self._patiently(deadline, lambda: self.client.call("GET", f"{mapping.FEEDS}/{feed_id}", "getFeed",
-                                                                      quota, request_id=request_id))
-            status = feed.get("processingStatus") if isinstance(feed, dict) else None
-            if status in FEED_FINISHED:
-                return feed
-            left = deadline - time.monotonic()
-            if left <= 0:
-                # Amazon may still apply it; a retry resubmits the same (latest) values.
-                raise TransientError(f"still {status} after {self.feed_wait_s:g}s of polling")
-            self._sleep(min(pause, left))
-            pause = min(pause * 2, MAX_POLL_WAIT_S)
-
-    def _patiently(self, deadline: float, request: Callable[[], Any]) -> Any:
-        """`request()`, waiting out QuotaWait until the deadline: once the feed is submitted, giving
-        up would only make the caller submit it again."""
-        while True:
-            try:
-                return request()
-            except QuotaWait as wait:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TransientError(f"out of {wait.operation} quota for {self.feed_wait_s:g}s") from None
-                self._sleep(min(wait.retry_in_s, left))
+            raise with_context(exc, f"Amazon feed {feed_id} ({status}) report") from None
+        results, doubtful = mapping.report_results(messages, report, complete=status == "DONE")
+        return Polled(finished=True, status=status, results=tuple(results), doubtful=tuple(doubtful))
 
 
 def _field(answer: Any, name: str) -> str:
@@ -238,6 +225,11 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     bulk_threshold = options.get("bulk_threshold", DEFAULT_BULK_THRESHOLD)
     feed_wait_s = options.get("feed_wait_s", DEFAULT_FEED_WAIT_S)
     order_lag_s = options.get("order_lag_s", DEFAULT_ORDER_LAG_S)
+    mrp_attribute = options.get("mrp_attribute", mapping.MRP_IN_OFFER)
+    if mrp_attribute not in mapping.MRP_ATTRIBUTES:
+        raise PermanentError(f"Amazon channel {channel.id}: options.mrp_attribute must be one of "
+                             f"{', '.join(mapping.MRP_ATTRIBUTES)} (where the product type keeps the MRP)",
+                             code="CHANNEL_CONFIG")
     if isinstance(bulk_threshold, bool) or not isinstance(bulk_threshold, int) or bulk_threshold < 1:
         raise PermanentError(f"Amazon channel {channel.id}: options.bulk_threshold must be a whole number >= 1",
                              code="CHANNEL_CONFIG")
@@ -252,7 +244,7 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     return AmazonAdapter(channel, client, seller_id=seller_id.strip(),
                          marketplace_id=options.get("marketplace_id") or mapping.INDIA,
                          currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
-                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s))
+                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s), mrp_attribute=mrp_attribute)
 
 
 def _credentials(channel: ChannelConfig, secrets: SecretStore) -> LwaCredentials:

@@ -52,12 +52,36 @@ def plan(updates: Sequence[ListingUpdate], bulk_threshold: int | None) -> tuple[
         if checked is not None:
             sendable.append(checked)
     if bulk_threshold is not None and len(sendable) >= bulk_threshold:
-        calls = []
-        for start in range(0, len(sendable), MAX_FEED_MESSAGES):
-            chunk = tuple(sendable[start:start + MAX_FEED_MESSAGES])
-            calls.append(Call("createFeed", chunk, frozenset().union(*(u.fields for u in chunk)), kind="feed"))
-        return calls, refused
-    return [Call("patchListingsItem", (u,), u.fields, kind="patch") for u in sendable], refused
+        # A feed carries the stock and the price of a SKU as two messages (see feed_messages):
+        # at most 25,000 messages a feed.
+        chunks: list[list[ListingUpdate]] = [[]]
+        messages = 0
+        for update in sendable:
+            size = len(split(update))
+            if messages + size > MAX_FEED_MESSAGES:
+                chunks.append([])
+                messages = 0
+            chunks[-1].append(update)
+            messages += size
+        return [Call("createFeed", tuple(chunk), frozenset().union(*(u.fields for u in chunk)), kind="feed")
+                for chunk in chunks], refused
+    # Stock and price go in separate submissions: Amazon validates a submission as a whole, so a
+    # price it refuses (INVALID) would otherwise fail the stock update with it, and stock is the
+    # oversell risk. Both are usually not due together (they come from different OMS queues).
+    calls = []
+    for update in sendable:
+        calls.extend(Call("patchListingsItem", (part,), part.fields, kind="patch") for part in split(update))
+    return calls, refused
+
+
+def split(update: ListingUpdate) -> list[ListingUpdate]:
+    """The update as its stock part (ranged, quantity) and its price part, each only if due."""
+    parts = []
+    if update.ranged is not None or update.quantity is not None:
+        parts.append(dataclasses.replace(update, price=None))
+    if update.price is not None:
+        parts.append(dataclasses.replace(update, ranged=None, quantity=None))
+    return parts
 
 
 def _check(update: ListingUpdate) -> tuple[ListingUpdate | None, list[ItemResult]]:
@@ -122,47 +146,79 @@ def search_query(marketplace_id: str, skus: Sequence[str]) -> dict[str, str | in
             "includedData": "summaries", "pageSize": MAX_SEARCH_IDENTIFIERS}
 
 
-def patches(update: ListingUpdate, marketplace_id: str, currency: str) -> list[dict[str, Any]]:
+# Where the MRP (India's maximum retail price) goes. Amazon.in's product type definitions
+# (getDefinitionsProductType for marketplace A21TJRUUN4KGV) name it; they cannot be read from here,
+# so the attribute is a channel option (`mrp_attribute`) and this default is UNCONFIRMED:
+# `purchasable_offer[].maximum_retail_price[].schedule[].value_with_tax`, a sub-attribute of the
+# offer beside `our_price` (the offer shape: "Manage purchasable offer",
+# https://developer-docs.amazon.com/sp-api/docs/manage-purchasable-offer). The other choice is the
+# top-level `list_price` ({marketplace_id, currency, value_with_tax}) that other marketplaces use.
+MRP_IN_OFFER = "purchasable_offer.maximum_retail_price"
+MRP_LIST_PRICE = "list_price"
+MRP_ATTRIBUTES = (MRP_IN_OFFER, MRP_LIST_PRICE)
+# B2C: the offer every buyer sees. A B2B (Amazon Business) offer has audience "B2B" and is another
+# instance of purchasable_offer, which a merge keyed by audience leaves alone.
+AUDIENCE = "ALL"
+
+
+def patches(update: ListingUpdate, marketplace_id: str, currency: str,
+            mrp_attribute: str = MRP_IN_OFFER) -> list[dict[str, Any]]:
     """The JSON Patch operations carrying every field of `update`.
 
-    "replace" is what the brief asks for; it drops the attribute's other sub-fields (e.g.
-    lead_time_to_ship_max_days); "merge" (June 2025) would keep them.
+    Every operation is a `merge` (Listings Items API, since 2025-06-16; PatchOperation.op in
+    listingsItems_2021-08-01.json): it changes only the sub-attributes sent, in the instance the
+    selectors name (fulfillment_channel_code; marketplace_id, currency and audience for the offer).
+    A `replace` would drop the rest: handling time (lead_time_to_ship_max_days) and restock_date on
+    every stock push; sale prices (discounted_price), min/max seller-allowed prices and the B2B
+    offer on every price push ("Manage purchasable offer",
+    https://developer-docs.amazon.com/sp-api/docs/manage-purchasable-offer).
     """
     out: list[dict[str, Any]] = []
     # A deranging without a quantity still means quantity 0 (plan refuses the other cases).
     quantity = update.quantity if update.quantity is not None else (0 if update.ranged is False else None)
     if quantity is not None:
-        out.append({"op": "replace", "path": "/attributes/fulfillment_availability",
+        out.append({"op": "merge", "path": "/attributes/fulfillment_availability",
                     "value": [{"fulfillment_channel_code": SELLER_FULFILLED, "quantity": quantity}]})
     if update.price is not None:
-        # India prices include tax, hence value_with_tax. Whether `"audience": "ALL"` must be
-        # sent for a B2C offer is UNCONFIRMED; it is left out.
-        out.append({"op": "replace", "path": "/attributes/purchasable_offer",
-                    "value": [{"marketplace_id": marketplace_id, "currency": currency,
-                               "our_price": [{"schedule": [{"value_with_tax": update.price.selling_price}]}]}]})
-        # The MRP: the India attribute name and shape (list_price vs a maximum-retail-price
-        # attribute) is UNCONFIRMED per the brief (marketplaces.md 1.3); check the product type
-        # definition for A21TJRUUN4KGV before go-live.
-        out.append({"op": "replace", "path": "/attributes/list_price",
-                    "value": [{"marketplace_id": marketplace_id, "currency": currency,
-                               "value_with_tax": update.price.mrp}]})
+        # India prices include tax, hence value_with_tax.
+        offer: dict[str, Any] = {"marketplace_id": marketplace_id, "currency": currency, "audience": AUDIENCE,
+                                 "our_price": [{"schedule": [{"value_with_tax": update.price.selling_price}]}]}
+        if mrp_attribute == MRP_IN_OFFER:
+            offer["maximum_retail_price"] = [{"schedule": [{"value_with_tax": update.price.mrp}]}]
+        out.append({"op": "merge", "path": "/attributes/purchasable_offer", "value": [offer]})
+        if mrp_attribute == MRP_LIST_PRICE:
+            out.append({"op": "merge", "path": "/attributes/list_price",
+                        "value": [{"marketplace_id": marketplace_id, "currency": currency,
+                                   "value_with_tax": update.price.mrp}]})
     return out
 
 
-def patch_body(update: ListingUpdate, product_type: str, marketplace_id: str, currency: str) -> dict[str, Any]:
+def patch_body(update: ListingUpdate, product_type: str, marketplace_id: str, currency: str,
+               mrp_attribute: str = MRP_IN_OFFER) -> dict[str, Any]:
     """A ListingsItemPatchRequest."""
-    return {"productType": product_type, "patches": patches(update, marketplace_id, currency)}
+    return {"productType": product_type, "patches": patches(update, marketplace_id, currency, mrp_attribute)}
+
+
+def feed_messages(items: Sequence[tuple[ListingUpdate, str]]) -> list[tuple[int, ListingUpdate, str]]:
+    """(messageId, part, product type) per message: a SKU's stock and price are two messages, so
+    the feed's report judges them apart, as two PATCHes would be."""
+    out, n = [], 0
+    for update, product_type in items:
+        for part in split(update):
+            n += 1
+            out.append((n, part, product_type))
+    return out
 
 
 def feed_document(seller_id: str, items: Sequence[tuple[ListingUpdate, str]], marketplace_id: str,
-                  currency: str) -> dict[str, Any]:
-    """A JSON_LISTINGS_FEED of PATCH messages, numbered 1.. in the order of `items` (update, product type)."""
+                  currency: str, mrp_attribute: str = MRP_IN_OFFER) -> dict[str, Any]:
+    """A JSON_LISTINGS_FEED of PATCH messages, numbered as feed_messages numbers them."""
     return {
         "header": {"sellerId": seller_id, "version": "2.0", "issueLocale": ISSUE_LOCALE},
         "messages": [
-            {"messageId": n, "sku": update.sku, "operationType": "PATCH", "productType": product_type,
-             "patches": patches(update, marketplace_id, currency)}
-            for n, (update, product_type) in enumerate(items, start=1)
+            {"messageId": n, "sku": part.sku, "operationType": "PATCH", "productType": product_type,
+             "patches": patches(part, marketplace_id, currency, mrp_attribute)}
+            for n, part, product_type in feed_messages(items)
         ],
     }
 
@@ -215,24 +271,39 @@ def _first_error(issues: Any) -> tuple[str, str] | None:
     return str(chosen.get("code") or "ERROR"), str(chosen.get("message") or "")
 
 
-def report_results(updates: Sequence[ListingUpdate], report: Any) -> list[ItemResult]:
-    """Verdicts from a JSON_LISTINGS_FEED processing report; message n is updates[n - 1].
+def report_results(messages: Sequence[tuple[int, ListingUpdate, str]], report: Any, *, complete: bool = True,
+                   ) -> tuple[list[ItemResult], list[ListingUpdate]]:
+    """Verdicts from a JSON_LISTINGS_FEED processing report (listings-feed-processing-report v2),
+    for the messages as feed_messages numbered them; and the parts the report leaves in doubt.
 
-    A message with an ERROR issue failed; the others were accepted. An ERROR issue with no
-    messageId (the feed as a whole could not be read) fails every message.
+    A message with an ERROR issue failed; an ERROR issue with no messageId (the feed as a whole
+    could not be read) fails every message. The others were accepted, unless the report covers
+    fewer messages than were sent (summary.messagesProcessed): then the ones it does not name
+    are in doubt, as are all of a FATAL feed's unnamed messages (`complete=False`) ("Some, none, or all of the
+    operations within the feed may have completed successfully": Feed.processingStatus in
+    feeds_2021-06-30.json); the caller pushes those again.
     """
     issues = report.get("issues") if isinstance(report, dict) else None
+    summary = report.get("summary") if isinstance(report, dict) else None
+    processed = summary.get("messagesProcessed") if isinstance(summary, dict) else None
     errors: dict[int | None, tuple[str, str]] = {}
     for issue in issues or []:
         if isinstance(issue, dict) and issue.get("severity") == "ERROR":
             key = issue.get("messageId")
             errors.setdefault(key if isinstance(key, int) else None,
                               (str(issue.get("code") or "ERROR"), str(issue.get("message") or "")))
-    out = []
-    for n, update in enumerate(updates, start=1):
+    complete = complete and isinstance(processed, int) and not isinstance(processed, bool) and processed >= len(messages)
+    results: list[ItemResult] = []
+    doubtful: list[ListingUpdate] = []
+    for n, part, _ in messages:
         failure = errors.get(n) or errors.get(None)
-        out.extend(results_for(update, False, *failure) if failure else results_for(update, True))
-    return out
+        if failure:
+            results.extend(results_for(part, False, *failure))
+        elif complete:
+            results.extend(results_for(part, True))
+        else:
+            doubtful.append(part)
+    return results, doubtful
 
 
 def product_type_of(item: Any, marketplace_id: str) -> str | None:
@@ -251,10 +322,13 @@ def listing_from_item(sku: str, item: Any, marketplace_id: str) -> MarketplaceLi
     quantity = _quantity(item.get("fulfillmentAvailability"), "fulfillmentChannelCode")
     if quantity is None:
         quantity = _quantity(attributes.get("fulfillment_availability"), "fulfillment_channel_code")
-    selling = _money(_ours(attributes.get("purchasable_offer"), marketplace_id),
-                     "our_price", 0, "schedule", 0, "value_with_tax")
+    offer = _ours(attributes.get("purchasable_offer"), marketplace_id)
+    selling = _money(offer, "our_price", 0, "schedule", 0, "value_with_tax")
+    # The MRP wherever the channel keeps it (MRP_ATTRIBUTES): in the offer, else list_price.
+    mrp = _money(offer, "maximum_retail_price", 0, "schedule", 0, "value_with_tax")
     list_price = _ours(attributes.get("list_price"), marketplace_id)
-    mrp = _money(list_price, "value_with_tax")
+    if mrp is None:
+        mrp = _money(list_price, "value_with_tax")
     if mrp is None:
         mrp = _money(list_price, "value")
     price = Price(mrp=mrp, selling_price=selling) if mrp is not None and selling is not None else None
@@ -270,9 +344,11 @@ def _quantity(entries: Any, channel_key: str) -> int | None:
 
 
 def _ours(entries: Any, marketplace_id: str) -> Any:
-    """The attribute entry for our marketplace (an entry without marketplace_id applies to all)."""
+    """The attribute entry for our marketplace (an entry without marketplace_id applies to all),
+    the B2C offer (audience ALL, or none) before any other."""
     listed = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-    return next((e for e in listed if e.get("marketplace_id") in (marketplace_id, None)), None)
+    mine = [e for e in listed if e.get("marketplace_id") in (marketplace_id, None)]
+    return next((e for e in mine if e.get("audience") in (AUDIENCE, None)), mine[0] if mine else None)
 
 
 def _money(value: Any, *path: str | int) -> Decimal | None:
