@@ -47,12 +47,16 @@ class ChannelBehaviour:
     quotas: dict[str, list[float]] = field(default_factory=dict)
     # Amazon's rule that a search window must end at least this long ago (2 minutes); tests shorten it.
     order_lag_s: float = 120.0
+    # Amazon: report a cancelled order item with quantityOrdered 0 and no unit price, as the
+    # Orders API v0 did (searchOrders v2026-01-01 may keep them; see wheel/sandbox/amazon.py).
+    cancelled_quantity_zero: bool = False
 
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
         "token_ttl_s": (int, float), "fail_status": (int, type(None)), "fail_times": (int, type(None)),
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
+        "cancelled_quantity_zero": (bool,),
     }
 
     @classmethod
