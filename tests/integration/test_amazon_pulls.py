@@ -159,6 +159,27 @@ def test_the_sandbox_throttles_search_orders_past_its_burst_of_20(sandbox, conne
     assert [c.status for c in searches(sandbox)] == [200] * 20 + [429]
 
 
+def test_only_merchant_fulfilled_orders_are_pulled_unless_the_channel_asks_for_fba_too(sandbox, connect, gate):
+    start = now() - timedelta(seconds=1)
+    adapter = connect({"order_lag_s": LAG_S}, order_lag_s=LAG_S, quota_scale=10_000)
+    steer(sandbox, "orders", {"orders": [
+        {"order_id": "403-0000000-0000001", "lines": [{"sku": "S1", "price": "10"}]},
+        {"order_id": "403-0000000-0000002", "fulfilled_by": "AMAZON", "status": "SHIPPED",
+         "lines": [{"sku": "S2", "price": "20"}]},
+    ]})
+    window = settled_window(start)
+
+    (page,) = adapter.pull("orders", window, None, gate)
+    (both,) = connect({"order_lag_s": LAG_S, "fulfilled_by": ["MERCHANT", "AMAZON"]},
+                      order_lag_s=LAG_S, quota_scale=10_000).pull("orders", window, None, gate)
+
+    assert [o.order_id for o in page.orders] == ["403-0000000-0000001"]
+    assert [o.order_id for o in both.orders] == ["403-0000000-0000001", "403-0000000-0000002"]
+    for bad in ("MERCHANT", [], ["MERCHANT", "MERCHANT"], ["FBA"], [{"x": 1}]):
+        with pytest.raises(PermanentError, match="options.fulfilled_by must be a list of MERCHANT and/or AMAZON"):
+            connect({"fulfilled_by": bad})
+
+
 # -- what the sandbox answers (raw searchOrders calls) ------------------------------------------
 
 BASIC_ORDER = {"orderId", "createdTime", "lastUpdatedTime", "salesChannel", "orderItems"}
