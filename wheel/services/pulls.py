@@ -448,8 +448,8 @@ def _store_failure_of_known(session: Session, run: DueRun, channel: Channel, fai
         run, "order/failed-after-sent", level="error", parent_id=row.event_id,
         key=f"order:{channel.id}:{failure.order_id}:failed-after-sent:{_digest(failure.reason)}",
         payload={"order_id": failure.order_id, "status": row.status, "error": failure.reason, "raw": failure.raw,
-                 "fix": f"the OMS has order {failure.order_id} (status {row.status}); check it against the "
-                        f"marketplace by hand: a change to it may not have reached the OMS"}))
+                 "fix": f"Wheel sent order {failure.order_id} to the OMS (or is sending it: {row.status}); compare "
+                        f"it with the marketplace by hand, as a change to it may not have reached the OMS"}))
     outcome.failures += 1
     if recorded.created:
         outcome.alerts.append(recorded)
