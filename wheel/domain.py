@@ -178,6 +178,18 @@ class Cancellation:
 
 
 @dataclass(frozen=True)
+class CancellationRequest:
+    """A buyer asking the seller to cancel lines of an order that nobody has cancelled yet (Amazon's
+    item `cancellation.cancellationRequest`). Not a cancellation: the seller decides, before shipping."""
+
+    channel_id: str
+    order_id: str
+    lines: tuple[CancelledLine, ...]
+    requester: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Unmappable:
     """A marketplace order (or cancellation) that cannot become an OMS document, and why. It is
     stored with its raw form, so nothing is lost."""

@@ -43,7 +43,8 @@ def alerter_from_settings(settings: Settings) -> Alerter:
 
 def alert_text(event: dict[str, Any], dashboard_url: str) -> str:
     where = f" on channel {event['channel_id']}" if event.get("channel_id") else ""
-    error = event.get("payload", {}).get("error", "")
+    # An error says what went wrong; a warning that needs someone (a buyer's cancellation request) says what to do.
+    error = event.get("payload", {}).get("error") or event.get("payload", {}).get("action", "")
     return (
         f":rotating_light: {event['name']}{where}: {error}\n"
         f"event {event['id']} (parent {event.get('parent_id') or '-'}): "

@@ -160,6 +160,134 @@ def test_the_sandbox_throttles_search_orders_past_its_burst_of_20(sandbox, conne
     assert [c.status for c in searches(sandbox)] == [200] * 20 + [429]
 
 
+def test_only_merchant_fulfilled_orders_are_pulled_unless_the_channel_asks_for_fba_too(sandbox, connect, gate):
+    start = now() - timedelta(seconds=1)
+    adapter = connect({"order_lag_s": LAG_S}, order_lag_s=LAG_S, quota_scale=10_000)
+    steer(sandbox, "orders", {"orders": [
+        {"order_id": "403-0000000-0000001", "lines": [{"sku": "S1", "price": "10"}]},
+        {"order_id": "403-0000000-0000002", "fulfilled_by": "AMAZON", "status": "SHIPPED",
+         "lines": [{"sku": "S2", "price": "20"}]},
+    ]})
+    window = settled_window(start)
+
+    (page,) = adapter.pull("orders", window, None, gate)
+    (both,) = connect({"order_lag_s": LAG_S, "fulfilled_by": ["MERCHANT", "AMAZON"]},
+                      order_lag_s=LAG_S, quota_scale=10_000).pull("orders", window, None, gate)
+
+    assert [o.order_id for o in page.orders] == ["403-0000000-0000001"]
+    assert [o.order_id for o in both.orders] == ["403-0000000-0000001", "403-0000000-0000002"]
+    for bad in ("MERCHANT", [], ["MERCHANT", "MERCHANT"], ["FBA"], [{"x": 1}]):
+        with pytest.raises(PermanentError, match="options.fulfilled_by must be a list of MERCHANT and/or AMAZON"):
+            connect({"fulfilled_by": bad})
+
+
+# -- what the sandbox answers (raw searchOrders calls) ------------------------------------------
+
+BASIC_ORDER = {"orderId", "createdTime", "lastUpdatedTime", "salesChannel", "orderItems"}
+BASIC_ITEM = {"orderItemId", "quantityOrdered", "product"}
+
+
+def search(sandbox, **params) -> list[dict]:
+    """searchOrders as any SP-API client calls it, for every order the sandbox holds (created in the
+    last hour and settled); the orders answered."""
+    token = requests.post(f"{sandbox.base_url}/amazon/auth/o2/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": REFRESH, "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET}).json()["access_token"]
+    query = {"marketplaceIds": "A21TJRUUN4KGV", "lastUpdatedAfter": (now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             **params}
+    answer = requests.get(f"{sandbox.base_url}/amazon/orders/2026-01-01/orders", params=query, timeout=10,
+                          headers={"x-amz-access-token": token})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["orders"]
+
+
+def test_the_sandbox_answers_each_data_set_only_when_included_data_asks_for_it(sandbox, connect):
+    connect(order_lag_s=0)
+    [order] = steer(sandbox, "orders", {"orders": [{"lines": [{"sku": "S1", "price": "100", "quantity": 2},
+                                                              {"sku": "S2", "price": "50"}]}]})["created"]
+    steer(sandbox, "cancellations", {"cancellations": [{"order_id": order["order_id"],
+                                                        "line_ids": [order["lines"][1]["line_id"]]}]})
+
+    [basic] = search(sandbox)
+    assert set(basic) == BASIC_ORDER
+    assert all(set(item) == BASIC_ITEM for item in basic["orderItems"])
+    for dataset, on_order, on_item in [("BUYER", {"buyer"}, set()), ("RECIPIENT", {"recipient"}, set()),
+                                       ("PROCEEDS", {"proceeds"}, {"proceeds"}),
+                                       ("FULFILLMENT", {"fulfillment"}, {"fulfillment"}),
+                                       ("CANCELLATION", set(), {"cancellation"})]:
+        [answered] = search(sandbox, includedData=dataset)
+        assert set(answered) == BASIC_ORDER | on_order, dataset
+        live, cancelled = answered["orderItems"]
+        assert set(live) == BASIC_ITEM | (on_item - {"cancellation"}), dataset
+        assert set(cancelled) == BASIC_ITEM | (on_item - {"proceeds"}), dataset
+    [everything] = search(sandbox, includedData="BUYER,RECIPIENT,PROCEEDS,FULFILLMENT,CANCELLATION")
+    assert everything["fulfillment"] == {"fulfillmentStatus": "UNSHIPPED", "fulfilledBy": "MERCHANT"}
+    assert everything["orderItems"][1]["cancellation"]["cancellationExecution"]["cancelledBy"] in ("BUYER", "MERCHANT", "AMAZON")
+
+
+def test_a_cancelled_order_has_no_recipient_nor_proceeds_and_cancelled_items_can_come_with_quantity_0(sandbox, connect):
+    connect(order_lag_s=0)
+    [order] = steer(sandbox, "orders", {"orders": [{"lines": [{"sku": "S1", "price": "100", "quantity": 2}]}]})["created"]
+    steer(sandbox, "cancellations", {"cancellations": [{"order_id": order["order_id"], "type": "seller_cancellation"}]})
+    everything = "BUYER,RECIPIENT,PROCEEDS,FULFILLMENT,CANCELLATION"
+
+    [kept] = search(sandbox, includedData=everything)
+    sandbox.state.channels["UA"].cancelled_quantity_zero = True
+    [zero] = search(sandbox, includedData=everything)
+
+    for answered in (kept, zero):
+        assert "recipient" not in answered and "proceeds" not in answered
+        assert answered["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+        assert answered["orderItems"][0]["cancellation"]["cancellationExecution"]["cancelledBy"] == "MERCHANT"
+    assert kept["orderItems"][0]["quantityOrdered"] == 2 and kept["orderItems"][0]["product"]["price"]["unitPrice"]
+    assert zero["orderItems"][0]["quantityOrdered"] == 0 and "price" not in zero["orderItems"][0]["product"]
+
+
+def test_the_sandbox_filters_by_fulfilled_by_and_fulfillment_status(sandbox, connect):
+    connect(order_lag_s=0)
+    made = steer(sandbox, "orders", {"orders": [
+        {"order_id": "MFN-UNSHIPPED", "lines": [{"sku": "S1", "price": "10"}]},
+        {"order_id": "MFN-SHIPPED", "status": "SHIPPED", "lines": [{"sku": "S1", "price": "10"}]},
+        {"order_id": "FBA-SHIPPED", "status": "SHIPPED", "fulfilled_by": "AMAZON", "lines": [{"sku": "S1", "price": "10"}]},
+    ]})["created"]
+    assert [o["fulfilled_by"] for o in made] == ["MERCHANT", "MERCHANT", "AMAZON"]
+
+    def ids(**params) -> list[str]:
+        return [o["orderId"] for o in search(sandbox, **params)]
+
+    assert ids() == ["MFN-UNSHIPPED", "MFN-SHIPPED", "FBA-SHIPPED"]
+    assert ids(fulfilledBy="MERCHANT") == ["MFN-UNSHIPPED", "MFN-SHIPPED"]
+    assert ids(fulfilledBy="AMAZON") == ["FBA-SHIPPED"]
+    assert ids(fulfilledBy="MERCHANT,AMAZON", fulfillmentStatuses="SHIPPED") == ["MFN-SHIPPED", "FBA-SHIPPED"]
+    shipped = {o["orderId"]: o for o in search(sandbox, includedData="FULFILLMENT")}
+    assert shipped["FBA-SHIPPED"]["fulfillment"] == {"fulfillmentStatus": "SHIPPED", "fulfilledBy": "AMAZON"}
+    assert shipped["MFN-SHIPPED"]["orderItems"][0]["fulfillment"] == {"quantityFulfilled": 1, "quantityUnfulfilled": 0}
+
+
+def test_a_buyer_cancellation_request_is_a_request_without_an_execution_until_someone_cancels(sandbox, connect):
+    connect(order_lag_s=0)
+    [order] = steer(sandbox, "orders", {"orders": [{"lines": [{"sku": "S1", "price": "10"}, {"sku": "S2", "price": "20"}],
+                                                    "created": time.time() - 600}]})["created"]
+    [before] = search(sandbox)
+    second = order["lines"][1]["line_id"]
+    answer = steer(sandbox, "cancellation-requests", {"requests": [{"order_id": order["order_id"], "line_ids": [second],
+                                                                    "reason": "Ordered by mistake"}]})
+    assert answer["requested"] == [{"order_id": order["order_id"], "line_ids": [second]}]
+
+    [asked] = search(sandbox, includedData="CANCELLATION,FULFILLMENT")
+    assert asked["lastUpdatedTime"] > before["lastUpdatedTime"]  # asking is an update
+    assert asked["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
+    assert "cancellation" not in asked["orderItems"][0]
+    assert asked["orderItems"][1]["cancellation"] == {"cancellationRequest": {"requester": "BUYER",
+                                                                              "cancelReason": "Ordered by mistake"}}
+    steer(sandbox, "cancellations", {"cancellations": [{"order_id": order["order_id"], "line_ids": [second],
+                                                        "type": "seller_cancellation", "reason": "Buyer asked"}]})
+    [done] = search(sandbox, includedData="CANCELLATION")
+    assert done["orderItems"][1]["cancellation"] == {
+        "cancellationRequest": {"requester": "BUYER", "cancelReason": "Ordered by mistake"},
+        "cancellationExecution": {"cancelledBy": "MERCHANT", "cancelReason": "Buyer asked"}}
+
+
 def test_only_the_orders_job_exists(connect, gate):
     with pytest.raises(ValueError, match="orders"):
         next(connect().pull("cancellations", PullWindow(now(), now()), None, gate))

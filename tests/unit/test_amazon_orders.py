@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment
+from wheel.domain import Address, Cancellation, CancellationRequest, CancelledLine, Order, OrderLine, Payment
 from wheel.marketplaces.amazon import orders
 from wheel.marketplaces.base import PullWindow
 
@@ -91,10 +91,13 @@ def test_search_query_pulls_the_window_by_last_update_with_every_data_set_needed
         "lastUpdatedAfter": "2026-01-05T10:00:00Z",  # whole seconds, rounded down
         "lastUpdatedBefore": "2026-01-05T11:00:59Z",
         "fulfillmentStatuses": "UNSHIPPED,PARTIALLY_SHIPPED,SHIPPED,CANCELLED",
-        "includedData": "RECIPIENT,PROCEEDS,CANCELLATION",
+        # FULFILLMENT carries fulfillment.fulfillmentStatus, which says CANCELLED.
+        "includedData": "RECIPIENT,PROCEEDS,CANCELLATION,FULFILLMENT",
+        "fulfilledBy": "MERCHANT",  # FBA orders are Amazon's to ship, not the OMS's
         "maxResultsPerPage": 100,
     }
     assert orders.search_query(INDIA, window, "tok")["paginationToken"] == "tok"
+    assert orders.search_query(INDIA, window, fulfilled_by=("MERCHANT", "AMAZON"))["fulfilledBy"] == "MERCHANT,AMAZON"
 
 
 def test_a_window_needs_timezone_aware_times():
@@ -148,6 +151,51 @@ def test_a_cancelled_order_is_only_a_whole_cancellation_of_every_item():
         channel_id="UA", order_id="403-1111111-0000003",
         lines=(CancelledLine("31", "KURTA-RED-42", 1), CancelledLine("32", "DUPATTA-1", 1)),
         reason_code="MERCHANT", reason_text="Out of stock", whole_order=True)
+
+
+def test_a_partial_cancellation_goes_through_even_when_the_order_itself_cannot_be_mapped():
+    raw = copy.deepcopy(PARTIAL)
+    del raw["recipient"]
+    result = mapped(raw)
+
+    assert result.order is None
+    assert (result.failure.kind, result.failure.order_id) == ("order", PARTIAL["orderId"])
+    assert "recipient.deliveryAddress" in result.failure.reason
+    assert result.cancellation == Cancellation(
+        channel_id="UA", order_id=PARTIAL["orderId"], lines=(CancelledLine("21", "KURTA-RED-42", 1),),
+        reason_code="BUYER", reason_text="Changed my mind", whole_order=False)
+
+
+def test_a_cancelled_item_with_quantity_0_and_no_price_is_no_order_line_but_is_cancelled():
+    raw = copy.deepcopy(PARTIAL)
+    raw["orderItems"][0]["quantityOrdered"] = 0
+    del raw["orderItems"][0]["product"]["price"]
+    result = mapped(raw)
+
+    assert result.failure is None
+    assert [(l.line_id, l.quantity) for l in result.order.lines] == [("22", 3), ("23", 1)]
+    assert result.cancellation.lines == (CancelledLine("21", "KURTA-RED-42", 0),)
+
+
+def test_an_order_whose_every_item_was_cancelled_is_a_whole_cancellation_even_without_its_status():
+    raw = copy.deepcopy(CANCELLED)
+    del raw["fulfillment"]
+    for entry in raw["orderItems"]:
+        entry["cancellation"] = {"cancellationExecution": {"cancelledBy": "AMAZON", "cancelReason": "Payment failed"}}
+    result = mapped(raw)
+
+    assert result.order is None and result.failure is None
+    assert result.cancellation.whole_order and [l.line_id for l in result.cancellation.lines] == ["31", "32"]
+
+
+def test_a_buyers_cancellation_request_is_reported_as_a_request_not_a_cancellation():
+    result = mapped(PARTIAL)
+
+    assert result.request == CancellationRequest(
+        channel_id="UA", order_id=PARTIAL["orderId"], lines=(CancelledLine("23", "SAREE-9", 1),),
+        requester="BUYER", reason="Late")
+    assert [l.line_id for l in result.cancellation.lines] == ["21"]  # the executed one only
+    assert mapped(ORDER).request is None and mapped(CANCELLED).request is None
 
 
 def test_a_cancelled_order_without_cancellation_data_was_cancelled_by_amazon():
@@ -212,6 +260,7 @@ def test_a_page_sorts_orders_cancellations_and_failures_and_keeps_every_raw_orde
     assert [(c.order_id, c.whole_order) for c in page.cancellations] == [(PARTIAL["orderId"], False),
                                                                          (CANCELLED["orderId"], True)]
     assert [f.order_id for f in page.failures] == ["403-1111111-0000009"]
+    assert [(r.order_id, [l.line_id for l in r.lines]) for r in page.requests] == [(PARTIAL["orderId"], ["23"])]
     assert list(page.raw) == [ORDER["orderId"], PARTIAL["orderId"], CANCELLED["orderId"], "403-1111111-0000009"]
     assert page.raw[ORDER["orderId"]]["weight"] == "1.5"
     json.dumps(page.raw)

@@ -290,7 +290,7 @@ def test_sandbox_search_orders_answers_match_the_model(amazon):
         {"order_id": created[0]["order_id"]},
         {"order_id": created[1]["order_id"], "line_ids": [first_line], "type": "buyer_cancellation"}]})
     query = {"marketplaceIds": INDIA, "createdAfter": "2020-01-01T00:00:00Z", "maxResultsPerPage": 2,
-             "includedData": "RECIPIENT,PROCEEDS,CANCELLATION"}
+             "includedData": "BUYER,RECIPIENT,PROCEEDS,CANCELLATION,FULFILLMENT"}
     assert_query_declared(SEARCH_ORDERS, query)
 
     first = client.get("/amazon" + orders.SEARCH_ORDERS, query_string=query, headers=headers)
@@ -310,3 +310,32 @@ def test_sandbox_search_orders_answers_match_the_model(amazon):
     assert served[1]["orderItems"][0]["product"]["price"]["unitPrice"] == {"amount": "99.995", "currencyCode": "INR"}
     assert refused.status_code == 400
     assert_order_model("ErrorList", refused.get_json())
+
+
+def test_sandbox_orders_of_every_kind_match_the_model(amazon):
+    """FBA and shipped orders, a buyer's cancellation request, and cancelled items reported with
+    quantity 0 (the sandbox's cancelled_quantity_zero) are still the model's orders."""
+    client, headers = amazon
+    past = time.time() - 3600
+    client.post("/_sandbox/orders", json={"channel": "UA", "orders": [
+        {"order_id": "A", "lines": [{"sku": "S1", "price": "10"}, {"sku": "S2", "price": "20"}], "created": past},
+        {"order_id": "B", "status": "SHIPPED", "fulfilled_by": "AMAZON", "lines": [{"sku": "S3", "price": "5"}],
+         "created": past + 1},
+        {"order_id": "C", "lines": [{"sku": "S4", "price": "7", "quantity": 3}], "created": past + 2}]})
+    a_lines = [l["line_id"] for l in client.get("/_sandbox/orders", query_string={"channel": "UA"}).get_json()["orders"][0]["lines"]]
+    client.post("/_sandbox/cancellation-requests", json={"channel": "UA", "requests": [{"order_id": "A", "line_ids": a_lines[:1]}]})
+    client.post("/_sandbox/cancellations", json={"channel": "UA", "cancellations": [
+        {"order_id": "A", "line_ids": a_lines[1:]}, {"order_id": "C"}]})
+    client.put("/_sandbox/channels/UA", json={"cancelled_quantity_zero": True})
+    query = {"marketplaceIds": INDIA, "createdAfter": "2020-01-01T00:00:00Z",
+             "includedData": ",".join(next(p for p in SEARCH_ORDERS["parameters"] if p["name"] == "includedData")["items"]["enum"])}
+
+    answer = client.get("/amazon" + orders.SEARCH_ORDERS, query_string=query, headers=headers)
+
+    assert answer.status_code == 200, answer.get_data()
+    assert_order_model("SearchOrdersResponse", answer.get_json())
+    served = {o["orderId"]: o for o in answer.get_json()["orders"]}
+    assert served["A"]["orderItems"][1]["quantityOrdered"] == 0
+    assert set(served["A"]["orderItems"][0]["cancellation"]) == {"cancellationRequest"}
+    assert served["B"]["fulfillment"]["fulfilledBy"] == "AMAZON"
+    assert served["C"]["fulfillment"]["fulfillmentStatus"] == "CANCELLED" and "recipient" not in served["C"]

@@ -155,6 +155,7 @@ class OrderPage:
     orders: list[Any] = field(default_factory=list)  # wheel.domain.Order
     cancellations: list[Any] = field(default_factory=list)  # wheel.domain.Cancellation
     failures: list[Any] = field(default_factory=list)  # wheel.domain.Unmappable
+    requests: list[Any] = field(default_factory=list)  # wheel.domain.CancellationRequest
     # Raw record per order id (JSON-able), kept with the stored order.
     raw: dict[str, Any] = field(default_factory=dict)
     cursor: dict[str, Any] | None = None

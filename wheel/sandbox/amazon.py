@@ -9,10 +9,14 @@ getFeed says IN_PROGRESS until then; an unreadable document ends FATAL with a pr
 that says why, and `feed_fatal` makes every feed end FATAL with nothing applied and no report. Pre-signed upload and download URLs live under `/amazon/_uploads`
 and `/amazon/_downloads` and, like S3's, need no token.
 
-searchOrders serves the sandbox's order book (`POST /_sandbox/orders`, `/_sandbox/cancellations`):
-every order is a merchant-fulfilled Amazon.in order, UNSHIPPED until every line is cancelled
-(CANCELLED); cancelled lines of an UNSHIPPED order carry `cancellation` (includedData=CANCELLATION).
-A line's price in the book is its total; Amazon's `product.price.unitPrice` is that / quantity.
+searchOrders serves the sandbox's order book (`POST /_sandbox/orders`, `/_sandbox/cancellations`,
+`/_sandbox/cancellation-requests`): Amazon.in orders, merchant-fulfilled unless created with
+`fulfilled_by: AMAZON`, UNSHIPPED (or created SHIPPED) until every line is cancelled (CANCELLED).
+Each data set (buyer, recipient, proceeds, fulfillment, an item's proceeds, fulfillment and
+cancellation) is in the answer only when `includedData` asks for it; a cancelled order has no
+recipient and no proceeds. A line's price in the book is its total; Amazon's
+`product.price.unitPrice` is that / quantity. The channel setting `cancelled_quantity_zero`
+reports cancelled items with quantityOrdered 0 and no price, as Orders v0 did.
 Pagination tokens are kept by the sandbox for 24 hours and resume after the last order served.
 """
 
@@ -422,16 +426,20 @@ class Amazon:
         query = _order_query(args, now, behaviour.order_lag_s)
         if isinstance(query, str):
             return spapi_error(400, "InvalidInput", query)
-        by, after, before, statuses, wanted, size, included = query
+        by, after, before, statuses, fulfilled_by, india, size, included = query
         if resume is not None:
             before = resume["before"]  # a defaulted end stays the first page's
         field = "created" if by == "createdBefore" else "updated"
         with core.orders.lock:
+            # Every sandbox order is an Amazon.in order; fulfilledBy and fulfillmentStatuses filter
+            # (orders_2026-01-01.json, searchOrders parameters fulfilledBy, fulfillmentStatuses).
             chosen = sorted(((getattr(o, field), o.order_id), o) for o in core.orders.for_channel(channel)
-                            if after <= getattr(o, field) <= before and wanted and o.status in statuses)
+                            if after <= getattr(o, field) <= before and india and o.status in statuses
+                            and o.fulfilled_by in fulfilled_by)
             if resume is not None:
                 chosen = [(key, o) for key, o in chosen if key > tuple(resume["after"])]
-            answer: dict[str, Any] = {"orders": [_order(o, included) for _, o in chosen[:size]]}
+            answer: dict[str, Any] = {"orders": [_order(o, included, behaviour.cancelled_quantity_zero)
+                                                 for _, o in chosen[:size]]}
         if len(chosen) > size:
             next_token = secrets.token_urlsafe(24)
             with core.lock:
@@ -701,12 +709,12 @@ def _item(sku: str, listing: dict[str, Any], marketplace_id: str, included: list
 
 # -- orders ----------------------------------------------------------------------------------------
 
-OrderQuery = tuple[str, float, float, set[str], bool, int, set[str]]
+OrderQuery = tuple[str, float, float, set[str], set[str], bool, int, set[str]]
 
 
 def _order_query(args: Any, now: float, lag_s: float) -> OrderQuery | str:
     """searchOrders' parameters checked as the model says: (the *Before field answered, after,
-    before, statuses, whether India is asked for, page size, includedData); or the problem."""
+    before, statuses, fulfilledBy, whether India is asked for, page size, includedData); or the problem."""
     created, updated = args.get("createdAfter"), args.get("lastUpdatedAfter")
     if (created is None) == (updated is None):
         return "Exactly one of createdAfter and lastUpdatedAfter must be provided"
@@ -744,9 +752,8 @@ def _order_query(args: Any, now: float, lag_s: float) -> OrderQuery | str:
         size = 0
     if not 1 <= size <= 100:
         return "maxResultsPerPage must be between 1 and 100"
-    # Every sandbox order is a merchant-fulfilled Amazon.in order.
-    wanted = (not marketplaces or INDIA in marketplaces) and "MERCHANT" in fulfilled_by
-    return before_name, after, before, statuses, wanted, size, included
+    # No fulfilledBy and no fulfillmentStatuses: no filter (every value of the enum).
+    return before_name, after, before, statuses, fulfilled_by, not marketplaces or INDIA in marketplaces, size, included
 
 
 def _list(args: Any, name: str) -> list[str]:
@@ -764,40 +771,88 @@ def _instant(value: str | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _order(order: SandboxOrder, included: set[str]) -> dict[str, Any]:
+# Where each data set goes, by includedData value: "Get orders with filtering criteria",
+# https://developer-docs.amazon.com/sp-api/docs/get-orders-with-filtering-criteria (BUYER ->
+# Order.buyer; RECIPIENT -> Order.recipient; FULFILLMENT -> Order.fulfillment and
+# Order.orderItems.fulfillment; PROCEEDS -> Order.proceeds and Order.orderItems.proceeds;
+# CANCELLATION -> Order.orderItems.cancellation). "If you do not include includedData, the response
+# will include only basic information": orderId, times, salesChannel, items with their product.
+# Every x-amzn-api-sandbox example of searchOrders and getOrder in orders_2026-01-01.json that
+# answers `fulfillment` asks for FULFILLMENT.
+
+
+def _order(order: SandboxOrder, included: set[str], cancelled_quantity_zero: bool = False) -> dict[str, Any]:
     """An Order as searchOrders answers it, with the data sets asked for (money as decimal strings)."""
+    cancelled = order.status == "CANCELLED"
+    # orders_2026-01-01.json#/definitions/Order: required orderId, createdTime, lastUpdatedTime,
+    # salesChannel, orderItems.
     answer: dict[str, Any] = {
         "orderId": order.order_id, "createdTime": _iso(order.created), "lastUpdatedTime": _iso(order.updated),
         "salesChannel": {"channelName": "AMAZON", "marketplaceId": INDIA, "marketplaceName": "Amazon.in"},
-        "fulfillment": {"fulfillmentStatus": order.status, "fulfilledBy": "MERCHANT"},
-        "orderItems": [_order_item(line, included) for line in order.lines],
+        "orderItems": [_order_item(line, included, cancelled_quantity_zero, order.status == "SHIPPED")
+                       for line in order.lines],
     }
-    if "RECIPIENT" in included:
-        ship_to = order.ship_to
-        address = {"name": f"{ship_to.first_name} {ship_to.last_name}".strip(), "addressLine1": ship_to.line1,
+    ship_to = order.ship_to
+    name = f"{ship_to.first_name} {ship_to.last_name}".strip()
+    if "BUYER" in included:
+        # orders_2026-01-01.json#/definitions/Buyer (buyerName).
+        answer["buyer"] = {"buyerName": name}
+    # UNCONFIRMED: that a CANCELLED order comes without recipient and proceeds. Neither the model
+    # nor the use-case guide says; it rests on the shape of cancelled orders this project's unit
+    # fixtures follow (tests/unit/test_amazon_orders.py) and on the rule that a client must not need
+    # an address or money to cancel. Serving the harsher case keeps a client honest.
+    if "RECIPIENT" in included and not cancelled:
+        # orders_2026-01-01.json#/definitions/Recipient -> deliveryAddress (CustomerAddress).
+        address = {"name": name, "addressLine1": ship_to.line1,
                    "addressLine2": ship_to.line2, "city": ship_to.city, "stateOrRegion": ship_to.state,
                    "postalCode": ship_to.zip_code, "countryCode": "IN", "addressType": "RESIDENTIAL"}
         answer["recipient"] = {"deliveryAddress": {k: v for k, v in address.items() if v}}
-    if "PROCEEDS" in included:
+    if "PROCEEDS" in included and not cancelled:
+        # orders_2026-01-01.json#/definitions/OrderProceeds (grandTotal: Money).
         answer["proceeds"] = {"grandTotal": _money(order.total)}
+    if "FULFILLMENT" in included:
+        # orders_2026-01-01.json#/definitions/OrderFulfillment: fulfillmentStatus (required), fulfilledBy.
+        answer["fulfillment"] = {"fulfillmentStatus": order.status, "fulfilledBy": order.fulfilled_by}
     return answer
 
 
-def _order_item(line: SandboxLine, included: set[str]) -> dict[str, Any]:
+def _order_item(line: SandboxLine, included: set[str], cancelled_quantity_zero: bool = False,
+                shipped: bool = False) -> dict[str, Any]:
     unit = Decimal(line.price) / (line.quantity or 1)
+    # orders_2026-01-01.json#/definitions/OrderItem: required orderItemId, quantityOrdered, product.
     item: dict[str, Any] = {
         "orderItemId": line.line_id, "quantityOrdered": line.quantity,
         "product": {"asin": "B0" + hashlib.sha1(line.sku.encode()).hexdigest()[:8].upper(), "sellerSku": line.sku,
                     "price": {"unitPrice": _money(unit)}},
     }
-    if "PROCEEDS" in included:
+    if line.cancelled and cancelled_quantity_zero:
+        # UNCONFIRMED for v2026-01-01: the model does not say what quantityOrdered and unitPrice of a
+        # cancelled item become. Orders v0 reported QuantityOrdered 0 and no ItemPrice for cancelled
+        # items; this switch serves that shape, so a client is tested against both.
+        item["quantityOrdered"] = 0
+        del item["product"]["price"]
+    if "PROCEEDS" in included and not line.cancelled:
+        # orders_2026-01-01.json#/definitions/ItemProceeds (proceedsTotal). UNCONFIRMED: that a
+        # cancelled item has none (nothing is charged for it).
         item["proceeds"] = {"proceedsTotal": _money(Decimal(line.price))}
-    if "CANCELLATION" in included and line.cancelled:
-        execution = {"cancelledBy": CANCELLED_BY.get(line.cancel_type or "", "AMAZON"),
-                     "cancelReason": line.cancel_reason or ""}
-        item["cancellation"] = {"cancellationExecution": execution}
-        if execution["cancelledBy"] == "BUYER":
-            item["cancellation"]["cancellationRequest"] = {"requester": "BUYER", "cancelReason": execution["cancelReason"]}
+    if "FULFILLMENT" in included:
+        # orders_2026-01-01.json#/definitions/ItemFulfillment (quantityFulfilled, quantityUnfulfilled).
+        done = line.quantity if shipped and not line.cancelled else 0
+        item["fulfillment"] = {"quantityFulfilled": done,
+                               "quantityUnfulfilled": 0 if line.cancelled else line.quantity - done}
+    if "CANCELLATION" in included and (line.cancelled or line.request_reason):
+        # orders_2026-01-01.json#/definitions/ItemCancellation: cancellationRequest (requester BUYER,
+        # cancelReason) is the buyer asking; cancellationExecution (cancelledBy BUYER | MERCHANT |
+        # AMAZON, cancelReason) is the cancellation done. The model's searchOrders example has both
+        # on an item a buyer asked to cancel and the merchant then cancelled.
+        cancellation: dict[str, Any] = {}
+        by = CANCELLED_BY.get(line.cancel_type or "", "AMAZON") if line.cancelled else None
+        if line.request_reason or by == "BUYER":
+            cancellation["cancellationRequest"] = {"requester": "BUYER",
+                                                   "cancelReason": line.request_reason or line.cancel_reason or ""}
+        if line.cancelled:
+            cancellation["cancellationExecution"] = {"cancelledBy": by, "cancelReason": line.cancel_reason or ""}
+        item["cancellation"] = cancellation
     return item
 
 

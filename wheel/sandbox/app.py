@@ -46,6 +46,7 @@ class SandboxApp:
             Rule("/_sandbox/orders", endpoint="_sandbox.create_orders", methods=["POST"]),
             Rule("/_sandbox/orders", endpoint="_sandbox.list_orders", methods=["GET"]),
             Rule("/_sandbox/cancellations", endpoint="_sandbox.cancel_orders", methods=["POST"]),
+            Rule("/_sandbox/cancellation-requests", endpoint="_sandbox.request_cancellations", methods=["POST"]),
         ]
         self.handlers["_sandbox"] = self
         for emulator in emulators():
@@ -185,6 +186,23 @@ class SandboxApp:
         return json_response({"channel": channel, "cancelled": [
             {"order_id": order.order_id, "line_ids": [line.line_id for line in lines], "whole_order": order.cancelled}
             for order, lines in done
+        ]})
+
+    def on_request_cancellations(self, request: Request) -> Response:
+        """{"channel": "UZ", "requests": [{"order_id", "line_ids"?, "reason"?}]}: buyers asking to
+        cancel (Amazon shows it as an item's cancellation.cancellationRequest until someone acts)."""
+        parsed = self._order_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        channel, data = parsed
+        if not isinstance(data.get("requests"), list):
+            return error(400, "BAD_REQUEST", "send requests: a list of {order_id, line_ids?, reason?}")
+        try:
+            done = self.core.orders.request_cancellation(channel, data["requests"])
+        except (TypeError, ValueError) as exc:
+            return error(400, "BAD_REQUEST", str(exc))
+        return json_response({"channel": channel, "requested": [
+            {"order_id": order.order_id, "line_ids": [line.line_id for line in lines]} for order, lines in done
         ]})
 
 

@@ -51,6 +51,9 @@ class ChannelBehaviour:
     # whether its feeds end FATAL (aborted, nothing applied, no report).
     feed_processing_s: float = 0.0
     feed_fatal: bool = False
+    # Amazon: report a cancelled order item with quantityOrdered 0 and no unit price, as the
+    # Orders API v0 did (searchOrders v2026-01-01 may keep them; see wheel/sandbox/amazon.py).
+    cancelled_quantity_zero: bool = False
 
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
@@ -58,6 +61,7 @@ class ChannelBehaviour:
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
         "feed_processing_s": (int, float), "feed_fatal": (bool,),
+        "cancelled_quantity_zero": (bool,),
     }
 
     @classmethod

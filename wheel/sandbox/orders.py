@@ -47,6 +47,9 @@ class SandboxLine:
     # buyer_cancellation | seller_cancellation | marketplace_cancellation
     cancel_type: str | None = None
     cancel_reason: str | None = None
+    # A buyer's request to cancel the line, which the seller has not acted on yet (Amazon).
+    requested_at: float | None = None
+    request_reason: str | None = None
 
 
 @dataclass
@@ -63,6 +66,8 @@ class SandboxOrder:
     status: str = "UNSHIPPED"
     # A second id some marketplaces have (Flipkart's shipmentId).
     shipment_id: str = ""
+    # Who ships it (Amazon's fulfilledBy): MERCHANT, or AMAZON for an FBA order.
+    fulfilled_by: str = "MERCHANT"
 
     @property
     def total(self) -> Decimal:
@@ -107,7 +112,8 @@ class OrderBook:
                order_id_format: str = "{date}-{seq:03d}-{rand:06d}") -> list[SandboxOrder]:
         """`count` generated orders (names, addresses, SKUs from `skus`), or `explicit` ones:
         {"order_id"?, "lines": [{"sku", "quantity"?, "price"}], "ship_to"?, "bill_to"?,
-        "payment_ref"?, "created"?}."""
+        "payment_ref"?, "created"?, "status"?: "UNSHIPPED" | "SHIPPED", "fulfilled_by"?: "MERCHANT" | "AMAZON"}.
+        Status and fulfilled_by are Amazon's; the other marketplaces ignore them."""
         rng = random.Random(seed)
         skus = skus or [f"SKU{n}" for n in range(1, 21)]
         made: list[SandboxOrder] = []
@@ -162,9 +168,15 @@ class OrderBook:
 
             lines.append(SandboxLine(line_id=str(line.get("line_id", f"{seq}{n:02d}")), sku=str(line["sku"]),
                                      quantity=int(line.get("quantity", 1)), price=str(line["price"])))
+        status, fulfilled_by = spec.get("status", "UNSHIPPED"), spec.get("fulfilled_by", "MERCHANT")
+        if status not in ("UNSHIPPED", "SHIPPED"):
+            raise ValueError(f"status {status!r}: a new order is UNSHIPPED or SHIPPED")
+        if fulfilled_by not in ("MERCHANT", "AMAZON"):
+            raise ValueError(f"fulfilled_by {fulfilled_by!r}: MERCHANT or AMAZON")
         return SandboxOrder(channel=channel, order_id=str(spec.get("order_id", generated_id)), created=now, updated=now,
                             ship_to=ship_to, bill_to=bill_to, payment_ref=str(spec.get("payment_ref", f"PAY-{seq:09d}")),
-                            lines=lines, shipment_id=str(spec.get("shipment_id", f"SH{seq:010d}")))
+                            lines=lines, shipment_id=str(spec.get("shipment_id", f"SH{seq:010d}")), status=status,
+                            fulfilled_by=fulfilled_by)
 
     # -- cancelling ----------------------------------------------------------------------------
 
@@ -192,6 +204,25 @@ class OrderBook:
                     if len(lines) > 1 and rng.random() < partial_share:
                         lines = lines[: len(lines) // 2]
                     done.append((order, self._cancel_lines(order, lines, rng, None, None)))
+        return done
+
+    def request_cancellation(self, channel: str, explicit: list[dict[str, Any]]) -> list[tuple[SandboxOrder, list[SandboxLine]]]:
+        """Buyers asking to cancel lines of open orders, which nobody has cancelled yet:
+        [{"order_id", "line_ids"?: [...], "reason"?: "..."}]. Asking moves the order's updated time."""
+        done: list[tuple[SandboxOrder, list[SandboxLine]]] = []
+        with self.lock:
+            book = self.orders.get(channel, {})
+            for spec in explicit:
+                order = book.get(str(spec.get("order_id")))
+                if order is None:
+                    raise ValueError(f"no order {spec.get('order_id')!r} on {channel}")
+                wanted = spec.get("line_ids")
+                lines = [l for l in order.lines if not l.cancelled and (wanted is None or l.line_id in wanted)]
+                now = time.time()
+                for line in lines:
+                    line.requested_at, line.request_reason = now, str(spec.get("reason") or "Buyer changed their mind")
+                order.updated = now
+                done.append((order, lines))
         return done
 
     def _cancel_lines(self, order: SandboxOrder, lines: list[SandboxLine], rng: random.Random,

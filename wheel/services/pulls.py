@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wheel.db.models import CancelledLine as CancelledLineRow
 from wheel.db.models import Channel, JobRun, OutboxMessage, Schedule
 from wheel.db.models import Order as OrderRow
-from wheel.domain import Cancellation, CancelledLine, Order, Unmappable
+from wheel.domain import Cancellation, CancellationRequest, CancelledLine, Order, Unmappable
 from wheel.events import NewEvent, Recorded, record, record_many
 from wheel.marketplaces.base import OrderPage, OrderSource, PullWindow, QuotaGate, QuotaWait
 from wheel.marketplaces.errors import AuthError, MarketplaceError, TransientError
@@ -193,14 +193,14 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
 def _parts(page: OrderPage, size: int = PART_SIZE):
     """A page in parts of at most `size` orders, each stored in its own transaction, so the
     publisher starts on the first while the rest are stored (Tata CLiQ answers every open order in
-    one page). Cancellations and failures go with the last part, which also moves the cursor: a
+    one page). Cancellations, failures and cancellation requests go with the last part, which also moves the cursor: a
     crash part-way redoes the page, and the upserts make that harmless."""
     orders = page.orders
     for start in range(0, max(len(orders) - size, 0), size):
         yield OrderPage(orders=orders[start:start + size], raw=page.raw), False
     tail = orders[(max(len(orders) - 1, 0) // size) * size:] if orders else []
-    yield OrderPage(orders=tail, cancellations=page.cancellations, failures=page.failures, raw=page.raw,
-                    cursor=page.cursor, calls=page.calls), True
+    yield OrderPage(orders=tail, cancellations=page.cancellations, failures=page.failures, requests=page.requests,
+                    raw=page.raw, cursor=page.cursor, calls=page.calls), True
 
 
 def _json(value: Any) -> str | None:
@@ -299,7 +299,7 @@ def _store_page(session: Session, run: DueRun, channel: Channel, page: OrderPage
     # by side) must see each other: lock each order id for the transaction, in one order (no deadlock).
     keys = sorted({f"order:{channel.id}:{oid}" for oid in
                    {o.order_id for o in page.orders} | {c.order_id for c in page.cancellations}
-                   | {f.order_id for f in page.failures}})
+                   | {f.order_id for f in page.failures} | {r.order_id for r in page.requests}})
     if keys:
         session.execute(text("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM "
                              "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted"), {"keys": keys})
@@ -308,6 +308,8 @@ def _store_page(session: Session, run: DueRun, channel: Channel, page: OrderPage
         _store_failure(session, run, channel, failure, outcome)
     for cancellation in page.cancellations:
         _store_cancellation(session, run, channel, cancellation, header, queues, outcome)
+    for request in page.requests:
+        _store_request(session, run, channel, request, outcome)
 
 
 def _event(run: DueRun, name: str, *, level: str = "info", parent_id: int | None = None, key: str | None = None,
@@ -420,6 +422,7 @@ def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unm
             .on_conflict_do_nothing(index_elements=["channel_id", "order_id"]).returning(OrderRow.id)
         ).scalar_one_or_none()
         if row_id is None:
+            _store_failure_of_known(session, run, channel, failure, outcome)
             return
         recorded = record(session, _event(run, "order/failed", level="error", parent_id=outcome.parent_id,
                                           key=f"order:{channel.id}:{failure.order_id}:failed",
@@ -428,6 +431,50 @@ def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unm
                                                           "a later pull that maps it sends it"}))
         session.execute(text("UPDATE orders SET event_id = :e WHERE id = :id"), {"e": recorded.id, "id": row_id})
     outcome.failures += 1
+    if recorded.created:
+        outcome.alerts.append(recorded)
+
+
+def _store_failure_of_known(session: Session, run: DueRun, channel: Channel, failure: Unmappable,
+                            outcome: PullOutcome) -> None:
+    """An order stored before comes back unmappable. One that failed before is reported already. One
+    the OMS has (or is about to get) keeps its status, but what Amazon now says of it cannot be
+    read: whatever changed (a cancellation Wheel could not see, a new address) may not reach the
+    OMS. Said once per reason, with an alert, and kept on the order (`wheelctl orders list`)."""
+    row = session.execute(
+        select(OrderRow.id, OrderRow.status, OrderRow.event_id)
+        .where(OrderRow.channel_id == channel.id, OrderRow.order_id == failure.order_id).with_for_update()
+    ).first()
+    if row is None or row.status == "failed":
+        return
+    session.execute(text("UPDATE orders SET failure = :f WHERE id = :id"), {"f": failure.reason, "id": row.id})
+    recorded = record(session, _event(
+        run, "order/failed-after-sent", level="error", parent_id=row.event_id,
+        key=f"order:{channel.id}:{failure.order_id}:failed-after-sent:{_digest(failure.reason)}",
+        payload={"order_id": failure.order_id, "status": row.status, "error": failure.reason, "raw": failure.raw,
+                 "fix": f"Wheel sent order {failure.order_id} to the OMS (or is sending it: {row.status}); compare "
+                        f"it with the marketplace by hand, as a change to it may not have reached the OMS"}))
+    outcome.failures += 1
+    if recorded.created:
+        outcome.alerts.append(recorded)
+
+
+def _store_request(session: Session, run: DueRun, channel: Channel, request: CancellationRequest,
+                   outcome: PullOutcome) -> None:
+    """A buyer asking to cancel lines: not a cancellation (the OMS is not told), but the seller must
+    answer before shipping. Said once per set of lines asked for, with an alert."""
+    line_ids = [line.line_id for line in request.lines]
+    parent = session.execute(
+        select(OrderRow.event_id).where(OrderRow.channel_id == channel.id, OrderRow.order_id == request.order_id)
+    ).scalar_one_or_none()
+    recorded = record(session, _event(
+        run, "cancellation/requested", level="warning", parent_id=parent or outcome.parent_id,
+        key=f"cancel-request:{channel.id}:{request.order_id}:{_digest(','.join(sorted(line_ids)))}",
+        payload={"order_id": request.order_id, "lines": line_ids, "skus": [line.sku for line in request.lines],
+                 "requester": request.requester, "reason": request.reason,
+                 "action": f"the {request.requester.lower()} asked to cancel {', '.join(l.sku for l in request.lines)} "
+                           f"of order {request.order_id} ({request.reason or 'no reason given'}): cancel it in "
+                           f"Seller Central before it ships, or ship it; a cancellation then reaches the OMS"}))
     if recorded.created:
         outcome.alerts.append(recorded)
 
@@ -474,6 +521,40 @@ def _store_cancellation(session: Session, run: DueRun, channel: Channel, cancell
                          order_lines=order_lines)
 
 
+def _sendable(session: Session, run: DueRun, channel: Channel, cancellation: Cancellation, row_ids: list[int],
+              order_lines, outcome: PullOutcome) -> Cancellation | None:
+    """The cancellation as the OMS can take it, against the lines the OMS was sent. A line reported
+    with quantity 0 (Amazon gives cancelled items so) is cancelled with the quantity it was sent
+    with; a line at 0 the OMS never had (it was cancelled before the order was first pulled) is not
+    sent, and said so once. None when nothing is left to send."""
+    sent = {line.line_id: line for line in order_lines}
+    keep, never = [], []
+    for line in cancellation.lines:
+        if line.quantity >= 1:
+            keep.append(line)
+        elif line.line_id in sent:
+            keep.append(CancelledLine(line.line_id, line.sku, sent[line.line_id].quantity))
+            session.execute(text("UPDATE cancellations SET quantity = :q WHERE id = ANY(:ids) AND line_id = :l"),
+                            {"q": sent[line.line_id].quantity, "ids": row_ids, "l": line.line_id})
+        else:
+            never.append(line)
+    if not never:
+        return Cancellation(cancellation.channel_id, cancellation.order_id, tuple(keep), cancellation.reason_code,
+                            cancellation.reason_text, cancellation.whole_order)
+    record(session, _event(
+        run, "cancellation/not-sent", parent_id=outcome.parent_id,
+        key=f"cancel:{channel.id}:{cancellation.order_id}:{_digest(','.join(sorted(l.line_id for l in never)))}:not-sent",
+        payload={"order_id": cancellation.order_id, "lines": [l.line_id for l in never], "skus": [l.sku for l in never],
+                 "reason": "the marketplace cancelled these lines before the order reached the OMS, which was "
+                           "sent the order without them: there is nothing to cancel"}))
+    if not keep and not cancellation.whole_order:
+        # Nothing for the OMS: the ledger marks the lines done.
+        session.execute(text("UPDATE cancellations SET status = 'sent' WHERE id = ANY(:ids)"), {"ids": row_ids})
+        return None
+    return Cancellation(cancellation.channel_id, cancellation.order_id, tuple(keep), cancellation.reason_code,
+                        cancellation.reason_text, cancellation.whole_order)
+
+
 def _lines_of(document: dict[str, Any] | None) -> list[CancelledLine]:
     return [CancelledLine(str(l["line_id"]), str(l["sku"]), int(l["quantity"])) for l in (document or {}).get("lines", [])]
 
@@ -482,6 +563,9 @@ def _outbox_cancellation(session: Session, run: DueRun, channel: Channel, cancel
                          parent_id: int | None, header: dict[str, str], queues: OmsQueues, outcome: PullOutcome,
                          *, order_lines) -> None:
     all_line_ids = {line.line_id for line in order_lines}
+    cancellation = _sendable(session, run, channel, cancellation, row_ids, order_lines, outcome)
+    if cancellation is None:
+        return
     earlier = session.execute(
         select(CancelledLineRow.line_id).where(
             CancelledLineRow.channel_id == channel.id, CancelledLineRow.order_id == cancellation.order_id,

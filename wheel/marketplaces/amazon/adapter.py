@@ -44,8 +44,10 @@ class AmazonAdapter:
     def __init__(self, channel: ChannelConfig, client: SpApiClient, *, seller_id: str,
                  marketplace_id: str = mapping.INDIA, currency: str = "INR",
                  bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
-                 order_lag_s: float = DEFAULT_ORDER_LAG_S, mrp_attribute: str = mapping.MRP_IN_OFFER):
+                 order_lag_s: float = DEFAULT_ORDER_LAG_S, mrp_attribute: str = mapping.MRP_IN_OFFER,
+                 fulfilled_by: tuple[str, ...] = orders.DEFAULT_FULFILLED_BY):
         self.channel = channel
+        self.fulfilled_by = fulfilled_by
         self.client = client
         self.seller_id, self.marketplace_id, self.currency = seller_id, marketplace_id, currency
         self.feed_wait_s = feed_wait_s
@@ -103,7 +105,8 @@ class AmazonAdapter:
             raise ValueError(f"not an Amazon pull cursor: {cursor!r}")
         while True:
             answer = self.client.call("GET", orders.SEARCH_ORDERS, orders.OPERATION, quota,
-                                      params=orders.search_query(self.marketplace_id, window, token))
+                                      params=orders.search_query(self.marketplace_id, window, token,
+                                                                 fulfilled_by=self.fulfilled_by))
             found = answer.get("orders") if isinstance(answer, dict) else None
             if not isinstance(found, list):
                 raise TransientError("Amazon's searchOrders answer has no orders list")
@@ -239,12 +242,21 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     if isinstance(order_lag_s, bool) or not isinstance(order_lag_s, (int, float)) or order_lag_s < 0:
         raise PermanentError(f"Amazon channel {channel.id}: options.order_lag_s must be a number of seconds >= 0",
                              code="CHANNEL_CONFIG")
+    fulfilled_by = options.get("fulfilled_by", list(orders.DEFAULT_FULFILLED_BY))
+    if (not isinstance(fulfilled_by, list) or not fulfilled_by
+            or not all(isinstance(v, str) and v in orders.FULFILLED_BY for v in fulfilled_by)
+            or len(set(fulfilled_by)) != len(fulfilled_by)):
+        raise PermanentError(f"Amazon channel {channel.id}: options.fulfilled_by must be a list of "
+                             f"{' and/or '.join(orders.FULFILLED_BY)} without repeats, e.g. [\"MERCHANT\"] (the "
+                             f"default: orders the seller ships) or [\"MERCHANT\", \"AMAZON\"] (FBA orders too); "
+                             f"not {fulfilled_by!r}", code="CHANNEL_CONFIG")
     client = SpApiClient(channel.base_url, options.get("lwa_url") or "https://api.amazon.com/auth/o2/token",
                          credentials, http_config)
     return AmazonAdapter(channel, client, seller_id=seller_id.strip(),
                          marketplace_id=options.get("marketplace_id") or mapping.INDIA,
                          currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
-                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s), mrp_attribute=mrp_attribute)
+                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s), mrp_attribute=mrp_attribute,
+                         fulfilled_by=tuple(fulfilled_by))
 
 
 def _credentials(channel: ChannelConfig, secrets: SecretStore) -> LwaCredentials:

@@ -1,11 +1,17 @@
 """Pure mapping for Orders API v2026-01-01 `searchOrders`: query parameters, and orders to domain.
 
-One query serves both new orders and cancellations (marketplaces.md 1.4-1.5): orders updated in the
-window, with the recipient, proceeds and cancellation data sets. Per order:
+One query serves both new orders and cancellations (marketplaces.md 1.4-1.5): merchant-fulfilled
+orders (`fulfilledBy`, a channel option) updated in the window, with the recipient, proceeds,
+cancellation and fulfillment data sets. Amazon answers a data set only when `includedData` names it
+("Get orders with filtering criteria"), and FULFILLMENT is the one with `fulfillmentStatus`. Per order:
 
-- not fully cancelled: an Order (every item is a line), plus a Cancellation of the items that carry
-  `cancellation.cancellationExecution` (a bare `cancellationRequest` is only the buyer asking);
-- fulfillmentStatus CANCELLED: only a Cancellation(whole_order=True) of every item;
+- fulfillmentStatus CANCELLED, or every item cancelled: only a Cancellation(whole_order=True) of every
+  item, which needs no address nor money (a cancelled order has neither);
+- otherwise an Order of its items, less cancelled items Amazon no longer gives a quantity and price
+  (quantityOrdered 0, as Orders v0 did: the OMS cannot take such a line); plus a Cancellation of the
+  items that carry `cancellation.cancellationExecution`, made whether or not the Order can be (an
+  order already at the OMS must hear of it); plus a CancellationRequest of the items that carry only
+  `cancellationRequest` (the buyer asking; the seller decides);
 - anything that cannot become an OMS document: an Unmappable with the order as received.
 
 Names: `recipient.deliveryAddress.name` is one string. first_name is every word but the last,
@@ -23,14 +29,21 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment, Unmappable, sku_problem
+from wheel.domain import (Address, Cancellation, CancellationRequest, CancelledLine, Order, OrderLine, Payment,
+                          Unmappable, sku_problem)
 from wheel.marketplaces.base import OrderPage, PullWindow
 
 SEARCH_ORDERS = "/orders/2026-01-01/orders"
 OPERATION = "searchOrders"
-INCLUDED_DATA = ("RECIPIENT", "PROCEEDS", "CANCELLATION")
+# Every data set the mapping reads: recipient, proceeds, item cancellation, and fulfillment (its
+# fulfillmentStatus says CANCELLED; without FULFILLMENT Amazon leaves Order.fulfillment out).
+INCLUDED_DATA = ("RECIPIENT", "PROCEEDS", "CANCELLATION", "FULFILLMENT")
 # PENDING orders have no address yet; they come back once they move on (lastUpdatedTime changes).
 FULFILLMENT_STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
+# searchOrders' fulfilledBy: AMAZON orders (FBA) are Amazon's to ship, so by default the OMS gets
+# only the seller's own; a channel can ask for both (options.fulfilled_by).
+FULFILLED_BY = ("MERCHANT", "AMAZON")
+DEFAULT_FULFILLED_BY = ("MERCHANT",)
 MAX_RESULTS_PER_PAGE = 100
 CANCELLED = "CANCELLED"
 DEFAULT_CANCELLER = "AMAZON"
@@ -45,7 +58,8 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def search_query(marketplace_id: str, window: PullWindow, token: str | None = None) -> dict[str, str | int]:
+def search_query(marketplace_id: str, window: PullWindow, token: str | None = None, *,
+                 fulfilled_by: tuple[str, ...] = DEFAULT_FULFILLED_BY) -> dict[str, str | int]:
     """searchOrders' query for the orders updated in `window`; with `token`, the page it names
     (every other parameter must stay the same)."""
     query: dict[str, str | int] = {
@@ -54,6 +68,7 @@ def search_query(marketplace_id: str, window: PullWindow, token: str | None = No
         "lastUpdatedBefore": iso(window.end),
         "fulfillmentStatuses": ",".join(FULFILLMENT_STATUSES),
         "includedData": ",".join(INCLUDED_DATA),
+        "fulfilledBy": ",".join(fulfilled_by),
         "maxResultsPerPage": MAX_RESULTS_PER_PAGE,
     }
     if token is not None:
@@ -69,11 +84,13 @@ def next_token(answer: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Mapped:
-    """What one Amazon order becomes: any of an Order, a Cancellation, or an Unmappable alone."""
+    """What one Amazon order becomes: an Order or an Unmappable of it, a Cancellation, a
+    CancellationRequest; or an Unmappable cancellation alone."""
 
     order: Order | None = None
     cancellation: Cancellation | None = None
     failure: Unmappable | None = None
+    request: CancellationRequest | None = None
 
 
 def read_page(channel_id: str, orders: list[Any], currency: str, token: str | None) -> OrderPage:
@@ -93,32 +110,47 @@ def read_page(channel_id: str, orders: list[Any], currency: str, token: str | No
             page.cancellations.append(mapped.cancellation)
         if mapped.failure:
             page.failures.append(mapped.failure)
+        if mapped.request:
+            page.requests.append(mapped.request)
     return page
 
 
 def map_order(channel_id: str, raw: Any, currency: str) -> Mapped:
     order_id = raw.get("orderId") if isinstance(raw, Mapping) else None
-    cancelled = _get(raw, "fulfillment", "fulfillmentStatus") == CANCELLED
+    items = raw.get("orderItems") if isinstance(raw, Mapping) else None
+    executed = [i for i in items if _executed(i)] if isinstance(items, list) else []
+    cancelled = (_get(raw, "fulfillment", "fulfillmentStatus") == CANCELLED
+                 or (bool(executed) and len(executed) == len(items)))
     kind = "cancellation" if cancelled else "order"
+    partial = request = None
     try:
         if not isinstance(order_id, str) or not order_id:
             raise _Problem("the order has no orderId")
-        items = raw.get("orderItems")
         if not isinstance(items, list) or not items or not all(isinstance(i, Mapping) for i in items):
             raise _Problem("the order has no orderItems")
         if cancelled:
             return Mapped(cancellation=_cancellation(channel_id, order_id, items, whole_order=True))
-        ship_to = _address(raw)
-        lines = tuple(_line(item, currency) for item in items)
-        total = _money(_get(raw, "proceeds", "grandTotal"), currency, "proceeds.grandTotal")
-        order = Order(channel_id=channel_id, order_id=order_id, bill_to=ship_to, ship_to=ship_to,
-                      payments=(Payment(total, reference=order_id),), lines=lines)
-        gone = [item for item in items if isinstance(_get(item, "cancellation", "cancellationExecution"), Mapping)]
-        partial = _cancellation(channel_id, order_id, gone, whole_order=False) if gone else None
-        return Mapped(order=order, cancellation=partial)
+        partial = _cancellation(channel_id, order_id, executed, whole_order=False) if executed else None
+        asked = [i for i in items if not _executed(i) and isinstance(_get(i, "cancellation", "cancellationRequest"), Mapping)]
+        request = _request(channel_id, order_id, asked) if asked else None
+        return Mapped(order=_order(channel_id, order_id, raw, items, currency), cancellation=partial, request=request)
     except _Problem as problem:
-        return Mapped(failure=Unmappable(channel_id=channel_id, order_id=str(order_id or ""), kind=kind,
-                                         reason=str(problem), raw=jsonable(raw)))
+        failure = Unmappable(channel_id=channel_id, order_id=str(order_id or ""), kind=kind, reason=str(problem),
+                             raw=jsonable(raw))
+        # What was mapped before the problem (a cancellation, a request) goes on without the order:
+        # the OMS may have the order already.
+        return Mapped(cancellation=partial, failure=failure, request=request)
+
+
+def _order(channel_id: str, order_id: str, raw: Mapping[str, Any], items: list[Mapping[str, Any]],
+           currency: str) -> Order:
+    ship_to = _address(raw)
+    # A cancelled item is a line while Amazon still gives its quantity (the OMS then cancels it); at
+    # quantityOrdered 0 there is nothing to order, and its cancellation says so to the OMS.
+    lines = tuple(_line(item, currency) for item in items if not (_executed(item) and item.get("quantityOrdered") == 0))
+    total = _money(_get(raw, "proceeds", "grandTotal"), currency, "proceeds.grandTotal")
+    return Order(channel_id=channel_id, order_id=order_id, bill_to=ship_to, ship_to=ship_to,
+                 payments=(Payment(total, reference=order_id),), lines=lines)
 
 
 def jsonable(value: Any) -> Any:
@@ -186,6 +218,19 @@ def _line(item: Mapping[str, Any], currency: str) -> OrderLine:
     unit = _money(_get(item, "product", "price", "unitPrice"), currency, f"item {line_id} product.price.unitPrice")
     return OrderLine(line_id=line_id, sku=sku, quantity=quantity,
                      line_total=(unit * quantity).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _executed(item: Any) -> bool:
+    return isinstance(_get(item, "cancellation", "cancellationExecution"), Mapping)
+
+
+def _request(channel_id: str, order_id: str, items: list[Mapping[str, Any]]) -> CancellationRequest:
+    requests = [_get(i, "cancellation", "cancellationRequest") for i in items]
+    requester = next((r["requester"] for r in requests if isinstance(r.get("requester"), str) and r["requester"]), "BUYER")
+    reason = next((r["cancelReason"] for r in requests if isinstance(r.get("cancelReason"), str) and r["cancelReason"]), "")
+    return CancellationRequest(channel_id=channel_id, order_id=order_id,
+                               lines=tuple(CancelledLine(*_identity(item, 0)) for item in items),
+                               requester=requester, reason=reason)
 
 
 def _cancellation(channel_id: str, order_id: str, items: list[Mapping[str, Any]], *, whole_order: bool) -> Cancellation:
