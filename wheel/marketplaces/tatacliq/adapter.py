@@ -56,7 +56,11 @@ class TataCliqAdapter:
         try:
             answer = response.json()
         except ValueError:
-            answer = None
+            # A 200 that is not JSON did not come from the API: a proxy's or load balancer's
+            # maintenance or error page, a captive portal. Transient, like the 5xx it stands in
+            # for: retried with backoff, then failed loudly; no SKU is counted as done.
+            raise TransientError(_not_json(response, f"Tata CLiQ POST {path.format(channel_id=self.channel.id)}",
+                                           self._secrets), status=response.status_code) from None
         return mapping.results(call, answer)
 
     def pull(self, job: str, window: PullWindow, cursor: dict[str, Any] | None,
@@ -83,6 +87,17 @@ class TataCliqAdapter:
 
     def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
         raise NotImplementedError("Tata CLiQ publishes no way to read listings back")
+
+
+def _not_json(response: requests.Response, what: str, secrets: tuple[str, ...]) -> str:
+    """Why an answer is unusable, with the start of it (secrets masked) for the operator."""
+    excerpt = " ".join(response.text[:400].split())[:160]
+    for secret in secrets:
+        if secret:
+            excerpt = excerpt.replace(secret, "***")
+    kind = response.headers.get("Content-Type") or "no Content-Type"
+    return (f"{what} answered HTTP {response.status_code} with {kind}, not JSON (a proxy's or maintenance "
+            f"page?), so no SKU in it is counted as done: {excerpt!r}")
 
 
 def _read_bounded(response: requests.Response, limit: int, what: str) -> bytes:
