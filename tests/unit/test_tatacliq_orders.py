@@ -235,3 +235,11 @@ def test_an_answer_cut_short_is_refused_at_close_and_what_was_read_is_kept():
     with pytest.raises(PermanentError, match="not well-formed XML"):
         reader.close()
     assert reader.read == 3  # the third order's end tag had come; only </Orders> was missing
+
+
+def test_the_byte_scan_alone_finds_a_declaration_fed_a_byte_at_a_time():
+    reader = orders.NewOrdersReader("UT", WHAT)
+    prolog = b'<?xml version="1.0"?><!ENTITY'
+    with pytest.raises(PermanentError, match="DOCTYPE and ENTITY declarations are refused"):
+        for byte in prolog:
+            reader.feed(bytes([byte]))

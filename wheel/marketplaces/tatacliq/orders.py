@@ -122,7 +122,7 @@ class NewOrdersReader:
         self._page = OrderPage(calls=1)
         self._seen: set[str] = set()
         self._depth = 0
-        self._tail = b""  # the end of the last chunk, for a declaration split between two chunks
+        self._tail = b""  # the last bytes fed, for a declaration split between chunks
         self._content = False
 
     def feed(self, data: bytes) -> list[OrderPage]:
@@ -130,7 +130,7 @@ class NewOrdersReader:
         if any(declaration in window for declaration in _DECLARATIONS):
             raise self._unusable("DOCTYPE and ENTITY declarations are refused (no external entities, "
                                  "no entity expansion)")
-        self._tail = data[-(len(_DECLARATIONS[0]) - 1):]
+        self._tail = (self._tail + data)[-(len(_DECLARATIONS[0]) - 1):]
         self._content = self._content or bool(data.strip())
         try:
             self._parser.feed(data)
