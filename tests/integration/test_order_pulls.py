@@ -256,3 +256,54 @@ def test_a_cursor_the_marketplace_refuses_is_dropped_and_the_window_pulled_again
     with sessions.begin() as session:
         session.execute(text("""UPDATE channels SET options = '{"oms_header": {"EntryType": "UT"}}'"""))
     assert pull().orders == 2
+
+
+def set_option(sessions, **options):
+    from wheel.services.channels import update_channel
+
+    with sessions.begin() as session:
+        update_channel(session, "UT", options=options)
+
+
+def test_an_open_order_answer_over_the_channel_limit_fails_loudly_and_keeps_the_orders_it_read(sandbox, sessions, pull):
+    # Tata CLiQ answers every open order at once. Past the channel's limit (about 140 sandbox
+    # orders in 0.1 MB here; 100 MB by default) the pull stops reading: the orders read so far are
+    # stored, and the ops team is told, with what to do, that the rest of the book did not come.
+    set_option(sessions, max_answer_mb="0.1")
+    post(sandbox, "orders", {"channel": "UT", "count": 300, "seed": 7})
+    outcome = pull()
+    assert outcome.status == "failed"
+    assert 100 < outcome.orders < 300
+    with sessions() as session:
+        stored = session.execute(text("SELECT count(*) FROM orders WHERE status = 'ready'")).scalar_one()
+        outboxed = session.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+        event = session.execute(text("SELECT level, payload FROM events WHERE name = 'system.cron/failed'")).one()
+    assert stored == outboxed == outcome.orders
+    error = event.payload["error"]
+    assert event.level == "error" and [a.event.name for a in outcome.alerts] == ["system.cron/failed"]
+    assert "more than 104,857 bytes" in error and f"the first {outcome.orders} orders" in error
+    assert "wheelctl channels set UT --option max_answer_mb=" in error and "ship or cancel" in error
+    # Every run says it again until the book shrinks or the limit is raised; then all of it comes.
+    assert pull().status == "failed"
+    set_option(sessions, max_answer_mb="1")
+    again = pull()
+    assert again.status == "succeeded" and again.orders == 300 - outcome.orders
+
+
+def test_an_open_order_answer_near_the_limit_is_taken_whole_with_a_warning_once_a_day(sandbox, sessions, pull):
+    set_option(sessions, max_answer_mb="0.4")  # a warning past half of it
+    post(sandbox, "orders", {"channel": "UT", "count": 300, "seed": 7})
+    outcome = pull()
+    assert (outcome.status, outcome.orders) == ("succeeded", 300)
+    with sessions() as session:
+        event = session.execute(text("SELECT level, payload FROM events WHERE name = 'system.cron/warning'")).one()
+    assert event.level == "warning" and [a.event.name for a in outcome.alerts] == ["system.cron/warning"]
+    error = event.payload["error"]
+    assert "of the 419,430-byte limit" in error and "wheelctl channels set UT --option max_answer_mb=" in error
+    assert pull().alerts == []  # once a day, not every 2 minutes
+
+
+def test_a_bad_answer_limit_fails_the_run_saying_which_option(sandbox, sessions, pull):
+    set_option(sessions, max_answer_mb="lots")
+    outcome = pull()
+    assert outcome.status == "failed" and "max_answer_mb" in outcome.alerts[0].event.payload["error"]

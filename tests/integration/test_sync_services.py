@@ -114,7 +114,7 @@ def test_a_message_that_arrives_after_a_newer_one_changes_nothing(sessions, make
     [superseded] = events(sessions, "pricing/superseded")
     assert superseded.inbox_id == older.inbox_id
     sync(sessions, adapters)
-    assert sandbox.state.listings["UA"]["S1"]["selling_price"] == "80.0"
+    assert sandbox.state.listings["UA"]["S1"]["selling_price"] == "80.00"
 
 
 def test_deranging_pushes_zero_and_ranging_restores_the_quantity_less_the_buffer(sessions, make_channel, sandbox, adapters):
@@ -160,6 +160,49 @@ def test_per_item_rejections_become_failure_events_with_the_reason(sessions, mak
     sync(sessions, adapters)
     failed = events(sessions, "pricing/failed")
     assert failed and failed[0].payload["items"][0]["error"] == "sellingPrice is above mrp"
+
+
+def tatacliq_switch(sandbox, channel, **switches):
+    """Tata CLiQ-only sandbox behaviours, set through the sandbox's HTTP API."""
+    import requests
+
+    response = requests.put(f"{sandbox.base_url}/_sandbox/tatacliq/channels/{channel}", json=switches, timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def test_an_html_page_at_http_200_is_retried_and_never_settled_as_succeeded(sessions, make_channel, sandbox, adapters):
+    make_channel("UA")
+    tatacliq_switch(sandbox, "UA", maintenance_page=True, maintenance_page_times=1)
+    processed = send(sessions, "Q.INVENTORY", inventory(("UA", "S1", 4), ("UA", "S2", 6)))
+    outcome = sync(sessions, adapters)
+    assert events(sessions, "inventory/succeeded") == [] and outcome.retry_in_s > 0
+    [retrying] = events(sessions, "inventory/retrying")
+    assert retrying.parent_id == processed.oms_event_id and retrying.level == "warning"
+    assert "not JSON" in retrying.payload["error"] and "text/html" in retrying.payload["error"]
+    assert sorted(i["sku"] for i in retrying.payload["items"]) == ["S1", "S2"]
+    row = listing(sessions, "S1")
+    assert row.dirty and row.attempts == 1 and row.pushed_quantity is None and "not JSON" in row.last_error
+    assert sandbox.state.listings.get("UA", {}) == {}
+    # The page is gone: the retry goes through, and only now is anything settled.
+    due_now(sessions)
+    sync(sessions, adapters)
+    [success] = events(sessions, "inventory/succeeded")
+    assert sorted(i["sku"] for i in success.payload["items"]) == ["S1", "S2"]
+    assert sandbox.state.listings["UA"]["S1"]["quantity"] == 4 and listing(sessions, "S2").pushed_quantity == 6
+
+
+def test_a_sku_the_answer_leaves_out_fails_with_no_verdict(sessions, make_channel, sandbox, adapters):
+    make_channel("UA")
+    tatacliq_switch(sandbox, "UA", unanswered_skus=["S2"])
+    send(sessions, "Q.INVENTORY", inventory(("UA", "S1", 4), ("UA", "S2", 6)))
+    outcome = sync(sessions, adapters)
+    [success] = events(sessions, "inventory/succeeded")
+    assert [i["sku"] for i in success.payload["items"]] == ["S1"]
+    [failure] = events(sessions, "inventory/failed")
+    assert failure.level == "error" and [a.event.name for a in outcome.alerts] == ["inventory/failed"]
+    [item] = failure.payload["items"]
+    assert (item["sku"], item["code"]) == ("S2", "NO_VERDICT") and "did not mention this SKU" in item["error"]
+    assert listing(sessions, "S2").pushed_quantity is None and "S2" not in sandbox.state.listings["UA"]
 
 
 def test_transient_failures_retry_with_backoff_then_fail_loudly(sessions, make_channel, sandbox, adapters):

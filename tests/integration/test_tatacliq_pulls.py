@@ -169,9 +169,14 @@ def hostile(secrets):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     (secrets.secrets_dir / "tatacliq-uh").write_text(TOKEN)
-    channel = ChannelConfig(id="UH", marketplace="tatacliq", base_url=f"http://127.0.0.1:{server.server_port}",
-                            credentials_ref="tatacliq-uh")
-    yield make_adapter(channel, HTTP, secrets), answer
+
+    def adapter(**options):
+        channel = ChannelConfig(id="UH", marketplace="tatacliq", base_url=f"http://127.0.0.1:{server.server_port}",
+                                credentials_ref="tatacliq-uh", options=options)
+        return make_adapter(channel, HTTP, secrets)
+
+    answer["adapter"] = adapter
+    yield adapter(), answer
     server.shutdown()
     server.server_close()
 
@@ -194,9 +199,29 @@ def test_a_hostile_or_foreign_answer_is_a_permanent_error(hostile, gate, body, s
     assert says in str(caught.value) and "Tata CLiQ GET /channels/UH/new-orders" in str(caught.value)
 
 
-def test_an_answer_over_the_limit_is_refused_unread(hostile, gate, monkeypatch):
-    adapter, answer = hostile
-    monkeypatch.setattr(orders, "MAX_ANSWER_BYTES", 1 << 16)
+@pytest.mark.parametrize("job", ["orders", "cancellations"])
+def test_an_answer_over_the_channels_limit_is_not_read_past_it(hostile, gate, job):
+    _, answer = hostile
+    adapter = answer["adapter"](max_answer_mb=1 / 16)  # 65,536 bytes
     answer["body"] = b"<Orders>" + b" " * (1 << 18) + b"</Orders>"
-    with pytest.raises(PermanentError, match="answered more than 65,536 bytes"):
-        pull(adapter, "orders", gate)
+    with pytest.raises(PermanentError) as caught:
+        list(adapter.pull(job, WINDOW, None, gate))
+    assert "answered more than 65,536 bytes" in str(caught.value)
+    assert "wheelctl channels set UH --option max_answer_mb=" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", True, "nan", "inf"])
+def test_a_bad_answer_limit_is_refused_naming_the_option(hostile, value):
+    _, answer = hostile
+    with pytest.raises(PermanentError, match="options.max_answer_mb must be a number of megabytes above 0"):
+        answer["adapter"](max_answer_mb=value)
+
+
+def test_new_orders_come_in_pages_as_the_answer_is_read(sandbox, adapter, gate):
+    created = steer(sandbox, "orders", {"count": orders.PAGE_ORDERS * 2 + 5, "seed": 11})["created"]
+    pages = list(adapter.pull("orders", WINDOW, None, gate))
+    assert [len(p.orders) for p in pages] == [orders.PAGE_ORDERS, orders.PAGE_ORDERS, 5]
+    assert [p.calls for p in pages] == [1, 0, 0] and all(p.cursor is None and not p.warnings for p in pages)
+    assert [o.order_id for p in pages for o in p.orders] == [o["order_id"] for o in created]
+    assert all(set(p.raw) == {o.order_id for o in p.orders} for p in pages)
+    assert gate.acquired == ["newOrders"]

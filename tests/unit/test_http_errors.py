@@ -177,9 +177,38 @@ def test_tatacliq_plans_one_call_per_operation_with_the_documented_bodies():
     assert tatacliq_mapping.body(calls["ranging"]) == [{"ean": "E1", "sku": "S1"}]
     assert tatacliq_mapping.body(calls["deranging"]) == [{"ean": "E2", "sku": "S2"}]
     assert tatacliq_mapping.body(calls["inventory"]) == [{"sku": "S1", "ean": "E1", "quantity": 4}, {"sku": "S2", "ean": "E2", "quantity": 0}]
-    assert tatacliq_mapping.body(calls["pricing"]) == [{"sku": "S3", "ean": "E3", "mrp": 10.0, "sellingPrice": 9.5}]
+    assert tatacliq_mapping.body(calls["pricing"]) == [{"sku": "S3", "ean": "E3", "mrp": "10.00", "sellingPrice": "9.50"}]
     # Unlisting goes before the stock, listing after it: a SKU never shows stock while unlisted.
     assert [c.kind for c in tatacliq_mapping.plan(updates)] == ["deranging", "pricing", "inventory", "ranging"]
+
+
+def test_tatacliq_money_goes_out_as_plain_decimal_strings():
+    prices = [Price(Decimal("1E+3"), Decimal("999.5")), Price(Decimal("0.10"), Decimal("0.1")),
+              Price(Decimal("9999999999.99"), Decimal("12"))]
+    updates = [ListingUpdate(f"S{n}", f"E{n}", price=price) for n, price in enumerate(prices)]
+    (call,) = tatacliq_mapping.plan(updates)
+    assert [(b["mrp"], b["sellingPrice"]) for b in tatacliq_mapping.body(call)] == [
+        ("1000.00", "999.50"), ("0.10", "0.10"), ("9999999999.99", "12.00")]
+
+
+@pytest.mark.parametrize("answer, verdicts", [
+    ({"status": "PARTIAL", "items": [{"sku": "S1", "status": "SUCCESS"},
+                                     {"sku": "S2", "status": "FAILURE", "reason": "unknown EAN"}]},
+     [("S1", True, None, None), ("S2", False, "REJECTED", "unknown EAN"),
+      ("S3", False, "NO_VERDICT", "Tata CLiQ's answer did not mention this SKU")]),
+    ({"items": [{"sku": "S1", "status": "FAILURE"}, {"sku": "S2"}, {"sku": "S3", "status": "QUEUED"}]},
+     [("S1", False, "REJECTED", "Tata CLiQ refused this SKU without saying why"),
+      ("S2", False, "NO_VERDICT", "Tata CLiQ's answer gave no status for this SKU"),
+      ("S3", False, "UNKNOWN_STATUS", "Tata CLiQ answered status 'QUEUED' for this SKU")]),
+    ({"status": "SUCCESS"}, [(s, False, "NO_VERDICT", "Tata CLiQ's answer did not mention this SKU") for s in ("S1", "S2", "S3")]),
+    ([{"sku": "S1", "status": "SUCCESS"}], [(s, False, "NO_VERDICT", "Tata CLiQ's answer did not mention this SKU")
+                                            for s in ("S1", "S2", "S3")]),
+], ids=["missing", "odd-items", "no-items", "not-an-object"])
+def test_tatacliq_settles_a_sku_as_done_only_on_its_own_success(answer, verdicts):
+    (call,) = tatacliq_mapping.plan([ListingUpdate(f"S{n}", f"E{n}", quantity=n) for n in (1, 2, 3)])
+    results = tatacliq_mapping.results(call, answer)
+    assert [(r.sku, r.ok, r.code, r.message) for r in results] == verdicts
+    assert {r.field for r in results} == {"quantity"}
 
 
 def test_unknown_marketplace_lists_the_known_names(tmp_path):
@@ -220,9 +249,10 @@ class Marketplace(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.seen.append(dict(self.headers))
-        payload = json.dumps(self.server.body).encode()
+        body = self.server.body
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if isinstance(body, bytes) else "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -234,7 +264,7 @@ class Marketplace(BaseHTTPRequestHandler):
 @pytest.fixture
 def marketplace() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Marketplace)
-    server.status, server.body, server.seen = 200, {"status": "SUCCESS"}, []
+    server.status, server.body, server.seen = 200, {"status": "SUCCESS", "items": [{"sku": "S1", "status": "SUCCESS"}]}, []
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield server
@@ -279,6 +309,14 @@ def test_adapter_errors_never_carry_the_token(marketplace, status, error_type):
     assert marketplace.seen[0]["Authorization"] == f"Bearer {TOKEN}"  # it was sent...
     assert TOKEN not in error_text(info.value)  # ...and it is not in the error
     assert info.value.__context__ is None or TOKEN not in error_text(info.value.__context__)
+
+
+def test_a_page_that_is_not_json_never_carries_the_token_either(marketplace):
+    marketplace.body = f"<html><body>Bad gateway for Bearer {TOKEN}</body></html>".encode()
+    with pytest.raises(TransientError) as info:
+        range_one(tatacliq(marketplace))
+    assert "Bad gateway for Bearer ***" in str(info.value) and "not JSON" in str(info.value)
+    assert TOKEN not in error_text(info.value)
 
 
 def test_adapter_errors_never_carry_the_token_even_when_the_server_echoes_it(marketplace):

@@ -240,3 +240,63 @@ def test_reset_clears_calls_and_listings_but_keeps_channels(client):
 
 def test_health(client):
     assert client.get("/_sandbox/health").get_json() == {"status": "ok"}
+
+
+# -- Tata CLiQ's own switches ------------------------------------------------------------------
+
+
+SWITCHES = "/_sandbox/tatacliq/channels/{}"
+
+
+def test_tatacliq_switches_start_off_and_change_only_what_they_name(client):
+    assert client.get(SWITCHES.format("UA")).get_json() == {
+        "channel": "UA", "maintenance_page": False, "maintenance_page_times": None, "unanswered_skus": []}
+    assert client.put(SWITCHES.format("UA"), json={"unanswered_skus": ["S9"]}).status_code == 200
+    assert client.put(SWITCHES.format("UA"), json={"maintenance_page": True}).status_code == 200
+    switches = client.get(SWITCHES.format("UA")).get_json()
+    assert (switches["maintenance_page"], switches["unanswered_skus"]) == (True, ["S9"])
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"colour": "red"}, "colour"),
+    ({"maintenance_page": "yes"}, "maintenance_page must be"),
+    ({"maintenance_page_times": -1}, "maintenance_page_times must be"),
+    ({"unanswered_skus": "S1"}, "unanswered_skus must be"),
+    (["S1"], "JSON object"),
+])
+def test_tatacliq_switches_refuse_what_they_do_not_know(client, body, says):
+    response = client.put(SWITCHES.format("UA"), json=body)
+    assert response.status_code == 400 and says in response.get_json()["message"]
+    assert client.get(SWITCHES.format("UA")).get_json()["maintenance_page"] is False
+
+
+def test_tatacliq_switches_need_a_tatacliq_channel():
+    client = Client(SandboxApp({"UA": ChannelBehaviour(marketplace="tatacliq", token=TOKEN),
+                                "UF": ChannelBehaviour(marketplace="flipkart", token=TOKEN)}))
+    assert client.put(SWITCHES.format("UF"), json={"maintenance_page": True}).status_code == 404
+    assert client.get(SWITCHES.format("UZ")).status_code == 404
+
+
+def test_a_maintenance_page_answers_200_in_html_and_changes_nothing(client):
+    client.put(SWITCHES.format("UA"), json={"maintenance_page": True, "maintenance_page_times": 1})
+    response = post_ranging(client)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "maintenance" in response.get_data(as_text=True).lower()
+    assert listings(client) == {}
+    assert [c["status"] for c in calls(client)] == [200]
+    # Only the one call: then the API answers again, and the switch says it is spent.
+    assert post_ranging(client).get_json()["items"] == [{"sku": "S1", "status": "SUCCESS"}]
+    assert client.get(SWITCHES.format("UA")).get_json()["maintenance_page_times"] == 0
+
+
+def test_a_maintenance_page_comes_from_in_front_of_the_api_whatever_the_token(client):
+    client.put(SWITCHES.format("UA"), json={"maintenance_page": True})
+    response = post_ranging(client, token="wrong")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+
+
+def test_unanswered_skus_are_left_out_of_the_answer_and_not_applied(client):
+    client.put(SWITCHES.format("UA"), json={"unanswered_skus": ["S2"]})
+    response = post_ranging(client, body=[{"ean": "E1", "sku": "S1"}, {"ean": "E2", "sku": "S2"}])
+    assert response.get_json() == {"status": "SUCCESS", "items": [{"sku": "S1", "status": "SUCCESS"}]}
+    assert listings(client) == {"S1": {"ean": "E1", "ranged": True}}

@@ -174,3 +174,72 @@ def test_what_the_sandbox_serves_maps_back_to_the_same_orders():
     assert [(c.order_id, [l.line_id for l in c.lines]) for c in cancelled] == [
         (made[0].order_id, [made[0].lines[1].line_id]), (made[1].order_id, [l.line_id for l in made[1].lines])]
     assert cancelled[0].reason_text == "R"
+
+
+# -- new orders read as they arrive ----------------------------------------------------------------
+
+
+def many(count: int) -> bytes:
+    book = OrderBook()
+    book.create("UT", count=count, lines_per_order=2, seed=5)
+    return new_orders_xml(book.for_channel("UT"))
+
+
+def read_in_chunks(body: bytes, size: int, page_size: int | None) -> list:
+    reader = orders.NewOrdersReader("UT", WHAT, page_size=page_size)
+    pages = []
+    for start in range(0, len(body), size):
+        pages += reader.feed(body[start:start + size])
+    return pages + reader.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 10**9])
+def test_orders_read_in_chunks_of_any_size_map_as_the_whole_answer_does(chunk):
+    body = many(23)
+    pages = read_in_chunks(body, chunk, page_size=10)
+    assert [len(p.orders) for p in pages] == [10, 10, 3] and [p.calls for p in pages] == [1, 0, 0]
+    whole = page(body)
+    assert [o for p in pages for o in p.orders] == whole.orders
+    assert {k: v for p in pages for k, v in p.raw.items()} == whole.raw
+
+
+def test_a_page_boundary_at_the_end_leaves_an_empty_last_page():
+    pages = read_in_chunks(many(20), 4096, page_size=10)
+    assert [len(p.orders) for p in pages] == [10, 10, 0]
+
+
+def test_flush_hands_on_the_orders_read_so_far_and_no_half_order():
+    body = many(5)
+    cut = body.index(b"</Order>", body.index(b"</Order>") + 1) + 20  # inside the third order
+    reader = orders.NewOrdersReader("UT", WHAT)
+    assert reader.feed(body[:cut]) == []
+    (flushed,) = reader.flush()
+    assert len(flushed.orders) == 2 and reader.read == 2 and flushed.calls == 1
+
+
+@pytest.mark.parametrize("body", [
+    BILLION_LAUGHS,
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE Orders [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    '<Orders><Order><OrderNo>&x;</OrderNo></Order></Orders>'.encode("utf-16"),
+], ids=["entities", "utf-16"])
+def test_a_declaration_is_refused_even_split_between_chunks_or_in_utf16(body):
+    for chunk in (1, 5, 4096):
+        with pytest.raises(PermanentError, match="DOCTYPE"):
+            read_in_chunks(body, chunk, page_size=10)
+
+
+def test_an_answer_cut_short_is_refused_at_close_and_what_was_read_is_kept():
+    body = many(3)
+    reader = orders.NewOrdersReader("UT", WHAT)
+    assert reader.feed(body[:body.rindex(b"</Orders>")]) == []
+    with pytest.raises(PermanentError, match="not well-formed XML"):
+        reader.close()
+    assert reader.read == 3  # the third order's end tag had come; only </Orders> was missing
+
+
+def test_the_byte_scan_alone_finds_a_declaration_fed_a_byte_at_a_time():
+    reader = orders.NewOrdersReader("UT", WHAT)
+    prolog = b'<?xml version="1.0"?><!ENTITY'
+    with pytest.raises(PermanentError, match="DOCTYPE and ENTITY declarations are refused"):
+        for byte in prolog:
+            reader.feed(bytes([byte]))

@@ -160,6 +160,9 @@ class OrderPage:
     raw: dict[str, Any] = field(default_factory=dict)
     cursor: dict[str, Any] | None = None
     calls: int = 0
+    # What the ops team should hear though nothing failed, by kind (say, "large-answer": an
+    # answer near its size limit); the pull records each as a warning, once a day per kind.
+    warnings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,10 @@ def _decode(body: bytes, max_bytes: int, schema: str, tag: str, build: Callable[
             continue
         seen[key] = (item, element.sourceline)
         items.append(item)
+    if not items:
+        # The OMS's schema allows an empty item list (beside others), so the schema passes a
+        # document whose lists are all empty; as the original middleware did, refuse it.
+        raise OmsMessageError(f"{schema}: the document names no {tag} (every item list is empty)")
     return items
 
 

@@ -2,16 +2,33 @@
 and two XML GETs for orders (new-orders, cancelled-orders) that answer everything at once: no
 filters, no paging.
 
+Tata CLiQ publishes no API. What this emulates comes from the original Wheel (github
+demystifyfp/BlogSamples, clojure/wheel): `POST {base}/channels/{id}/ranging` with a Bearer token and
+`[{"ean", "sku"}]` (src/wheel/marketplace/tata_cliq/api.clj), and `GET {base}/channels/{id}/new-orders`
+answering doc/sample-order-response.xml. The rest is UNCONFIRMED, invented by analogy with those
+two: the deranging, inventory, pricing and cancelled-orders paths and bodies, and the JSON answer
+`{"status", "items": [{"sku", "status", "reason"}]}` (the original's mock answered only a status
+code: 200 for channel UA, 500 for UB, per demystifyfp/demystifyfp
+content/clojure/marketplace-middleware/ranging-items-in-marketplaces.md). Tata CLiQ's real
+PartnerConnect API differs (paths, SlaveID, every value a string), as integrators describe it:
+https://auperator.atlassian.net/wiki/spaces/POE/pages/1830780929/Tata+Cliq+Update+Inventory+Flow and
+https://auperator.atlassian.net/wiki/spaces/POE/pages/3759144969/Fetch+orders+using+Order+ID.
+
 No quotas are published; none are enforced unless a channel sets some (`quotas`; the order
 operations are "newOrders" and "cancelledOrders").
+
+Behaviours only Tata CLiQ has are switched per channel with `PUT /_sandbox/tatacliq/channels/<id>`
+(see `Switches`), not in the shared channel settings.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-from typing import Any
-
 import hmac
+import re
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from decimal import Decimal
+from typing import Any
 
 from lxml import etree
 from werkzeug.routing import Rule
@@ -28,27 +45,120 @@ OPERATIONS = {
 }
 # The order GETs: path segment -> operation (the quota's key).
 ORDER_OPERATIONS = {"new-orders": "newOrders", "cancelled-orders": "cancelledOrders"}
+# Money as a plain decimal string in rupees, paise at most: "999.50". UNCONFIRMED for this API; it
+# follows PartnerConnect, whose price feed sends every value as a string ("MRP": "1000", "MOP":
+# "999"): https://auperator.atlassian.net/wiki/spaces/POE/pages/3757408292/Add+Update+Price+of+a+product
+MONEY = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
+
+# What a proxy or load balancer in front of an API serves while the API is down for maintenance.
+# Proxies can be set to serve such a page with status 200 (nginx: `error_page 503 =200 /maintenance.html`,
+# http://nginx.org/en/docs/http/ngx_http_core_module.html#error_page). UNCONFIRMED for Tata CLiQ: no
+# source says its API sits behind one that does; a client must not take the page for an answer.
+MAINTENANCE_PAGE = """<!DOCTYPE html>
+<html><head><title>Down for maintenance</title></head>
+<body><h1>We'll be back soon</h1><p>This site is down for scheduled maintenance. Please try again later.</p></body>
+</html>
+"""
+
+
+@dataclass
+class Switches:
+    """Tata CLiQ-only behaviours of one channel, off unless a test turns them on."""
+
+    # Answer with HTTP 200 and MAINTENANCE_PAGE (text/html), whatever the token, and change nothing:
+    # the page comes from in front of the API, which never saw the call.
+    maintenance_page: bool = False
+    # Serve the page for only this many calls, then answer again (None: every call).
+    maintenance_page_times: int | None = None
+    # SKUs the JSON answer leaves out, and does not apply: an answer that is silent about a SKU.
+    # UNCONFIRMED: nothing says Tata CLiQ's answer names every item sent; PartnerConnect's echoes
+    # one STATUS/REASON per item it reports (the price page above), so a client must not count a
+    # SKU it does not mention as done.
+    unanswered_skus: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Switches:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Tata CLiQ switches: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        switches = cls(**data)
+        if not isinstance(switches.maintenance_page, bool):
+            raise ValueError(f"maintenance_page must be true or false, not {switches.maintenance_page!r}")
+        times = switches.maintenance_page_times
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
+            raise ValueError(f"maintenance_page_times must be a whole number >= 0 or null, not {times!r}")
+        skus = switches.unanswered_skus
+        if not isinstance(skus, list) or not all(isinstance(sku, str) for sku in skus):
+            raise ValueError(f"unanswered_skus must be a list of SKUs, not {skus!r}")
+        return switches
 
 
 class TataCliq:
     marketplace = "tatacliq"
     quotas: dict[str, tuple[float, float]] = {}
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.switches: dict[str, Switches] = {}
+
     def rules(self) -> list[Rule]:
         return [Rule("/tatacliq/channels/<channel>/<any(ranging,deranging,inventory,pricing):operation>",
                      endpoint="operation", methods=["POST"]),
                 Rule("/tatacliq/channels/<channel>/<any('new-orders','cancelled-orders'):listing>",
-                     endpoint="orders", methods=["GET"])]
+                     endpoint="orders", methods=["GET"]),
+                Rule("/_sandbox/tatacliq/channels/<channel>", endpoint="switches", methods=["GET", "PUT"])]
+
+    # -- steering ------------------------------------------------------------------------------
+
+    def on_switches(self, request: Request, core: SandboxCore, channel: str) -> Response:
+        """GET: the channel's switches; PUT: change the ones the JSON object names."""
+        if core.channel(self.marketplace, channel) is None:
+            return error(404, "CHANNEL_NOT_FOUND", f"no tatacliq channel {channel} in the sandbox")
+        with self._lock:
+            current = self.switches.get(channel, Switches())
+            if request.method == "PUT":
+                data = request.get_json(silent=True)
+                if not isinstance(data, dict):
+                    return error(400, "BAD_REQUEST", "send a JSON object of Tata CLiQ switches")
+                try:
+                    current = self.switches[channel] = Switches.from_json({**asdict(current), **data})
+                except (TypeError, ValueError) as exc:
+                    return error(400, "BAD_REQUEST", str(exc))
+            return json_response({"channel": channel, **asdict(current)})
+
+    def _maintenance(self, core: SandboxCore, channel: str) -> Response | None:
+        """The maintenance page, when the channel's switch is on (and not spent)."""
+        if core.channel(self.marketplace, channel) is None:
+            return None
+        with self._lock:
+            switches = self.switches.get(channel)
+            if switches is None or not switches.maintenance_page or switches.maintenance_page_times == 0:
+                return None
+            if switches.maintenance_page_times is not None:
+                switches.maintenance_page_times -= 1
+        return Response(MAINTENANCE_PAGE, status=200, content_type="text/html; charset=utf-8")
+
+    def _unanswered(self, channel: str) -> frozenset[str]:
+        with self._lock:
+            switches = self.switches.get(channel)
+            return frozenset(switches.unanswered_skus) if switches else frozenset()
+
+    # -- the API -------------------------------------------------------------------------------
 
     def on_operation(self, request: Request, core: SandboxCore, channel: str, operation: str) -> Response:
         body = request.get_json(silent=True)
-        response = self._handle(request, core, channel, operation, body)
+        response = self._maintenance(core, channel)
+        if response is None:
+            response = self._handle(request, core, channel, operation, body)
         core.record(request, self.marketplace, channel, response.status_code, operation, body)
         return response
 
     def on_orders(self, request: Request, core: SandboxCore, channel: str, listing: str) -> Response:
         operation = ORDER_OPERATIONS[listing]
-        response = self._admit(request, core, channel, operation)
+        response = self._maintenance(core, channel)
+        if response is None:
+            response = self._admit(request, core, channel, operation)
         if response is None:
             with core.orders.lock:  # lines change under this lock
                 orders = core.orders.for_channel(channel)
@@ -77,8 +187,11 @@ class TataCliq:
         if problem is not None:
             return problem
         results = []
+        unanswered = self._unanswered(channel)
         with core.lock:
             for item in body:
+                if item["sku"] in unanswered:
+                    continue
                 failure = _item_failure(operation, item)
                 if failure:
                     results.append({"sku": item["sku"], "status": "FAILURE", "reason": failure})
@@ -90,7 +203,7 @@ class TataCliq:
                 elif operation == "inventory":
                     listing["quantity"] = item["quantity"]
                 else:
-                    listing["mrp"], listing["selling_price"] = str(item["mrp"]), str(item["sellingPrice"])
+                    listing["mrp"], listing["selling_price"] = item["mrp"], item["sellingPrice"]
                 results.append({"sku": item["sku"], "status": "SUCCESS"})
         status = "SUCCESS" if all(r["status"] == "SUCCESS" for r in results) else "PARTIAL"
         return json_response({"status": status, "items": results})
@@ -113,10 +226,10 @@ def _item_failure(operation: str, item: dict) -> str | None:
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
             return "quantity must be a whole number >= 0"
     if operation == "pricing":
-        try:
-            mrp, price = Decimal(str(item["mrp"])), Decimal(str(item["sellingPrice"]))
-        except InvalidOperation:
-            return "mrp and sellingPrice must be numbers"
+        # Strings, not JSON numbers: a float cannot hold every amount in paise exactly.
+        if not all(isinstance(item[k], str) and MONEY.fullmatch(item[k]) for k in ("mrp", "sellingPrice")):
+            return 'mrp and sellingPrice must be decimal strings, e.g. "999.50"'
+        mrp, price = Decimal(item["mrp"]), Decimal(item["sellingPrice"])
         if price > mrp:
             return "sellingPrice is above mrp"
         if price <= 0:

@@ -163,6 +163,7 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
                             session.execute(text("UPDATE schedules SET cursor = CAST(:c AS jsonb) WHERE id = :id"),
                                             {"c": _json(next_cursor), "id": run.schedule_id})
                             _count(session, run.run_id, outcome, page)
+                            _warn(session, run, page.warnings, outcome, now)
                     if outcome.outboxed > outboxed:
                         on_stored()
         with sessions.begin() as session:
@@ -213,6 +214,17 @@ def _count(session: Session, run_id: int, outcome: PullOutcome, page: OrderPage)
         text("UPDATE job_runs SET orders = :o, cancellations = :c, calls = :n WHERE id = :id"),
         {"o": outcome.orders, "c": outcome.cancellations, "n": outcome.calls, "id": run_id},
     )
+
+
+def _warn(session: Session, run: DueRun, warnings: dict[str, str], outcome: PullOutcome, now) -> None:
+    """A warning event (and alert) per kind the source reported, once a day per schedule: the pull
+    went through, but the ops team should act before it does not."""
+    for kind, message in warnings.items():
+        recorded = record_cron(session, run, "warning", level="warning",
+                               key=f"schedule:{run.schedule_id}:warning:{kind}:{now().date().isoformat()}",
+                               payload={"kind": kind, "error": message})
+        if recorded.created:
+            outcome.alerts.append(recorded)
 
 
 def _note_waiting(sessions, run: DueRun, why: str) -> None:
