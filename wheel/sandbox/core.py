@@ -47,12 +47,15 @@ class ChannelBehaviour:
     quotas: dict[str, list[float]] = field(default_factory=dict)
     # Amazon's rule that a search window must end at least this long ago (2 minutes); tests shorten it.
     order_lag_s: float = 120.0
+    # Switches only one marketplace's emulator reads (Flipkart's are listed in wheel/sandbox/flipkart.py).
+    options: dict[str, Any] = field(default_factory=dict)
 
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
         "token_ttl_s": (int, float), "fail_status": (int, type(None)), "fail_times": (int, type(None)),
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
+        "options": (dict,),
     }
 
     @classmethod

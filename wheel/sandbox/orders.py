@@ -63,6 +63,8 @@ class SandboxOrder:
     status: str = "UNSHIPPED"
     # A second id some marketplaces have (Flipkart's shipmentId).
     shipment_id: str = ""
+    # What only one marketplace has, read by its emulator (Flipkart: hold, approved_at, dispatch dates).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> Decimal:
@@ -107,7 +109,7 @@ class OrderBook:
                order_id_format: str = "{date}-{seq:03d}-{rand:06d}") -> list[SandboxOrder]:
         """`count` generated orders (names, addresses, SKUs from `skus`), or `explicit` ones:
         {"order_id"?, "lines": [{"sku", "quantity"?, "price"}], "ship_to"?, "bill_to"?,
-        "payment_ref"?, "created"?}."""
+        "payment_ref"?, "created"?, "extra"?}."""
         rng = random.Random(seed)
         skus = skus or [f"SKU{n}" for n in range(1, 21)]
         made: list[SandboxOrder] = []
@@ -155,6 +157,8 @@ class OrderBook:
         address = self._address(rng)
         ship_to = SandboxAddress(**spec["ship_to"]) if "ship_to" in spec else address
         bill_to = SandboxAddress(**spec["bill_to"]) if "bill_to" in spec else ship_to
+        if not isinstance(spec.get("extra", {}), dict):
+            raise ValueError("an order's extra must be an object")
         lines = []
         for n, line in enumerate(spec["lines"], start=1):
             if not isinstance(line, dict) or "sku" not in line or "price" not in line:
@@ -164,7 +168,8 @@ class OrderBook:
                                      quantity=int(line.get("quantity", 1)), price=str(line["price"])))
         return SandboxOrder(channel=channel, order_id=str(spec.get("order_id", generated_id)), created=now, updated=now,
                             ship_to=ship_to, bill_to=bill_to, payment_ref=str(spec.get("payment_ref", f"PAY-{seq:09d}")),
-                            lines=lines, shipment_id=str(spec.get("shipment_id", f"SH{seq:010d}")))
+                            lines=lines, shipment_id=str(spec.get("shipment_id", f"SH{seq:010d}")),
+                            extra=dict(spec.get("extra", {})))
 
     # -- cancelling ----------------------------------------------------------------------------
 
