@@ -104,6 +104,22 @@ def test_65_orders_come_back_in_4_pages_with_lines_totals_and_addresses(sandbox,
     assert gate.acquired == operations(sandbox) == ["searchShipments", "getShipments"] * 4
 
 
+@pytest.mark.parametrize("pincode_key", ["pinCode", "pincode"])
+def test_an_address_with_pinCode_or_pincode_maps_and_its_landmark_joins_line_2(sandbox, adapter, gate, pincode_key):
+    sandbox.state.channels["UF"].options = {"address_pincode_key": pincode_key}
+    ship_to = {"first_name": "Meera", "last_name": "Das", "line1": "Plot 1", "line2": "Anna Salai", "city": "Chennai",
+               "state": "TamilNadu", "zip_code": "600002"}
+    made = create(sandbox, orders=[{"lines": [{"sku": "S1", "price": "10"}], "ship_to": ship_to,
+                                    "extra": {"landmark": "Opposite the bus depot"}}])
+    (page,) = adapter.pull("orders", window(), None, gate)
+    assert page.failures == []
+    (order,) = page.orders
+    assert order.order_id == made[0]["order_id"]
+    assert order.ship_to == Address("Meera", "Das", "Plot 1", "Anna Salai, Opposite the bus depot", "Chennai",
+                                    "TamilNadu", "600002")
+    assert order.bill_to == Address("Meera", "Das", "Plot 1", "Anna Salai", "Chennai", "TamilNadu", "600002")
+
+
 def test_only_orders_placed_in_the_window_come_back(sandbox, adapter, gate):
     now = time.time()
     made = create(sandbox, orders=[{"lines": [{"sku": "OLD", "price": "10"}], "created": now - 7200},

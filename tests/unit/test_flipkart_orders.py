@@ -115,6 +115,16 @@ def test_shipments_of_one_order_on_a_page_become_one_order():
     assert [s["shipmentId"] for s in page.raw["OD1"]] == ["SH1", "SH2"]
 
 
+def test_the_sdks_pinCode_is_read_and_a_landmark_joins_line_2():
+    sdk = {**{k: v for k, v in ADDRESS.items() if k != "pincode"}, "pinCode": "600002", "landmark": "Near the temple",
+           "stateCode": "TN", "contactNumber": None}
+    page = orders.orders_page("FK", [shipment()], details(delivery=sdk, billing={**sdk, "addressLine2": " "}))
+    assert page.failures == []
+    assert page.orders[0].ship_to == Address("Priya", "Iyer", "Plot No 12", "Street 4, Near the temple", "Chennai",
+                                             "TamilNadu", "600002")
+    assert page.orders[0].bill_to.line2 == "Near the temple"
+
+
 def test_blank_last_name_and_second_line_are_allowed():
     page = orders.orders_page("FK", [shipment()], details(delivery={**ADDRESS, "lastName": None, "addressLine2": ""}))
     assert page.orders[0].ship_to.last_name == "" and page.orders[0].ship_to.line2 == ""
@@ -122,7 +132,7 @@ def test_blank_last_name_and_second_line_are_allowed():
 
 @pytest.mark.parametrize("found, detail, says", [
     (shipment(), details(delivery={**ADDRESS, "city": " "}), "the delivery address has no city"),
-    (shipment(), details(billing={k: v for k, v in BILLING.items() if k != "pincode"}), "the billing address has no pincode"),
+    (shipment(), details(billing={k: v for k, v in BILLING.items() if k != "pincode"}), "the billing address has no pinCode"),
     (shipment(), {}, "shipment SH1 has no delivery address"),
     (shipment("SH1", item("I1", "BAD SKU")), details(), "SKU 'BAD SKU' has spaces"),
     (shipment("SH1", item("I1", None)), details(), "the line has no SKU"),

@@ -29,8 +29,12 @@ CANCELLATION_TYPES = ("buyerCancellation", "sellerCancellation", "marketplaceCan
 IST = timezone(timedelta(hours=5, minutes=30))
 # Flipkart address field -> domain Address field; a missing or blank required one makes the order unmappable.
 ADDRESS_FIELDS = {"firstName": "first_name", "lastName": "last_name", "addressLine1": "line1",
-                  "addressLine2": "line2", "city": "city", "state": "state", "pincode": "zip_code"}
+                  "addressLine2": "line2", "city": "city", "state": "state", "pinCode": "zip_code"}
 ADDRESS_OPTIONAL = frozenset({"lastName", "addressLine2"})
+# Where the postcode may be: pinCode in Flipkart's SDK (github Flipkart/flipkart-seller-api-java-sdk,
+# model/Address.java) and in Unicommerce's connector (github vipingarg7/uniware-flipkart-service,
+# dto/Address.java); pincode on the older reference page (order-api-docs/v3/GetShipmentDetails.html).
+PINCODE_KEYS = ("pinCode", "pincode")
 
 
 class Refused(Exception):
@@ -263,12 +267,20 @@ def _address(value: Any, kind: str, shipment: Mapping[str, Any]) -> Address:
         raise Refused(f"{where} has no {kind} address")
     parts: dict[str, str] = {}
     for name, field_ in ADDRESS_FIELDS.items():
-        text = value.get(name)
-        text = "" if text is None or isinstance(text, (dict, list)) else str(text).strip()
+        keys = PINCODE_KEYS if name == "pinCode" else (name,)
+        text = next((t for t in (_text(value.get(key)) for key in keys) if t), "")
         if not text and name not in ADDRESS_OPTIONAL:
             raise Refused(f"{where}: the {kind} address has no {name}")
         parts[field_] = text
+    # The OMS address has two lines and no landmark: the landmark goes on line 2, as a courier reads it.
+    landmark = _text(value.get("landmark"))
+    if landmark and landmark not in parts["line2"]:
+        parts["line2"] = f"{parts['line2']}, {landmark}" if parts["line2"] else landmark
     return Address(**parts)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or isinstance(value, (dict, list)) else str(value).strip()
 
 
 def jsonable(value: Any) -> Any:
