@@ -2,6 +2,8 @@
 update/price, 10 SKUs a call, with the FSNs and location ids looked up once and kept; and pulls
 of new orders and cancellations through the Order Management v3 shipment search.
 
+New orders: each run sweeps every APPROVED shipment due from 7 days back to 2 days ahead, page by
+page (see orders.py); cancellations: a cancellationDate window per cancellation type.
 Pull cursors: orders {"next": nextPageUrl}; cancellations, one query per cancellation type,
 {"type_index": i, "type": <type>, "next": nextPageUrl or None (the type's first page)}.
 """
