@@ -105,3 +105,44 @@ def test_a_held_shipment_is_imported_once_its_hold_is_released_and_nothing_is_lo
     assert pull().orders == 1
     assert pull().orders == 0
     assert [(kind, order_id) for kind, order_id, _ in outbox(sessions)] == [("order", held["order_id"])]
+
+
+def test_an_item_cancelled_before_the_import_is_neither_an_order_line_nor_a_cancellation_for_the_oms(sandbox, sessions,
+                                                                                                     pull):
+    (made,) = create(sandbox, {"lines": [{"sku": "S1", "price": "10"}, {"sku": "S2", "price": "20"}]})
+    gone, kept = made["lines"]
+    cancel(sandbox, made["order_id"], [gone["line_id"]])
+
+    assert pull().orders == 1
+    [(_, _, body)] = outbox(sessions)
+    assert b'ItemID="S2"' in body and b'ItemID="S1"' not in body
+    assert pull("cancellations").cancellations == 0
+    assert len(outbox(sessions)) == 1  # the OMS never had S1: nothing to cancel there
+    (skipped,) = events(sessions, "cancellation/not-sent")
+    assert skipped["order_id"] == made["order_id"] and skipped["lines"] == [gone["line_id"]]
+
+    cancel(sandbox, made["order_id"], [kept["line_id"]])
+    assert pull("cancellations").cancellations == 1
+    kinds = [(kind, body) for kind, _, body in outbox(sessions)]
+    assert [kind for kind, _ in kinds] == ["order", "cancellation"]
+    # Every line the OMS has is cancelled: the whole order.
+    assert b'Action="CANCEL"' in kinds[1][1] and b"OrderLine" not in kinds[1][1]
+    assert pull("cancellations").cancellations == 0 and len(outbox(sessions)) == 2
+
+
+def test_an_item_cancelled_before_its_order_arrives_is_not_released_to_the_oms_with_it(sandbox, sessions, pull):
+    (made,) = create(sandbox, {"lines": [{"sku": "S1", "price": "10"}, {"sku": "S2", "price": "20"}],
+                               "extra": {"hold": True}})
+    gone = made["lines"][0]
+    cancel(sandbox, made["order_id"], [gone["line_id"]])
+    # The cancellation comes first: it waits for its order.
+    assert pull("cancellations").cancellations == 1
+    assert len(events(sessions, "cancellation/held")) == 1
+    steer(sandbox, made["shipment_id"], hold=False)
+    assert pull().orders == 1
+    [(kind, _, body)] = outbox(sessions)
+    assert kind == "order" and b'ItemID="S1"' not in body
+    (skipped,) = events(sessions, "cancellation/not-sent")
+    assert skipped["lines"] == [gone["line_id"]]
+    with sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM cancellations WHERE status = 'held'")).scalar_one() == 0
