@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -245,6 +246,17 @@ def test_token_is_fetched_once_and_reused(sandbox, adapter, gate):
     (token_call,) = calls(sandbox, "token")
     assert token_call.status == 200
     assert all(c.status == 200 for c in calls(sandbox))
+
+
+def test_a_token_is_renewed_before_its_expires_in_runs_out(sandbox, adapter, gate):
+    behaviour(sandbox).token_ttl_s = 1  # the sandbox refuses the token after it (see test_flipkart_sandbox.py)
+    push(adapter, gate, [stock("S1", 1)])
+    time.sleep(1.1)
+    results, _ = push(adapter, gate, [stock("S1", 2)])
+    assert results == [ItemResult("S1", "quantity", True)]
+    # Renewed ahead of time: no call was refused.
+    assert [c.status for c in calls(sandbox) if c.operation != "token"] == [200, 200, 200]
+    assert len(calls(sandbox, "token")) == 2
 
 
 def test_expired_token_is_renewed_once_and_the_call_retried(sandbox, adapter, gate):
