@@ -113,8 +113,9 @@ def _bad_request(description: str) -> Response:
 def _unauthorized() -> Response:
     # "If an expired Access Token is used, API requests would fail with 401 HTTP status code"
     # ([DOCS] FMSAPI.html). UNCONFIRMED: the body. Flipkart's token service answers its own refusals
-    # as {"error", "error_description"} (as third-party guides quote it); the sandbox answers a refused
-    # bearer token the same way, with OAuth 2.0's `invalid_token` (RFC 6750 section 3.1).
+    # as {"error", "error_description"} (as a third-party guide quotes it:
+    # https://adapter.deepecom.com/docs/flipkart/authorization); the sandbox answers a refused bearer
+    # token the same way, with OAuth 2.0's `invalid_token` (RFC 6750 section 3.1).
     return json_response({"error": "invalid_token", "error_description": "Invalid or expired access token"}, 401,
                          {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 

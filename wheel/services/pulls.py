@@ -498,11 +498,13 @@ def _note_not_sent(session: Session, run: DueRun, channel: Channel, order_id: st
                    outcome: PullOutcome) -> None:
     lines = sorted(lines, key=lambda line: str(line.line_id))
     ids = [str(line.line_id) for line in lines]
-    record(session, _event(run, "cancellation/not-sent", parent_id=outcome.parent_id,
+    record(session, _event(run, "cancellation/not-sent", level="warning", parent_id=outcome.parent_id,
                            key=f"cancel:{channel.id}:{order_id}:{_digest(','.join(ids))}:not-sent",
                            payload={"order_id": order_id, "lines": ids, "skus": [line.sku for line in lines],
-                                    "reason": "cancelled before the order reached the OMS, which was never sent "
-                                              "these lines: nothing to cancel there"}))
+                                    "reason": "the OMS was never sent these lines (cancelled before the order "
+                                              "was imported): nothing to cancel there",
+                                    "fix": "only if they were added to the OMS order by hand (order/lines-added), "
+                                           "cancel them there"}))
 
 
 def _lines_of(document: dict[str, Any] | None) -> list[CancelledLine]:

@@ -13,9 +13,10 @@ verified, a hold released) has an orderDate that earlier orderDate windows have 
 meets it on its next run. An order already stored is neither stored nor sent again (the pull
 service upserts by channel and order id), so sweeping the same shipments again is harmless.
 
-What an order is made of: the items still due. A held shipment (`hold: true`, Flipkart's
-"Shipment Verification Process", reference page order-api-docs/v3/GetByShipmentIds.html) is left
-for later: the seller may not act on it yet, and the sweep meets it again once it is released. A
+What an order is made of: the items still due. A held shipment (`hold: true`, "Flag True or False
+for Shipment Verification Process", https://seller.flipkart.com/api-docs/order-api-docs/v3/GetByShipmentIds.html)
+is left for later: the seller may not act on it yet (a search without a hold filter does not even
+return it), and the sweep meets it again once it is released. A
 CANCELLED item (in the search or in the details, read later) is left out: the OMS never gets a
 line it must not fulfil, and the pull service sends it no cancellation for a line it never had.
 """
@@ -52,7 +53,8 @@ ADDRESS_FIELDS = {"firstName": "first_name", "lastName": "last_name", "addressLi
 ADDRESS_OPTIONAL = frozenset({"lastName", "addressLine2"})
 # Where the postcode may be: pinCode in Flipkart's SDK (github Flipkart/flipkart-seller-api-java-sdk,
 # model/Address.java) and in Unicommerce's connector (github vipingarg7/uniware-flipkart-service,
-# dto/Address.java); pincode on the older reference page (order-api-docs/v3/GetShipmentDetails.html).
+# dto/Address.java); pincode on the older reference page
+# (https://seller.flipkart.com/api-docs/order-api-docs/v3/GetShipmentDetails.html).
 PINCODE_KEYS = ("pinCode", "pincode")
 
 
@@ -80,9 +82,8 @@ def date_range(window: PullWindow) -> dict[str, str]:
 
 def orders_query(window: PullWindow) -> dict[str, Any]:
     """The sweep around the window's end (the run's now); the window's start plays no part. No
-    `hold` filter: Flipkart's reference page says a search without one gets unheld shipments
-    (order-api-docs/v3/PostShipmentSearch.html), the SDK's Filter has none, and to_order leaves out
-    a held shipment either way."""
+    `hold` filter: "Defaults to False" (https://seller.flipkart.com/api-docs/order-api-docs/v3/PostShipmentSearch.html),
+    the SDK's Filter (docs/Filter.md) has none, and to_order leaves out a held shipment either way."""
     end = window.end
     return {"filter": {"type": "preDispatch", "states": ["APPROVED"],
                        "dispatchAfterDate": {"from": flipkart_time(end - SWEEP_BEHIND),
