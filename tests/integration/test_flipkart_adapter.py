@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -150,6 +151,92 @@ def test_read_listings_returns_what_was_pushed(sandbox, adapter, gate):
     }
 
 
+# -- several locations, and listings not on sale ------------------------------------------------
+
+
+def place(sandbox, sku: str) -> dict:
+    return {loc: (p["status"], p["inventory"]) for loc, p in state(sandbox)[sku]["locations"].items()}
+
+
+@pytest.mark.parametrize("configured", [None, "LOC-A"])
+def test_deranging_disables_the_sku_at_every_location_of_its_listing(sandbox, channel, secrets, gate, configured):
+    behaviour(sandbox).options = {"locations": ["LOC-A", "LOC-B", "LOC-C"]}
+    with sandbox.state.lock:  # on sale at two locations, one set up outside Wheel
+        listing = sandbox.state.listing("UF", "S1")
+        listing["locations"] = {"LOC-A": {"status": "ENABLED", "inventory": 5},
+                                "LOC-B": {"status": "ENABLED", "inventory": 3},
+                                "LOC-C": {"status": "DISABLED", "inventory": 0}}
+    options = {"location_id": configured} if configured else {}
+    adapter = make_adapter(ChannelConfig(**{**vars(channel), "options": options}), HTTP, secrets)
+    results, _ = push(adapter, gate, [stock("S1", 0, ranged=False, listed=False)])
+    assert results == [ItemResult("S1", "ranged", True), ItemResult("S1", "quantity", True)]
+    assert place(sandbox, "S1") == {"LOC-A": ("DISABLED", 0), "LOC-B": ("DISABLED", 0), "LOC-C": ("DISABLED", 0)}
+    assert state(sandbox)["S1"]["ranged"] is False
+
+
+def test_a_location_added_after_the_look_up_is_disabled_too(sandbox, adapter, gate):
+    push(adapter, gate, [stock("S1", 4, ranged=True)])
+    with sandbox.state.lock:  # the seller lists the SKU at a second location in Seller Hub
+        sandbox.state.listing("UF", "S1")["locations"]["LOC-NEW"] = {"status": "ENABLED", "inventory": 2}
+    results, _ = push(adapter, gate, [stock("S1", 0, ranged=False, listed=False)])
+    assert all(r.ok for r in results)
+    assert place(sandbox, "S1") == {"LOC-UF": ("DISABLED", 0), "LOC-NEW": ("DISABLED", 0)}
+
+
+def test_stock_for_several_locations_still_needs_the_channels_location(sandbox, adapter, gate):
+    behaviour(sandbox).options = {"locations": ["LOC-A", "LOC-B"]}
+    results, _ = push(adapter, gate, [stock("S1", 4, ranged=True)])
+    assert {(r.ok, r.code) for r in results} == {(False, "LOCATION_UNKNOWN")}
+    assert calls(sandbox, "updateInventory") == []
+
+
+@pytest.mark.parametrize("status, code, says", [
+    ({"listing_status": "INACTIVE"}, "LISTING_INACTIVE", "Flipkart's listing is INACTIVE"),
+    ({"archived_status": "ARCHIVED"}, "LISTING_ARCHIVED", "Flipkart's listing is ARCHIVED"),
+    ({"listing_status": "INACTIVE", "archived_status": "ARCHIVED"}, "LISTING_ARCHIVED", "is ARCHIVED"),
+])
+def test_stock_and_price_for_a_listing_not_on_sale_fail_with_the_reason(sandbox, adapter, gate, status, code, says):
+    with sandbox.state.lock:
+        sandbox.state.listing("UF", "S1").update(status)
+    both = ListingUpdate("S1", "E1", ranged=True, quantity=4, price=Price(Decimal("1299"), Decimal("999")))
+    results, _ = push(adapter, gate, [both])
+    assert [(r.field, r.ok, r.code) for r in results] == [("price", False, code), ("ranged", False, code),
+                                                          ("quantity", False, code)]
+    assert all(says in r.message and "not on sale" in r.message for r in results)
+    # Sent all the same: the listing has the right stock and price the day it is on sale again.
+    assert (state(sandbox)["S1"]["quantity"], state(sandbox)["S1"]["mrp"]) == (4, "1299.00")
+
+    # Deranging it is what it needs: that succeeds.
+    results, _ = push(adapter, gate, [stock("S1", 0, ranged=False, listed=False)])
+    assert all(r.ok for r in results) and state(sandbox)["S1"]["ranged"] is False
+
+
+def test_a_listing_that_goes_inactive_after_the_look_up_is_noticed_once_the_look_up_is_old(sandbox, adapter, gate,
+                                                                                       monkeypatch):
+    from wheel.marketplaces.flipkart import adapter as flipkart_adapter
+
+    push(adapter, gate, [stock("S1", 1, ranged=True)])
+    with sandbox.state.lock:
+        sandbox.state.listing("UF", "S1")["listing_status"] = "INACTIVE"
+    monkeypatch.setattr(flipkart_adapter, "LOOK_UP_TTL_S", 0.0)
+    results, _ = push(adapter, gate, [stock("S1", 2)])
+    assert [(r.ok, r.code) for r in results] == [(False, "LISTING_INACTIVE")]
+    assert len(calls(sandbox, "getListings")) == 2
+
+
+def test_read_listings_counts_a_sku_on_sale_only_when_active_and_enabled_somewhere(sandbox, channel, secrets, gate):
+    behaviour(sandbox).options = {"locations": ["LOC-A", "LOC-B"]}
+    with sandbox.state.lock:
+        for sku in ("S1", "S2"):
+            sandbox.state.listing("UF", sku)["locations"] = {"LOC-A": {"status": "DISABLED", "inventory": 0},
+                                                             "LOC-B": {"status": "ENABLED", "inventory": 3}}
+        sandbox.state.listing("UF", "S2")["listing_status"] = "INACTIVE"
+    configured = ChannelConfig(**{**vars(channel), "options": {"location_id": "LOC-A"}})
+    held = make_adapter(configured, HTTP, secrets).read_listings(["S1", "S2"], gate)
+    assert held == {"S1": MarketplaceListing("S1", ranged=True, quantity=0, price=None),
+                    "S2": MarketplaceListing("S2", ranged=False, quantity=0, price=None)}
+
+
 # -- tokens -----------------------------------------------------------------------------------
 
 
@@ -159,6 +246,17 @@ def test_token_is_fetched_once_and_reused(sandbox, adapter, gate):
     (token_call,) = calls(sandbox, "token")
     assert token_call.status == 200
     assert all(c.status == 200 for c in calls(sandbox))
+
+
+def test_a_token_is_renewed_before_its_expires_in_runs_out(sandbox, adapter, gate):
+    behaviour(sandbox).token_ttl_s = 1  # the sandbox refuses the token after it (see test_flipkart_sandbox.py)
+    push(adapter, gate, [stock("S1", 1)])
+    time.sleep(1.1)
+    results, _ = push(adapter, gate, [stock("S1", 2)])
+    assert results == [ItemResult("S1", "quantity", True)]
+    # Renewed ahead of time: no call was refused.
+    assert [c.status for c in calls(sandbox) if c.operation != "token"] == [200, 200, 200]
+    assert len(calls(sandbox, "token")) == 2
 
 
 def test_expired_token_is_renewed_once_and_the_call_retried(sandbox, adapter, gate):

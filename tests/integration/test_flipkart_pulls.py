@@ -20,6 +20,7 @@ from wheel.sandbox.app import ChannelBehaviour
 
 APP_ID, APP_SECRET = "app-uf", "secret-uf-0123456789"
 HTTP = HttpConfig(2, 10)
+DAY = 24 * 3600
 TYPES = {"buyer_cancellation": "buyerCancellation", "seller_cancellation": "sellerCancellation",
          "marketplace_cancellation": "marketplaceCancellation"}
 
@@ -104,23 +105,83 @@ def test_65_orders_come_back_in_4_pages_with_lines_totals_and_addresses(sandbox,
     assert gate.acquired == operations(sandbox) == ["searchShipments", "getShipments"] * 4
 
 
-def test_only_orders_placed_in_the_window_come_back(sandbox, adapter, gate):
+@pytest.mark.parametrize("pincode_key", ["pinCode", "pincode"])
+def test_an_address_with_pinCode_or_pincode_maps_and_its_landmark_joins_line_2(sandbox, adapter, gate, pincode_key):
+    sandbox.state.channels["UF"].options = {"address_pincode_key": pincode_key}
+    ship_to = {"first_name": "Meera", "last_name": "Das", "line1": "Plot 1", "line2": "Anna Salai", "city": "Chennai",
+               "state": "TamilNadu", "zip_code": "600002"}
+    made = create(sandbox, orders=[{"lines": [{"sku": "S1", "price": "10"}], "ship_to": ship_to,
+                                    "extra": {"landmark": "Opposite the bus depot"}}])
+    (page,) = adapter.pull("orders", window(), None, gate)
+    assert page.failures == []
+    (order,) = page.orders
+    assert order.order_id == made[0]["order_id"]
+    assert order.ship_to == Address("Meera", "Das", "Plot 1", "Anna Salai, Opposite the bus depot", "Chennai",
+                                    "TamilNadu", "600002")
+    assert order.bill_to == Address("Meera", "Das", "Plot 1", "Anna Salai", "Chennai", "TamilNadu", "600002")
+
+
+def steer(sandbox, shipment_id: str, **attributes) -> None:
+    response = requests.patch(f"{sandbox.base_url}/flipkart/_sandbox/shipments/UF/{shipment_id}", json=attributes,
+                              timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def pulled(adapter, gate, pull_window: PullWindow | None = None) -> list[str]:
+    return [o.order_id for p in adapter.pull("orders", pull_window or window(), None, gate) for o in p.orders]
+
+
+def test_the_orders_pull_sweeps_approved_shipments_due_from_7_days_back_to_2_days_ahead(sandbox, adapter, gate):
     now = time.time()
-    made = create(sandbox, orders=[{"lines": [{"sku": "OLD", "price": "10"}], "created": now - 7200},
-                                   {"lines": [{"sku": "NEW", "price": "20"}], "created": now - 60}])
-    (page,) = adapter.pull("orders", window(3600), None, gate)
-    assert [o.order_id for o in page.orders] == [made[1]["order_id"]]
-    assert page.cursor is None
+    made = create(sandbox, orders=[{"lines": [{"sku": f"S{n}", "price": "10"}], "created": now - 9 * DAY,
+                                    "extra": {"dispatch_after": now + offset}}
+                                   for n, offset in enumerate((-8 * DAY, -6 * DAY, 0, DAY + 23 * 3600, 3 * DAY))])
+    # A window of the last 10 minutes: the sweep does not depend on it.
+    assert pulled(adapter, gate, window(600)) == [m["order_id"] for m in made[1:4]]
+    (search,) = [c.body for c in sandbox.state.calls if c.operation == "searchShipments"]
+    assert search["filter"]["type"] == "preDispatch" and search["filter"]["states"] == ["APPROVED"]
+    assert set(search["filter"]) == {"type", "states", "dispatchAfterDate"}
 
 
-def test_an_order_whose_items_are_all_cancelled_is_not_a_new_order_but_a_partial_one_is_whole(sandbox, adapter, gate):
+def test_a_shipment_approved_long_after_its_order_date_is_pulled_once_approved(sandbox, adapter, gate):
+    now = time.time()
+    (late,) = create(sandbox, orders=[{"lines": [{"sku": "S1", "price": "10"}], "created": now - 2 * 3600,
+                                       "extra": {"approved_at": now + DAY}}])
+    assert pulled(adapter, gate, window(600)) == []
+    steer(sandbox, late["shipment_id"], approved_at=time.time())
+    # The next run's window starts 10 minutes before the last one ended, long after the orderDate.
+    assert pulled(adapter, gate, window(600)) == [late["order_id"]]
+
+
+def test_a_held_shipment_is_not_imported_until_released_even_when_flipkart_serves_it(sandbox, adapter, gate):
+    sandbox.state.channels["UF"].options = {"held_in_search": True}
+    held, free = create(sandbox, orders=[{"lines": [{"sku": "S1", "price": "10"}], "extra": {"hold": True}},
+                                         {"lines": [{"sku": "S2", "price": "20"}]}])
+    (page,) = adapter.pull("orders", window(600), None, gate)
+    assert [o.order_id for o in page.orders] == [free["order_id"]] and page.failures == []
+    steer(sandbox, held["shipment_id"], hold=False)
+    assert pulled(adapter, gate, window(600)) == [held["order_id"], free["order_id"]]
+
+
+def test_a_shipment_due_more_than_2_days_ahead_is_pulled_once_it_is_due_within_2_days(sandbox, adapter, gate):
+    now = time.time()
+    (ahead,) = create(sandbox, orders=[{"lines": [{"sku": "S1", "price": "10"}],
+                                        "extra": {"dispatch_after": now + 5 * DAY}}])
+    assert pulled(adapter, gate) == []
+    steer(sandbox, ahead["shipment_id"], dispatch_after=now + DAY)  # as time passes
+    assert pulled(adapter, gate) == [ahead["order_id"]]
+
+
+def test_an_order_whose_items_are_all_cancelled_is_not_a_new_order_and_a_cancelled_item_is_no_line(sandbox, adapter, gate):
     made = create(sandbox, count=3, lines_per_order=2, seed=1)
     cancel(sandbox, [{"order_id": made[0]["order_id"]},
                      {"order_id": made[1]["order_id"], "line_ids": [made[1]["lines"][0]["line_id"]]}])
     (page,) = adapter.pull("orders", window(), None, gate)
     assert [o.order_id for o in page.orders] == [made[1]["order_id"], made[2]["order_id"]]
-    # The order as placed: the cancelled line too.
-    assert len(page.orders[0].lines) == 2
+    # Only the item still to be sent: the OMS never gets the cancelled one.
+    live = made[1]["lines"][1]
+    assert page.orders[0].lines == (OrderLine(live["line_id"], live["sku"], live["quantity"], Decimal(live["price"])),)
+    assert page.orders[0].payments == (Payment(Decimal(live["price"]), made[1]["order_id"]),)
     assert page.raw[made[1]["order_id"]]["orderItems"][0]["status"] == "CANCELLED"
 
 

@@ -28,7 +28,7 @@ def test_resync_reports_drift_and_pushes_the_desired_state_back(sessions, sandbo
 
     # Someone changed the listing in the seller portal.
     with sandbox.state.lock:
-        sandbox.state.listings["UF"]["S1"]["quantity"] = 99
+        sandbox.state.listings["UF"]["S1"]["locations"]["LOC-UF"]["inventory"] = 99
     with sessions() as session:
         channel = session.get(Channel, "UF")
     adapter = adapters(channel_config(channel))

@@ -34,7 +34,7 @@ def test_ranged_and_quantity_travel_together_in_one_inventory_call():
     calls, _ = mapping.plan([update])
     assert len(calls) == 1
     assert calls[0].fields == {"ranged", "quantity"}
-    body = mapping.inventory_body(calls[0].updates, {"S1": "FSN1"}, {"S1": "LOC1"})
+    body = mapping.inventory_body(calls[0].updates, {"S1": "FSN1"}, {"S1": ("LOC1",)})
     assert body == {"S1": {"product_id": "FSN1", "locations": [{"id": "LOC1", "status": "ENABLED", "inventory": 7}]}}
 
 
@@ -43,8 +43,9 @@ def test_deranging_sends_disabled_with_no_stock_even_without_a_quantity():
     calls, refused = mapping.plan([update])
     assert refused == []
     assert calls[0].fields == {"ranged"}
-    body = mapping.inventory_body(calls[0].updates, {"S1": "FSN1"}, {"S1": "LOC1"})
-    assert body["S1"]["locations"] == [{"id": "LOC1", "status": "DISABLED", "inventory": 0}]
+    body = mapping.inventory_body(calls[0].updates, {"S1": "FSN1"}, {"S1": ("LOC1", "LOC2")})
+    assert body["S1"]["locations"] == [{"id": "LOC1", "status": "DISABLED", "inventory": 0},
+                                       {"id": "LOC2", "status": "DISABLED", "inventory": 0}]
 
 
 def test_a_quantity_alone_keeps_the_current_listing_status():
@@ -171,8 +172,32 @@ def test_several_locations_need_the_configured_one():
     detail = {**DETAIL, "locations": [{"id": "L1", "status": "ENABLED", "inventory": 1},
                                       {"id": "L2", "status": "DISABLED", "inventory": 0}]}
     assert mapping.marketplace_listing("A", detail, None).quantity is None
+    # On sale at L1, so ranged, whichever location is the channel's; the stock is the channel's.
     assert mapping.marketplace_listing("A", detail, "L2") == MarketplaceListing(
-        "A", ranged=False, quantity=0, price=Price(Decimal("1299"), Decimal("999")))
+        "A", ranged=True, quantity=0, price=Price(Decimal("1299"), Decimal("999")))
+    disabled = {**detail, "locations": [{**loc, "status": "DISABLED"} for loc in detail["locations"]]}
+    assert mapping.marketplace_listing("A", disabled, "L1").ranged is False
     assert mapping.choose_location(("L1", "L2"), None)[0] is None
     assert mapping.choose_location((), None)[0] is None
     assert mapping.choose_location(("L1",), None) == ("L1", None)
+
+
+@pytest.mark.parametrize("status, expected", [
+    ({"listing_status": "ACTIVE", "archived_status": "NONE"}, None),
+    ({"listing_status": "ACTIVE"}, None),
+    ({"listing_status": "INACTIVE", "archived_status": "NONE"}, "LISTING_INACTIVE"),
+    ({"listing_status": "ACTIVE", "archived_status": "ARCHIVED"}, "LISTING_ARCHIVED"),
+])
+def test_a_listing_inactive_or_archived_is_not_on_sale(status, expected):
+    found = mapping.not_on_sale({**DETAIL, **status})
+    assert (found[0] if found else None) == expected
+    assert mapping.marketplace_listing("A", {**DETAIL, **status}, None).ranged is (expected is None)
+
+
+def test_a_verdict_on_a_listing_not_on_sale_is_a_failure_that_keeps_flipkarts_own_refusal():
+    why = "Flipkart's listing is INACTIVE: the SKU is not on sale until the seller activates it"
+    took = mapping.not_on_sale_result(ItemResult("A", "quantity", True), "LISTING_INACTIVE", why)
+    assert took == ItemResult("A", "quantity", False, "LISTING_INACTIVE",
+                              f"{why}; Flipkart took the stock all the same, for when it is on sale")
+    refused = mapping.not_on_sale_result(ItemResult("A", "price", False, "4202", "too dear"), "LISTING_INACTIVE", why)
+    assert (refused.code, refused.message) == ("LISTING_INACTIVE", f"{why}; Flipkart refused the update too (4202: too dear)")

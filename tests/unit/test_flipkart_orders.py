@@ -35,13 +35,13 @@ def details(shipment_id: str = "SH1", delivery: dict | None = ADDRESS, billing: 
 # -- queries ----------------------------------------------------------------------------------
 
 
-def test_orders_query_is_the_pre_dispatch_approved_search_in_ist_whole_seconds():
+def test_orders_query_sweeps_approved_shipments_due_from_7_days_before_the_window_end_to_2_days_after():
     window = PullWindow(datetime(2026, 8, 1, 0, 0, 5, 700_000, tzinfo=timezone.utc),
-                        datetime(2026, 8, 1, 1, 0, 0, 1, tzinfo=timezone.utc))
+                        datetime(2026, 8, 10, 1, 0, 0, 1, tzinfo=timezone.utc))
     assert orders.orders_query(window) == {
         "filter": {"type": "preDispatch", "states": ["APPROVED"],
-                   # The start rounds down and the end up: nothing in the window falls outside.
-                   "orderDate": {"from": "2026-08-01T05:30:05+05:30", "to": "2026-08-01T06:30:01+05:30"}},
+                   # The start rounds down and the end up: nothing in the range falls outside.
+                   "dispatchAfterDate": {"from": "2026-08-03T06:30:00+05:30", "to": "2026-08-12T06:30:01+05:30"}},
         "pagination": {"pageSize": 20}, "sort": {"field": "orderDate", "order": "asc"},
     }
 
@@ -88,17 +88,20 @@ def test_search_answer_pages():
 # -- orders -----------------------------------------------------------------------------------
 
 
-def test_a_shipment_maps_to_an_order_with_every_item_and_both_addresses():
-    found = shipment("SH1", item("I1", "SKU1", 2, Decimal("999.00")),
+def test_a_shipment_maps_to_an_order_with_every_item_still_due_and_both_addresses():
+    found = shipment("SH1", item("I1", "SKU1", 2, Decimal("999.00")), item("I3", "SKU3", 1, Decimal("1.00")),
                      item("I2", "SKU2", 1, Decimal("0.50"), status="CANCELLED"))
-    page = orders.orders_page("FK", [found], details())
+    # I3 was cancelled after the search: the details, read later, say so.
+    detail = details()
+    detail["SH1"]["orderItems"] = [item("I1"), item("I3", status="CANCELLED"), item("I2", status="CANCELLED")]
+    page = orders.orders_page("FK", [found], detail)
     assert page.failures == []
     assert page.orders == [Order(
         channel_id="FK", order_id="OD1",
         bill_to=Address("Arjun", "Iyer", "Plot No 12", "Street 4", "Mumbai", "Maharashtra", "400001"),
         ship_to=Address("Priya", "Iyer", "Plot No 12", "Street 4", "Chennai", "TamilNadu", "600001"),
-        payments=(Payment(Decimal("999.50"), "OD1"),),
-        lines=(OrderLine("I1", "SKU1", 2, Decimal("999.00")), OrderLine("I2", "SKU2", 1, Decimal("0.50"))),
+        payments=(Payment(Decimal("999.00"), "OD1"),),
+        lines=(OrderLine("I1", "SKU1", 2, Decimal("999.00")),),
     )]
     raw = page.raw["OD1"]
     assert json.loads(json.dumps(raw)) == raw  # JSON-able
@@ -115,6 +118,31 @@ def test_shipments_of_one_order_on_a_page_become_one_order():
     assert [s["shipmentId"] for s in page.raw["OD1"]] == ["SH1", "SH2"]
 
 
+def test_the_sdks_pinCode_is_read_and_a_landmark_joins_line_2():
+    sdk = {**{k: v for k, v in ADDRESS.items() if k != "pincode"}, "pinCode": "600002", "landmark": "Near the temple",
+           "stateCode": "TN", "contactNumber": None}
+    page = orders.orders_page("FK", [shipment()], details(delivery=sdk, billing={**sdk, "addressLine2": " "}))
+    assert page.failures == []
+    assert page.orders[0].ship_to == Address("Priya", "Iyer", "Plot No 12", "Street 4, Near the temple", "Chennai",
+                                             "TamilNadu", "600002")
+    assert page.orders[0].bill_to.line2 == "Near the temple"
+
+
+def test_held_or_wholly_cancelled_shipments_make_no_order_and_no_failure():
+    held = {**shipment("SH1", item("I1")), "hold": True}
+    cancelled = shipment("SH2", item("I2", order_id="OD2", status="CANCELLED"))
+    page = orders.orders_page("FK", [held, cancelled], {**details("SH1"), **details("SH2")})
+    assert (page.orders, page.failures, page.raw) == ([], [], {})
+
+
+def test_a_held_shipment_of_an_order_is_left_for_later_and_the_rest_imported():
+    held = {**shipment("SH1", item("I1")), "hold": True}
+    free = {**shipment("SH2", item("I2", total=Decimal("100"))), "hold": False}
+    page = orders.orders_page("FK", [held, free], {**details("SH1"), **details("SH2")})
+    (order,) = page.orders
+    assert [line.line_id for line in order.lines] == ["I2"]
+
+
 def test_blank_last_name_and_second_line_are_allowed():
     page = orders.orders_page("FK", [shipment()], details(delivery={**ADDRESS, "lastName": None, "addressLine2": ""}))
     assert page.orders[0].ship_to.last_name == "" and page.orders[0].ship_to.line2 == ""
@@ -122,7 +150,7 @@ def test_blank_last_name_and_second_line_are_allowed():
 
 @pytest.mark.parametrize("found, detail, says", [
     (shipment(), details(delivery={**ADDRESS, "city": " "}), "the delivery address has no city"),
-    (shipment(), details(billing={k: v for k, v in BILLING.items() if k != "pincode"}), "the billing address has no pincode"),
+    (shipment(), details(billing={k: v for k, v in BILLING.items() if k != "pincode"}), "the billing address has no pinCode"),
     (shipment(), {}, "shipment SH1 has no delivery address"),
     (shipment("SH1", item("I1", "BAD SKU")), details(), "SKU 'BAD SKU' has spaces"),
     (shipment("SH1", item("I1", None)), details(), "the line has no SKU"),

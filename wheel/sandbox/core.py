@@ -54,6 +54,8 @@ class ChannelBehaviour:
     # Amazon: report a cancelled order item with quantityOrdered 0 and no unit price, as the
     # Orders API v0 did (searchOrders v2026-01-01 may keep them; see wheel/sandbox/amazon.py).
     cancelled_quantity_zero: bool = False
+    # Switches only one marketplace's emulator reads (Flipkart's are listed in wheel/sandbox/flipkart.py).
+    options: dict[str, Any] = field(default_factory=dict)
 
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
@@ -62,6 +64,7 @@ class ChannelBehaviour:
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
         "feed_processing_s": (int, float), "feed_fatal": (bool,),
         "cancelled_quantity_zero": (bool,),
+        "options": (dict,),
     }
 
     @classmethod

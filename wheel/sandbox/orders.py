@@ -68,6 +68,8 @@ class SandboxOrder:
     shipment_id: str = ""
     # Who ships it (Amazon's fulfilledBy): MERCHANT, or AMAZON for an FBA order.
     fulfilled_by: str = "MERCHANT"
+    # What only one marketplace has, read by its emulator (Flipkart: hold, approved_at, dispatch dates).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> Decimal:
@@ -112,8 +114,8 @@ class OrderBook:
                order_id_format: str = "{date}-{seq:03d}-{rand:06d}") -> list[SandboxOrder]:
         """`count` generated orders (names, addresses, SKUs from `skus`), or `explicit` ones:
         {"order_id"?, "lines": [{"sku", "quantity"?, "price"}], "ship_to"?, "bill_to"?,
-        "payment_ref"?, "created"?, "status"?: "UNSHIPPED" | "SHIPPED", "fulfilled_by"?: "MERCHANT" | "AMAZON"}.
-        Status and fulfilled_by are Amazon's; the other marketplaces ignore them."""
+        "payment_ref"?, "created"?, "status"?: "UNSHIPPED" | "SHIPPED", "fulfilled_by"?: "MERCHANT" | "AMAZON",
+        "extra"?}. Status and fulfilled_by are Amazon's; extra is read by one emulator (Flipkart)."""
         rng = random.Random(seed)
         skus = skus or [f"SKU{n}" for n in range(1, 21)]
         made: list[SandboxOrder] = []
@@ -161,6 +163,8 @@ class OrderBook:
         address = self._address(rng)
         ship_to = SandboxAddress(**spec["ship_to"]) if "ship_to" in spec else address
         bill_to = SandboxAddress(**spec["bill_to"]) if "bill_to" in spec else ship_to
+        if not isinstance(spec.get("extra", {}), dict):
+            raise ValueError("an order's extra must be an object")
         lines = []
         for n, line in enumerate(spec["lines"], start=1):
             if not isinstance(line, dict) or "sku" not in line or "price" not in line:
@@ -176,7 +180,7 @@ class OrderBook:
         return SandboxOrder(channel=channel, order_id=str(spec.get("order_id", generated_id)), created=now, updated=now,
                             ship_to=ship_to, bill_to=bill_to, payment_ref=str(spec.get("payment_ref", f"PAY-{seq:09d}")),
                             lines=lines, shipment_id=str(spec.get("shipment_id", f"SH{seq:010d}")), status=status,
-                            fulfilled_by=fulfilled_by)
+                            fulfilled_by=fulfilled_by, extra=dict(spec.get("extra", {})))
 
     # -- cancelling ----------------------------------------------------------------------------
 

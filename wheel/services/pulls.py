@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -382,6 +382,13 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
     for order_id in dict.fromkeys(row.order_id for row in held):
         rows = [row for row in held if row.order_id == order_id]
         order = documents[order_id][0]
+        never_sent = _not_in(rows, order.lines)
+        if never_sent:
+            _note_not_sent(session, run, channel, order_id, never_sent, outcome)
+            session.execute(delete(CancelledLineRow).where(CancelledLineRow.id.in_([r.id for r in never_sent])))
+            rows = [row for row in rows if row not in never_sent]
+            if not rows:
+                continue
         released = Cancellation(channel.id, order_id,
                                 tuple(CancelledLine(r.line_id, r.sku, r.quantity) for r in rows if r.line_id != "*"),
                                 rows[0].reason_code, rows[0].reason_text, any(r.whole_order for r in rows))
@@ -503,6 +510,12 @@ def _store_cancellation(session: Session, run: DueRun, channel: Channel, cancell
     ).first()
     known = order_row is not None and order_row.status in ("ready", "sent")
     lines = cancellation.lines or (CancelledLine("*", "*", 0),)
+    never_sent = _not_in(lines, _lines_of(order_row.document)) if known else []
+    if never_sent:
+        _note_not_sent(session, run, channel, cancellation.order_id, never_sent, outcome)
+        lines = tuple(line for line in lines if line not in never_sent)
+        if not lines:
+            return
     new_ids: list[int] = []
     new_lines: list[CancelledLine] = []
     for line in lines:
@@ -565,6 +578,26 @@ def _sendable(session: Session, run: DueRun, channel: Channel, cancellation: Can
         return None
     return Cancellation(cancellation.channel_id, cancellation.order_id, tuple(keep), cancellation.reason_code,
                         cancellation.reason_text, cancellation.whole_order)
+
+
+def _not_in(lines: Sequence[Any], order_lines: Sequence[Any]) -> list[Any]:
+    """The cancelled lines (or ledger rows) that are no line of the order the OMS was sent: a
+    marketplace adapter leaves an item cancelled before the import out of the order (Flipkart)."""
+    sent = {str(line.line_id) for line in order_lines}
+    return [line for line in lines if sent and line.line_id != "*" and str(line.line_id) not in sent]
+
+
+def _note_not_sent(session: Session, run: DueRun, channel: Channel, order_id: str, lines: Sequence[Any],
+                   outcome: PullOutcome) -> None:
+    lines = sorted(lines, key=lambda line: str(line.line_id))
+    ids = [str(line.line_id) for line in lines]
+    record(session, _event(run, "cancellation/not-sent", level="warning", parent_id=outcome.parent_id,
+                           key=f"cancel:{channel.id}:{order_id}:{_digest(','.join(ids))}:not-sent",
+                           payload={"order_id": order_id, "lines": ids, "skus": [line.sku for line in lines],
+                                    "reason": "the OMS was never sent these lines (cancelled before the order "
+                                              "was imported): nothing to cancel there",
+                                    "fix": "only if they were added to the OMS order by hand (order/lines-added), "
+                                           "cancel them there"}))
 
 
 def _lines_of(document: dict[str, Any] | None) -> list[CancelledLine]:

@@ -1,7 +1,15 @@
 """The Flipkart adapter: listing status and stock through update/inventory, prices through
-update/price, 10 SKUs a call, with the FSNs and location ids looked up once and kept; and pulls
-of new orders and cancellations through the Order Management v3 shipment search.
+update/price, 10 SKUs a call, with the FSNs, location ids and listing status looked up and kept a
+while; and pulls of new orders and cancellations through the Order Management v3 shipment search.
 
+A listing can be at several seller locations. Stock goes to the channel's one (the only one, or
+the channel option location_id); unlisting disables the SKU at every location of the listing,
+looked up afresh, so that it is on sale nowhere. Stock and prices for a listing that is not on
+sale (INACTIVE or ARCHIVED) are sent all the same, so it is right the day it is back, but reported
+as failures (LISTING_INACTIVE, LISTING_ARCHIVED): the SKU is not on sale, whatever Flipkart answers.
+
+New orders: each run sweeps every APPROVED shipment due from 7 days back to 2 days ahead, page by
+page (see orders.py); cancellations: a cancellationDate window per cancellation type.
 Pull cursors: orders {"next": nextPageUrl}; cancellations, one query per cancellation type,
 {"type_index": i, "type": <type>, "next": nextPageUrl or None (the type's first page)}.
 """
@@ -9,7 +17,9 @@ Pull cursors: orders {"next": nextPageUrl}; cancellations, one query per cancell
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
@@ -22,6 +32,19 @@ from wheel.secrets import SecretNotFound, SecretStore
 
 LISTING_OPERATIONS = ("updateInventory", "updatePrice", "getListings")
 ORDER_OPERATIONS = ("searchShipments", "getShipments")
+# A look-up is used this long; then the SKU is looked up again, so that a listing gone INACTIVE or
+# a location added is seen. Unlisting always looks up afresh.
+LOOK_UP_TTL_S = 900.0
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What a getListings look-up told about a SKU, and when (time.monotonic())."""
+
+    product_id: str
+    locations: tuple[str, ...]
+    not_on_sale: tuple[str, str] | None  # (code, why)
+    at: float
 
 
 class FlipkartAdapter:
@@ -40,33 +63,37 @@ class FlipkartAdapter:
         self.channel = channel
         self._client = client
         self._location_id: str | None = (channel.options or {}).get("location_id") or None
-        # SKU -> (FSN, the listing's location ids): they do not change, so one look-up serves.
-        self._ids: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # SKU -> its last look-up.
+        self._ids: dict[str, Listed] = {}
 
     def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
         return mapping.plan(updates)
 
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
         operation = call.operation
-        missing = self._look_up([u.sku for u in call.updates], quota, request_id)
+        unlisting = {u.sku for u in call.updates
+                     if operation == "updateInventory" and mapping.location_status(u) == "DISABLED"}
+        missing = self._look_up([u.sku for u in call.updates], quota, request_id, fresh=unlisting)
         out: list[ItemResult] = []
         sending: list[ListingUpdate] = []
         product_ids: dict[str, str] = {}
-        location_ids: dict[str, str] = {}
+        location_ids: dict[str, tuple[str, ...]] = {}
         for update in call.updates:
-            if update.sku not in self._ids:
+            listed = self._ids.get(update.sku)
+            if listed is None:
                 out += mapping.failed(operation, [update], "SKU_NOT_LISTED",
                                       missing.get(update.sku, "Flipkart holds no listing for this SKU"))
                 continue
-            product_id, locations = self._ids[update.sku]
-            if operation == "updateInventory":
-                location_id, why_not = mapping.choose_location(locations, self._location_id)
+            if update.sku in unlisting and listed.locations:
+                location_ids[update.sku] = listed.locations  # off sale everywhere, not just at ours
+            elif operation == "updateInventory":
+                location_id, why_not = mapping.choose_location(listed.locations, self._location_id)
                 if location_id is None:
                     out += mapping.failed(operation, [update], "LOCATION_UNKNOWN", why_not)
                     self._ids.pop(update.sku, None)  # the seller may add the location before the retry
                     continue
-                location_ids[update.sku] = location_id
-            product_ids[update.sku] = product_id
+                location_ids[update.sku] = (location_id,)
+            product_ids[update.sku] = listed.product_id
             sending.append(update)
         if not sending:
             return out
@@ -76,9 +103,13 @@ class FlipkartAdapter:
             body = mapping.price_body(sending, product_ids)
         answer = self._client.update(operation, body, quota, request_id)
         results = mapping.results(operation, sending, answer)
-        for result in results:
+        not_on_sale = {sku: self._ids[sku].not_on_sale for sku in product_ids if sku not in unlisting}
+        for index, result in enumerate(results):
+            if not_on_sale.get(result.sku):
+                results[index] = result = mapping.not_on_sale_result(result, *not_on_sale[result.sku])
             if not result.ok:
-                # A stale FSN or location is one cause of a refusal: look them up afresh next time.
+                # A stale FSN or location is one cause of a refusal, a listing put back on sale the
+                # way out of another: look them up afresh next time.
                 self._ids.pop(result.sku, None)
         return out + results
 
@@ -152,15 +183,20 @@ class FlipkartAdapter:
             raise PermanentError("Flipkart's shipment search gave the same nextPageUrl twice")
         return shipments, following
 
-    def _look_up(self, skus: Sequence[str], quota: QuotaGate, request_id: str) -> dict[str, str]:
-        """Fill the id cache for SKUs not in it; why Flipkart holds no listing, for those it lacks."""
-        wanted = [sku for sku in dict.fromkeys(skus) if sku not in self._ids]
+    def _look_up(self, skus: Sequence[str], quota: QuotaGate, request_id: str,
+                 fresh: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+        """Look up the SKUs not in the cache, looked up too long ago, or in `fresh`; why Flipkart
+        holds no listing, for those it lacks (and drops from the cache)."""
+        now = time.monotonic()
+        wanted = [sku for sku in dict.fromkeys(skus)
+                  if sku in fresh or sku not in self._ids or now - self._ids[sku].at >= LOOK_UP_TTL_S]
         missing: dict[str, str] = {}
         for start in range(0, len(wanted), mapping.MAX_BATCH):
             chunk = wanted[start:start + mapping.MAX_BATCH]
             available, why = mapping.listings_answer(self._client.get_listings(chunk, quota, request_id))
             for sku in chunk:
                 if sku not in available or not self._remember(sku, available[sku]):
+                    self._ids.pop(sku, None)
                     missing[sku] = why.get(sku, "Flipkart holds no listing for this SKU")
         return missing
 
@@ -168,7 +204,7 @@ class FlipkartAdapter:
         product_id = mapping.product_id(detail)
         if product_id is None:
             return False
-        self._ids[sku] = (product_id, mapping.location_ids(detail))
+        self._ids[sku] = Listed(product_id, mapping.location_ids(detail), mapping.not_on_sale(detail), time.monotonic())
         return True
 
 

@@ -94,16 +94,17 @@ def covered(operation: str, update: ListingUpdate) -> list[str]:
 
 
 def inventory_body(updates: Iterable[ListingUpdate], product_ids: Mapping[str, str],
-                   location_ids: Mapping[str, str]) -> dict[str, Any]:
+                   location_ids: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Each SKU at the locations given for it: the channel's one to list it, all of them to unlist it."""
     return {
         u.sku: {
             "product_id": product_ids[u.sku],
             "locations": [{
-                "id": location_ids[u.sku],
+                "id": location_id,
                 "status": location_status(u),
                 # Only a disabling update may come without a quantity (see plan): no stock then.
                 "inventory": u.quantity if u.quantity is not None else 0,
-            }],
+            } for location_id in location_ids[u.sku]],
         }
         for u in updates
     }
@@ -205,6 +206,31 @@ def product_id(detail: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def not_on_sale(detail: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(code, why) when the listing is not on sale whatever its stock: archived, or not ACTIVE.
+    Flipkart's SDK, model/MarketplaceListingDetail.java: listing_status ACTIVE | INACTIVE (required),
+    archived_status ARCHIVED | NONE."""
+    if str(detail.get("archived_status") or "").upper() == "ARCHIVED":
+        return "LISTING_ARCHIVED", "Flipkart's listing is ARCHIVED: the SKU is not on sale until the seller restores it"
+    status = str(detail.get("listing_status") or "ACTIVE").upper()
+    if status != "ACTIVE":
+        return "LISTING_INACTIVE", f"Flipkart's listing is {status}: the SKU is not on sale until the seller activates it"
+    return None
+
+
+# What a verdict's field is, in the words of a message.
+FIELD_WORDS = {"ranged": "listing", "quantity": "stock", "price": "price"}
+
+
+def not_on_sale_result(result: ItemResult, code: str, why: str) -> ItemResult:
+    """A verdict on a listing not on sale: a failure with the reason, whatever Flipkart answered."""
+    if result.ok:
+        then = f"Flipkart took the {FIELD_WORDS.get(result.field, result.field)} all the same, for when it is on sale"
+    else:
+        then = f"Flipkart refused the update too ({result.code}: {result.message})"
+    return ItemResult(result.sku, result.field, False, code, f"{why}; {then}")
+
+
 def location_ids(detail: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(loc["id"]) for loc in detail.get("locations") or [] if isinstance(loc, dict) and loc.get("id"))
 
@@ -221,12 +247,16 @@ def choose_location(ids: Sequence[str], configured: str | None) -> tuple[str | N
 
 
 def marketplace_listing(sku: str, detail: Mapping[str, Any], configured_location: str | None) -> MarketplaceListing:
+    """Ranged: on sale, i.e. the listing is active and ENABLED at some location (a deranged SKU must
+    be at none); the quantity is the channel's location's."""
     locations = [loc for loc in detail.get("locations") or [] if isinstance(loc, dict)]
     location_id, _ = choose_location([str(loc.get("id")) for loc in locations], configured_location)
     location = next((loc for loc in locations if str(loc.get("id")) == location_id), None)
     ranged = quantity = None
+    if locations:
+        ranged = not_on_sale(detail) is None and any(
+            str(loc.get("status", "")).upper() == "ENABLED" for loc in locations)
     if location is not None:
-        ranged = str(location.get("status", "")).upper() == "ENABLED"
         inventory = location.get("inventory")
         quantity = inventory if isinstance(inventory, int) and not isinstance(inventory, bool) else None
     return MarketplaceListing(sku=sku, ranged=ranged, quantity=quantity, price=_price(detail.get("price")))

@@ -4,6 +4,21 @@
 Flipkart's unit is the shipment: it holds order items of one order, and an order can split across
 shipments. Search results carry no addresses; the shipment details do. Numbers are expected parsed
 as Decimal (`response.json(parse_float=Decimal)`), so no price ever passes through a float.
+
+New orders are swept, not windowed by orderDate: every run pages through every APPROVED shipment
+whose dispatchAfterDate lies from 7 days before the run to 2 days after it, as Unicommerce's
+production connector does (github vipingarg7/uniware-flipkart-service,
+FlipkartSellerApiService.searchPreDispatchShipmentPost). A shipment approved late (payment or COD
+verified, a hold released) has an orderDate that earlier orderDate windows have passed; the sweep
+meets it on its next run. An order already stored is neither stored nor sent again (the pull
+service upserts by channel and order id), so sweeping the same shipments again is harmless.
+
+What an order is made of: the items still due. A held shipment (`hold: true`, "Flag True or False
+for Shipment Verification Process", https://seller.flipkart.com/api-docs/order-api-docs/v3/GetByShipmentIds.html)
+is left for later: the seller may not act on it yet (a search without a hold filter does not even
+return it), and the sweep meets it again once it is released. A
+CANCELLED item (in the search or in the details, read later) is left out: the OMS never gets a
+line it must not fulfil, and the pull service sends it no cancellation for a line it never had.
 """
 
 from __future__ import annotations
@@ -27,10 +42,20 @@ MAX_DETAILS = 25
 # One query per type: the filter takes a single cancellationType, and it is mandatory.
 CANCELLATION_TYPES = ("buyerCancellation", "sellerCancellation", "marketplaceCancellation")
 IST = timezone(timedelta(hours=5, minutes=30))
+# The sweep of new orders: shipments whose dispatchAfterDate is from this long before the run to
+# this long after it (Unicommerce's connector: now - 7 days to now + 2 days, states [APPROVED]). One
+# due later is met once it comes within 2 days.
+SWEEP_BEHIND = timedelta(days=7)
+SWEEP_AHEAD = timedelta(days=2)
 # Flipkart address field -> domain Address field; a missing or blank required one makes the order unmappable.
 ADDRESS_FIELDS = {"firstName": "first_name", "lastName": "last_name", "addressLine1": "line1",
-                  "addressLine2": "line2", "city": "city", "state": "state", "pincode": "zip_code"}
+                  "addressLine2": "line2", "city": "city", "state": "state", "pinCode": "zip_code"}
 ADDRESS_OPTIONAL = frozenset({"lastName", "addressLine2"})
+# Where the postcode may be: pinCode in Flipkart's SDK (github Flipkart/flipkart-seller-api-java-sdk,
+# model/Address.java) and in Unicommerce's connector (github vipingarg7/uniware-flipkart-service,
+# dto/Address.java); pincode on the older reference page
+# (https://seller.flipkart.com/api-docs/order-api-docs/v3/GetShipmentDetails.html).
+PINCODE_KEYS = ("pinCode", "pincode")
 
 
 class Refused(Exception):
@@ -56,7 +81,13 @@ def date_range(window: PullWindow) -> dict[str, str]:
 
 
 def orders_query(window: PullWindow) -> dict[str, Any]:
-    return {"filter": {"type": "preDispatch", "states": ["APPROVED"], "orderDate": date_range(window)},
+    """The sweep around the window's end (the run's now); the window's start plays no part. No
+    `hold` filter: "Defaults to False" (https://seller.flipkart.com/api-docs/order-api-docs/v3/PostShipmentSearch.html),
+    the SDK's Filter (docs/Filter.md) has none, and to_order leaves out a held shipment either way."""
+    end = window.end
+    return {"filter": {"type": "preDispatch", "states": ["APPROVED"],
+                       "dispatchAfterDate": {"from": flipkart_time(end - SWEEP_BEHIND),
+                                             "to": flipkart_time(end + SWEEP_AHEAD, round_up=True)}},
             "pagination": {"pageSize": PAGE_SIZE}, "sort": {"field": "orderDate", "order": "asc"}}
 
 
@@ -115,29 +146,49 @@ def orders_page(channel_id: str, shipments: Sequence[dict[str, Any]],
         raw_group = [with_addresses(s, details.get(str(s.get("shipmentId")))) for s in group]
         raw = jsonable(raw_group[0] if len(raw_group) == 1 else raw_group)
         try:
-            page.orders.append(to_order(channel_id, order_id, raw_group))
-            page.raw[order_id] = raw
+            order = to_order(channel_id, order_id, raw_group)
         except Refused as why:
             page.failures.append(Unmappable(channel_id, order_id, "order", str(why), raw))
+            continue
+        if order is not None:
+            page.orders.append(order)
+            page.raw[order_id] = raw
     return page
 
 
 def with_addresses(shipment: Mapping[str, Any], detail: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The search's shipment with the details' addresses added (None where they are missing)."""
+    """The search's shipment with the details' addresses added (None where they are missing), and
+    its items marked CANCELLED where the details, read after the search, say so."""
     detail = detail or {}
-    return {**shipment, "deliveryAddress": detail.get("deliveryAddress"),
-            "billingAddress": detail.get("billingAddress")}
+    merged = {**shipment, "deliveryAddress": detail.get("deliveryAddress"),
+              "billingAddress": detail.get("billingAddress")}
+    later = detail.get("orderItems")
+    cancelled = {str(i.get("orderItemId")) for i in later if isinstance(i, dict) and _cancelled(i)} \
+        if isinstance(later, list) else set()
+    items = shipment.get("orderItems")
+    if cancelled and isinstance(items, list):
+        merged["orderItems"] = [{**i, "status": "CANCELLED"} if isinstance(i, dict)
+                                and str(i.get("orderItemId")) in cancelled else i for i in items]
+    return merged
 
 
-def to_order(channel_id: str, order_id: str, shipments: Sequence[Mapping[str, Any]]) -> Order:
-    """One order from its shipments (each with its addresses); raises Refused."""
+def to_order(channel_id: str, order_id: str, shipments: Sequence[Mapping[str, Any]]) -> Order | None:
+    """One order from its shipments (each with its addresses), of the items still due; None when
+    none is (every shipment held, every item cancelled). Raises Refused."""
     lines: list[OrderLine] = []
+    due: list[Mapping[str, Any]] = []
     for shipment in shipments:
         if order_id_of(shipment) != order_id:
             raise Refused(f"shipment {shipment.get('shipmentId')} is not of order {order_id}")
-        for item in _items(shipment):
-            lines.append(OrderLine(_item_id(item), _sku(item), _quantity(item), _total_price(item)))
-    first = shipments[0]
+        if shipment.get("hold") is True:
+            continue  # not yet: the sweep meets it again once released
+        items = [item for item in _items(shipment) if not _cancelled(item)]
+        lines += [OrderLine(_item_id(item), _sku(item), _quantity(item), _total_price(item)) for item in items]
+        if items:
+            due.append(shipment)
+    if not due:
+        return None
+    first = due[0]
     ship_to = _address(first.get("deliveryAddress"), "delivery", first)
     bill_to = _address(first.get("billingAddress"), "billing", first)
     total = sum((line.line_total for line in lines), Decimal("0"))
@@ -175,7 +226,7 @@ def cancellations_page(channel_id: str, shipments: Sequence[dict[str, Any]], can
 
 def to_cancellation(channel_id: str, order_id: str, shipment: Mapping[str, Any],
                     cancellation_type: str) -> Cancellation:
-    cancelled = [item for item in _items(shipment) if str(item.get("status") or "").upper() == "CANCELLED"]
+    cancelled = [item for item in _items(shipment) if _cancelled(item)]
     if not cancelled:
         raise Refused(f"shipment {shipment.get('shipmentId')} came back as cancelled but has no CANCELLED item")
     lines = tuple(CancelledLine(_item_id(item), _sku(item), _quantity(item)) for item in cancelled)
@@ -225,6 +276,10 @@ def _items(shipment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return items
 
 
+def _cancelled(item: Mapping[str, Any]) -> bool:
+    return str(item.get("status") or "").upper() == "CANCELLED"
+
+
 def _item_id(item: Mapping[str, Any]) -> str:
     value = item.get("orderItemId")
     if value is None or not str(value).strip():
@@ -263,12 +318,20 @@ def _address(value: Any, kind: str, shipment: Mapping[str, Any]) -> Address:
         raise Refused(f"{where} has no {kind} address")
     parts: dict[str, str] = {}
     for name, field_ in ADDRESS_FIELDS.items():
-        text = value.get(name)
-        text = "" if text is None or isinstance(text, (dict, list)) else str(text).strip()
+        keys = PINCODE_KEYS if name == "pinCode" else (name,)
+        text = next((t for t in (_text(value.get(key)) for key in keys) if t), "")
         if not text and name not in ADDRESS_OPTIONAL:
             raise Refused(f"{where}: the {kind} address has no {name}")
         parts[field_] = text
+    # The OMS address has two lines and no landmark: the landmark goes on line 2, as a courier reads it.
+    landmark = _text(value.get("landmark"))
+    if landmark and landmark not in parts["line2"]:
+        parts["line2"] = f"{parts['line2']}, {landmark}" if parts["line2"] else landmark
     return Address(**parts)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or isinstance(value, (dict, list)) else str(value).strip()
 
 
 def jsonable(value: Any) -> Any:
