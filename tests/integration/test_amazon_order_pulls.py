@@ -159,7 +159,7 @@ def test_an_item_cancelled_with_quantity_0_before_the_first_pull_is_left_out_of_
     assert [line.find("Item").get("ItemID") for line in document.iter("OrderLine")] == ["DUPATTA-1"]
     assert sent["cancellations"] == []  # the OMS never had the line: nothing to cancel
     [(level, payload)] = events(sessions, "cancellation/not-sent")
-    assert level == "info" and payload["lines"] == [order["lines"][0]["line_id"]]
+    assert level == "warning" and payload["lines"] == [order["lines"][0]["line_id"]]
     assert pull().cancellations == 0 and len(events(sessions, "cancellation/not-sent")) == 1
 
 
