@@ -256,3 +256,52 @@ def test_a_cursor_the_marketplace_refuses_is_dropped_and_the_window_pulled_again
     with sessions.begin() as session:
         session.execute(text("""UPDATE channels SET options = '{"oms_header": {"EntryType": "UT"}}'"""))
     assert pull().orders == 2
+
+
+
+def test_an_order_total_too_big_for_wheel_fails_that_order_and_the_others_go_on(sandbox, sessions, secrets, adapters,
+                                                                                queues, transport, settings):
+    """orders.total is NUMERIC(14,2): 10^12 does not fit, and Amazon's grandTotal has no bound."""
+    import json
+    import time
+
+    import redis
+
+    from wheel.sandbox.core import ChannelBehaviour
+
+    lag = 0.5
+    sandbox.state.channels["UZ"] = ChannelBehaviour(marketplace="amazon", token="Atzr|r", client_id="c",
+                                                    client_secret="s", order_lag_s=lag, quota_scale=1000)
+    (secrets.secrets_dir / "amazon-uz").write_text(json.dumps({"client_id": "c", "client_secret": "s",
+                                                               "refresh_token": "Atzr|r"}))
+    with sessions.begin() as session:
+        add_channel(session, channel_id="UZ", marketplace="amazon", base_url=f"{sandbox.base_url}/amazon",
+                    credentials_ref="amazon-uz", known_marketplaces=("amazon",),
+                    options={"seller_id": "UZ", "lwa_url": f"{sandbox.base_url}/amazon/auth/o2/token", "order_lag_s": lag})
+        session.flush()
+        schedules.ensure_schedules(session, session.get(Channel, "UZ"))
+    client = redis.Redis.from_url(settings.redis_url)
+
+    def pull() -> pulls.PullOutcome:
+        with sessions.begin() as session:
+            due = schedules.run_now(session, "UZ", "orders")
+        return pulls.run_pull(sessions, due.run_id, queues=queues, worker="test", initial_lookback_s=3600,
+                              source_for=lambda ch: (adapters(channel_config(ch)), RedisQuotaGate(client, ch.id, {})))
+
+    line, created = {"sku": "200374", "price": "900.0"}, time.time() - 60  # inside the window, past the lag
+    post(sandbox, "orders", {"channel": "UZ", "orders": [
+        {"order_id": "HUGE-1", "lines": [{**line, "price": "1000000000000.00"}], "created": created},
+        {"order_id": "FINE-1", "lines": [line], "created": created}]})
+    outcome = pull()
+    assert (outcome.status, outcome.orders, outcome.failures) == ("succeeded", 1, 1)
+    assert [a.event.name for a in outcome.alerts] == ["order/failed"]
+    with sessions() as session:
+        rows = dict(session.execute(text("SELECT order_id, status FROM orders")).all())
+        failure = session.execute(text("SELECT failure FROM orders WHERE order_id = 'HUGE-1'")).scalar_one()
+    assert rows == {"HUGE-1": "failed", "FINE-1": "ready"}
+    assert "1000000000000.00" in failure and "999999999999.99" in failure
+    # The channel's intake goes on: the next order is pulled, and both good ones reach the OMS.
+    post(sandbox, "orders", {"channel": "UZ", "orders": [{"order_id": "FINE-2", "lines": [line], "created": created + 1}]})
+    assert pull().orders == 1
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 2
+    assert [etree.fromstring(d.body).get("OrderNo") for d in drain(transport, settings.queue_orders)] == ["FINE-1", "FINE-2"]

@@ -319,6 +319,7 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
     documents: dict[str, tuple[Order, bytes]] = {}
     for order in page.orders:
         try:
+            _check_total(order)
             documents[order.order_id] = (order, order_document(order, header))
         except ValueError as exc:
             raw = page.raw.get(order.order_id)
@@ -402,6 +403,17 @@ def _note_grown(session: Session, run: DueRun, channel: Channel, seen: list[Orde
 
 def _total(order: Order) -> Decimal:
     return sum((p.amount for p in order.payments), Decimal("0"))
+
+
+# orders.total is NUMERIC(14,2); the marketplaces put no bound on an amount.
+MAX_TOTAL = Decimal("999999999999.99")
+
+
+def _check_total(order: Order) -> None:
+    """An order whose total Wheel cannot store is unmappable (kept, said), not a page that fails for ever."""
+    total = _total(order)
+    if abs(total) >= MAX_TOTAL + Decimal("0.005"):  # what Postgres would round up past the column
+        raise ValueError(f"the order's total {total} is above {MAX_TOTAL}, the most Wheel stores")
 
 
 def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unmappable, outcome: PullOutcome) -> None:
