@@ -85,9 +85,14 @@ class InboxMessage(Base):
         CheckConstraint("status IN ('received', 'processed', 'failed')", name="known_status"),
         Index(None, "status", "received_at"),
         Index(None, "body_sha256"),
+        Index(None, "version", postgresql_where=text("version IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # The message's place in the OMS's order, the version of the values it sets: null for a message
+    # from the OMS (its place is its id, the order it arrived in); a replay keeps the place of the
+    # message it replays, so an old value replayed never overwrites a newer one.
+    version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     queue: Mapped[str] = mapped_column(Text, nullable=False)
     transport_message_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
