@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Beat looks at the schedules this often; a run not started this long after it was sent is sent again.
     beat_tick_s: float = Field(default=1.0, gt=0)
     job_run_deadline_s: int = Field(default=300, ge=1)
+    # A cancellation held this long for an order Wheel never received is expired, with an alert
+    # (it still follows the order if the order turns up later).
+    held_cancellation_max_age_s: int = Field(default=3 * 86400, ge=60)
     # Outbox rows the publisher puts (and commits) per batch.
     publish_batch_size: int = Field(default=200, ge=1, le=5000)
 

@@ -77,11 +77,13 @@ def sweep(self) -> str:
         run_deadline_s=c.settings.job_run_deadline_s,
         send_run=dispatch.run_job,
         send_publish=dispatch.publish,
+        held_cancellation_max_age_s=c.settings.held_cancellation_max_age_s,
     )
+    _send_alerts(dispatch, report.alerts)
     if report.inbox or report.channels or report.runs or report.outbox:
         log.warning("sweeper re-sent %d message tasks, %d channel syncs, %d job runs%s", report.inbox,
                     report.channels, report.runs, " and the publisher" if report.outbox else "")
-    return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs"
+    return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs, {report.expired} expired"
 
 
 @shared_task(name=queues.RUN_JOB, bind=True, **RETRY_DB)

@@ -305,3 +305,44 @@ def test_an_order_total_too_big_for_wheel_fails_that_order_and_the_others_go_on(
     assert pull().orders == 1
     assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 2
     assert [etree.fromstring(d.body).get("OrderNo") for d in drain(transport, settings.queue_orders)] == ["FINE-1", "FINE-2"]
+
+
+def test_a_cancellation_held_too_long_expires_loudly_and_still_follows_a_late_order(sandbox, sessions, pull, transport,
+                                                                                    settings):
+    from wheel.services import queries, sweeper
+
+    [order] = post(sandbox, "orders", {"channel": "UT", "count": 1, "lines_per_order": 2})["created"]
+    line = order["lines"][0]
+    post(sandbox, "cancellations", {"channel": "UT", "cancellations": [{"order_id": order["order_id"],
+                                                                        "line_ids": [line["line_id"]]}]})
+    pull("cancellations")  # held: its order has not been pulled
+
+    def sweep():
+        return sweeper.sweep(sessions, deadline_s=300, send_process=lambda i: None, send_sync=lambda c, m: None,
+                             held_cancellation_max_age_s=3 * 86400)
+
+    assert sweep().alerts == []  # young: it waits
+    with sessions.begin() as session:
+        session.execute(text("UPDATE cancellations SET received_at = now() - interval '3 days 1 minute'"))
+    report = sweep()
+    [expired] = report.alerts
+    assert expired.event.name == "cancellation/expired" and expired.event.level == "error"
+    assert expired.event.channel_id == "UT" and expired.event.payload["order_id"] == order["order_id"]
+    assert expired.event.payload["lines"] == [line["line_id"]] and expired.event.payload["skus"] == [line["sku"]]
+    assert "has not been received" in expired.event.payload["error"]
+    with sessions() as session:
+        assert session.execute(text("SELECT status FROM cancellations")).scalar_one() == "expired"
+        held = session.execute(text("SELECT id FROM events WHERE name = 'cancellation/held'")).scalar_one()
+    assert expired.event.parent_id == held
+    assert sweep().alerts == []  # said once
+    with sessions() as session:  # `wheelctl orders list --status held` shows it
+        [shown] = queries.latest_orders(session, channel_id="UT", status="held", limit=10)
+    assert (shown["order_id"], shown["status"]) == (order["order_id"], "expired")
+
+    # The order turns up after all: its cancellation still goes to the OMS, right after it.
+    pull("orders")
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 2
+    [sent_order] = drain(transport, settings.queue_orders)
+    [sent_cancel] = drain(transport, settings.queue_cancellations)
+    assert etree.fromstring(sent_cancel.body).get("OrderNo") == order["order_id"]
+    assert int(sent_order.message_id[-11:]) < int(sent_cancel.message_id[-11:])

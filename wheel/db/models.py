@@ -276,7 +276,7 @@ class CancelledLine(Base):
 
     __tablename__ = "cancellations"
     __table_args__ = (
-        CheckConstraint("status IN ('held', 'ready', 'sent')", name="known_status"),
+        CheckConstraint("status IN ('held', 'expired', 'ready', 'sent')", name="known_status"),
         Index(None, "channel_id", "order_id", "line_id", unique=True),
         Index(None, "status", "received_at"),
     )
@@ -290,7 +290,8 @@ class CancelledLine(Base):
     reason_code: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
     reason_text: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
     whole_order: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    # held: its order has not been received yet; ready: in the outbox; sent: published.
+    # held: its order has not been received yet; expired: held too long (said, but it still follows
+    # the order if the order comes); ready: in the outbox; sent: published.
     status: Mapped[str] = mapped_column(Text, nullable=False)
     outbox_id: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = _now()

@@ -355,9 +355,11 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
                        "body": body, "event_id": event.id} for (order, body), event in zip(new, received)])
     outcome.orders += len(new)
     outcome.outboxed += len(new)
-    # Cancellations that arrived before their order go out now, after it.
+    # Cancellations that arrived before their order go out now, after it (expired ones too: the
+    # OMS must never ship an order the marketplace cancelled).
     held = session.execute(
-        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id, CancelledLineRow.status == "held",
+        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id,
+                                       CancelledLineRow.status.in_(("held", "expired")),
                                        CancelledLineRow.order_id.in_([order.order_id for order, _ in new]))
         .order_by(CancelledLineRow.id)
     ).scalars().all()
