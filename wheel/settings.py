@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     # Celery on Redis. A task unacknowledged for this long is redelivered by Redis.
     visibility_timeout_s: int = Field(default=3600, ge=1)
+    # A task is started at most this many times; a delivery past it (its worker process died every
+    # time: killed, out of memory, crashed) is not run but recorded as system/task-abandoned.
+    task_max_deliveries: int = Field(default=3, ge=1)
     # Work still pending this long after it was last touched is re-enqueued by the sweeper.
     sweeper_deadline_s: int = Field(default=300, ge=1)
     sweeper_interval_s: float = Field(default=60.0, gt=0)

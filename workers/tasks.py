@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
 from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
@@ -15,8 +15,9 @@ from workers.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
-# Database outages are retried here; everything else is recorded by the service as an event.
-RETRY_DB = dict(autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60, max_retries=8)
+# Database outages are retried here; what a service expects it records as an event, and any other
+# error ends the task with a system/task-failed event (or the like) from workers/guard.py.
+RETRY_DB = dict(autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, retry_backoff_max=60, max_retries=8)
 
 
 def _context(task) -> tuple[Container, Dispatcher]:
@@ -127,7 +128,9 @@ def publish(self) -> str:
     return f"{report.sent} sent in {report.batches} batches" + (" (busy)" if report.busy else "")
 
 
-@shared_task(name=queues.ALERT, bind=True, **RETRY_DB)
+# Slack may be down for a moment: a few tries, then a warning event (workers/guard.py) and the log.
+@shared_task(name=queues.ALERT, bind=True, autoretry_for=(Exception,), retry_backoff=2, retry_backoff_max=60,
+             max_retries=5)
 def alert(self, event_id: int) -> str:
     c, _ = _context(self)
     alerts.send_alert(c.sessions, event_id, alerter=c.alerter, dashboard_url=c.settings.dashboard_url)

@@ -128,6 +128,37 @@ def process_message(
     return result
 
 
+def fail_message(
+    sessions: sessionmaker[Session], inbox_id: int, error: str, *, operation_for_queue: Callable[[str], str | None],
+) -> list[Recorded]:
+    """Set a message aside that could not be processed (an error outside the expected ones, or a
+    worker that died on it again and again): `failed`, with a `system/processing-failed` event to
+    alert on, for an operator to fix and replay. A message already processed or failed is left alone."""
+    with sessions.begin() as session:
+        message = session.execute(
+            select(InboxMessage).where(InboxMessage.id == inbox_id).with_for_update()
+        ).scalar_one_or_none()
+        if message is None or message.status != "received":
+            return []
+        operation = operation_for_queue(message.queue)
+        oms_event = record(session, NewEvent(
+            type="oms", name=OMS_EVENT_NAMES.get(operation or "", "oms/message-received"), inbox_id=message.id,
+            payload=_oms_payload(message), dedupe_key=f"inbox:{message.id}:oms",
+        ))
+        message.event_id = oms_event.id
+        message.attempts += 1
+        message.status, message.last_error, message.processed_at = "failed", error, func.now()
+        name = "system/processing-failed"
+        failed = record(session, NewEvent(
+            type="system", name=name, level="error", parent_id=oms_event.id, inbox_id=message.id,
+            payload={"error": error, "queue": message.queue, "inbox_id": message.id,
+                     "fix": "nothing of this message was applied; once the cause is fixed, "
+                            f"`wheelctl inbox replay {message.id}`"},
+            dedupe_key=f"inbox:{message.id}:{name}",
+        ))
+        return [failed]
+
+
 def _log_superseded(session: Session, channels: dict[str, Channel], superseded, version: int, inbox_id: int,
                     oms_event_id: int) -> None:
     """Log what was superseded: this message's own items (at `version`, its place) that a newer

@@ -186,6 +186,22 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
         return _fail(sessions, run, exc, outcome, now)
 
 
+def fail_run(sessions: sessionmaker[Session], run_id: int, error: str, now: Callable[[], datetime] = utcnow) -> PullOutcome:
+    """Fail a run its task could not finish (an error outside the expected ones, or a worker that
+    died on it again and again): said with an error event to alert on, and the next run pulls the
+    window again. A run already finished is left alone."""
+    with sessions() as session:
+        found = session.execute(
+            select(JobRun, Schedule, Channel).join(Schedule, Schedule.id == JobRun.schedule_id)
+            .join(Channel, Channel.id == Schedule.channel_id).where(JobRun.id == run_id)
+        ).first()
+    if found is None or found[0].status in ("succeeded", "failed"):
+        return PullOutcome("skipped")
+    run_row, schedule, channel = found
+    run = DueRun(run_row.id, schedule.id, channel.id, channel.marketplace, schedule.job, run_row.due_at, run_row.trigger)
+    return _fail(sessions, run, RuntimeError(error), PullOutcome("failed", run), now)
+
+
 def _parts(page: OrderPage, size: int = PART_SIZE):
     """A page in parts of at most `size` orders, each stored in its own transaction, so the
     publisher starts on the first while the rest are stored (Tata CLiQ answers every open order in
