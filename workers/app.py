@@ -48,7 +48,10 @@ def create_app(settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=False,
     )
-    app.conf.wheel_settings = settings
+    # On the app, not in app.conf: Celery's `conf` remote-control command (Flower's worker "Config"
+    # tab) shows every conf key whose name does not look secret, and the settings carry the
+    # database and Redis URLs with their passwords.
+    app.wheel_settings = settings
     return app
 
 
@@ -56,7 +59,7 @@ def create_app(settings: Settings) -> Celery:
 def _init_sentry(**_kwargs) -> None:
     from sentry_sdk.integrations.celery import CeleryIntegration
 
-    init_sentry(app.conf.wheel_settings, component="wheel-worker", integrations=[CeleryIntegration()])
+    init_sentry(app.wheel_settings, component="wheel-worker", integrations=[CeleryIntegration()])
 
 
 app = create_app(Settings())

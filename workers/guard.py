@@ -41,7 +41,7 @@ OUTAGES = (OperationalError, InterfaceError, redis.exceptions.ConnectionError, r
 
 
 def settings_of(app):
-    return app.conf.wheel_settings
+    return app.wheel_settings
 
 
 def starts_key(task_id: str) -> str:

@@ -21,7 +21,7 @@ RETRY_DB = dict(autoretry_for=(OperationalError, InterfaceError), retry_backoff=
 
 
 def _context(task) -> tuple[Container, Dispatcher]:
-    return container(task.app.conf.wheel_settings), Dispatcher(task.app)
+    return container(task.app.wheel_settings), Dispatcher(task.app)
 
 
 def _send_alerts(dispatch: Dispatcher, recorded: list[Recorded]) -> None:
