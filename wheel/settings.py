@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     # Celery on Redis. A task unacknowledged for this long is redelivered by Redis.
     visibility_timeout_s: int = Field(default=3600, ge=1)
+    # A task is started at most this many times; a delivery past it (its worker process died every
+    # time: killed, out of memory, crashed) is not run but recorded as system/task-abandoned.
+    task_max_deliveries: int = Field(default=3, ge=1)
     # Work still pending this long after it was last touched is re-enqueued by the sweeper.
     sweeper_deadline_s: int = Field(default=300, ge=1)
     sweeper_interval_s: float = Field(default=60.0, gt=0)
@@ -57,6 +60,9 @@ class Settings(BaseSettings):
     # Beat looks at the schedules this often; a run not started this long after it was sent is sent again.
     beat_tick_s: float = Field(default=1.0, gt=0)
     job_run_deadline_s: int = Field(default=300, ge=1)
+    # A cancellation held this long for an order Wheel never received is expired, with an alert
+    # (it still follows the order if the order turns up later).
+    held_cancellation_max_age_s: int = Field(default=3 * 86400, ge=60)
     # Outbox rows the publisher puts (and commits) per batch.
     publish_batch_size: int = Field(default=200, ge=1, le=5000)
 

@@ -11,7 +11,8 @@ from workers import queues
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("wheel", broker=settings.redis_url)
+    # Every task counts its starts and ends in an event when it cannot finish (workers/guard.py).
+    app = Celery("wheel", broker=settings.redis_url, task_cls="workers.guard:WheelTask")
     visibility = settings.visibility_timeout_s
     app.conf.update(
         task_serializer="json",
@@ -19,7 +20,8 @@ def create_app(settings: Settings) -> Celery:
         result_serializer="json",
         task_ignore_result=True,
         # A task is acknowledged when it has finished, so a killed worker's task is redelivered;
-        # tasks are idempotent, so a redelivery is harmless.
+        # tasks are idempotent, so a redelivery is harmless. A task that kills its worker each time
+        # is run at most WHEEL_TASK_MAX_DELIVERIES times (workers/guard.py).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -46,7 +48,10 @@ def create_app(settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=False,
     )
-    app.conf.wheel_settings = settings
+    # On the app, not in app.conf: Celery's `conf` remote-control command (Flower's worker "Config"
+    # tab) shows every conf key whose name does not look secret, and the settings carry the
+    # database and Redis URLs with their passwords.
+    app.wheel_settings = settings
     return app
 
 
@@ -54,7 +59,7 @@ def create_app(settings: Settings) -> Celery:
 def _init_sentry(**_kwargs) -> None:
     from sentry_sdk.integrations.celery import CeleryIntegration
 
-    init_sentry(app.conf.wheel_settings, component="wheel-worker", integrations=[CeleryIntegration()])
+    init_sentry(app.wheel_settings, component="wheel-worker", integrations=[CeleryIntegration()])
 
 
 app = create_app(Settings())

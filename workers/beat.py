@@ -30,13 +30,13 @@ class DatabaseScheduler(Scheduler):
         self._sessions = None
         self._dispatch = None
         super().__init__(*args, **kwargs)
-        settings = self.app.conf.wheel_settings
+        settings = self.app.wheel_settings
         self._tick_s = settings.beat_tick_s
         self.max_interval = min(self.max_interval or self._tick_s, self._tick_s)
 
     def _db_tick(self) -> None:
         if self._sessions is None:
-            settings = self.app.conf.wheel_settings
+            settings = self.app.wheel_settings
             self._sessions = make_sessionmaker(make_engine(settings.database_url, application_name="wheel-beat"))
             self._dispatch = Dispatcher(self.app)
         with self._sessions.begin() as session:

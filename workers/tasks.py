@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
 from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
@@ -15,12 +15,13 @@ from workers.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
-# Database outages are retried here; everything else is recorded by the service as an event.
-RETRY_DB = dict(autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60, max_retries=8)
+# Database outages are retried here; what a service expects it records as an event, and any other
+# error ends the task with a system/task-failed event (or the like) from workers/guard.py.
+RETRY_DB = dict(autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, retry_backoff_max=60, max_retries=8)
 
 
 def _context(task) -> tuple[Container, Dispatcher]:
-    return container(task.app.conf.wheel_settings), Dispatcher(task.app)
+    return container(task.app.wheel_settings), Dispatcher(task.app)
 
 
 def _send_alerts(dispatch: Dispatcher, recorded: list[Recorded]) -> None:
@@ -101,11 +102,13 @@ def sweep(self) -> str:
         send_run=dispatch.run_job,
         send_publish=dispatch.publish,
         send_poll=dispatch.poll_submission,
+        held_cancellation_max_age_s=c.settings.held_cancellation_max_age_s,
     )
+    _send_alerts(dispatch, report.alerts)
     if report.inbox or report.channels or report.runs or report.outbox:
         log.warning("sweeper re-sent %d message tasks, %d channel syncs, %d job runs%s", report.inbox,
                     report.channels, report.runs, " and the publisher" if report.outbox else "")
-    return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs"
+    return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs, {report.expired} expired"
 
 
 @shared_task(name=queues.RUN_JOB, bind=True, **RETRY_DB)
@@ -149,7 +152,9 @@ def publish(self) -> str:
     return f"{report.sent} sent in {report.batches} batches" + (" (busy)" if report.busy else "")
 
 
-@shared_task(name=queues.ALERT, bind=True, **RETRY_DB)
+# Slack may be down for a moment: a few tries, then a warning event (workers/guard.py) and the log.
+@shared_task(name=queues.ALERT, bind=True, autoretry_for=(Exception,), retry_backoff=2, retry_backoff_max=60,
+             max_retries=5)
 def alert(self, event_id: int) -> str:
     c, _ = _context(self)
     alerts.send_alert(c.sessions, event_id, alerter=c.alerter, dashboard_url=c.settings.dashboard_url)

@@ -1,7 +1,7 @@
 """submissions: pushes in flight (Amazon feeds), polled by their own task
 
 Revision ID: a7c3e5f1b2d4
-Revises: d662f42136ca
+Revises: 8c3f1d6e2b57
 Create Date: 2026-12-01 12:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = 'a7c3e5f1b2d4'
-down_revision = 'd662f42136ca'
+down_revision = '8c3f1d6e2b57'
 branch_labels = None
 depends_on = None
 

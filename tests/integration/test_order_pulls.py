@@ -307,3 +307,91 @@ def test_a_bad_answer_limit_fails_the_run_saying_which_option(sandbox, sessions,
     set_option(sessions, max_answer_mb="lots")
     outcome = pull()
     assert outcome.status == "failed" and "max_answer_mb" in outcome.alerts[0].event.payload["error"]
+
+def test_an_order_total_too_big_for_wheel_fails_that_order_and_the_others_go_on(sandbox, sessions, secrets, adapters,
+                                                                                queues, transport, settings):
+    """orders.total is NUMERIC(14,2): 10^12 does not fit, and Amazon's grandTotal has no bound."""
+    import json
+    import time
+
+    import redis
+
+    from wheel.sandbox.core import ChannelBehaviour
+
+    lag = 0.5
+    sandbox.state.channels["UZ"] = ChannelBehaviour(marketplace="amazon", token="Atzr|r", client_id="c",
+                                                    client_secret="s", order_lag_s=lag, quota_scale=1000)
+    (secrets.secrets_dir / "amazon-uz").write_text(json.dumps({"client_id": "c", "client_secret": "s",
+                                                               "refresh_token": "Atzr|r"}))
+    with sessions.begin() as session:
+        add_channel(session, channel_id="UZ", marketplace="amazon", base_url=f"{sandbox.base_url}/amazon",
+                    credentials_ref="amazon-uz", known_marketplaces=("amazon",),
+                    options={"seller_id": "UZ", "lwa_url": f"{sandbox.base_url}/amazon/auth/o2/token", "order_lag_s": lag})
+        session.flush()
+        schedules.ensure_schedules(session, session.get(Channel, "UZ"))
+    client = redis.Redis.from_url(settings.redis_url)
+
+    def pull() -> pulls.PullOutcome:
+        with sessions.begin() as session:
+            due = schedules.run_now(session, "UZ", "orders")
+        return pulls.run_pull(sessions, due.run_id, queues=queues, worker="test", initial_lookback_s=3600,
+                              source_for=lambda ch: (adapters(channel_config(ch)), RedisQuotaGate(client, ch.id, {})))
+
+    line, created = {"sku": "200374", "price": "900.0"}, time.time() - 60  # inside the window, past the lag
+    post(sandbox, "orders", {"channel": "UZ", "orders": [
+        {"order_id": "HUGE-1", "lines": [{**line, "price": "1000000000000.00"}], "created": created},
+        {"order_id": "FINE-1", "lines": [line], "created": created}]})
+    outcome = pull()
+    assert (outcome.status, outcome.orders, outcome.failures) == ("succeeded", 1, 1)
+    assert [a.event.name for a in outcome.alerts] == ["order/failed"]
+    with sessions() as session:
+        rows = dict(session.execute(text("SELECT order_id, status FROM orders")).all())
+        failure = session.execute(text("SELECT failure FROM orders WHERE order_id = 'HUGE-1'")).scalar_one()
+    assert rows == {"HUGE-1": "failed", "FINE-1": "ready"}
+    assert "1000000000000.00" in failure and "999999999999.99" in failure
+    # The channel's intake goes on: the next order is pulled, and both good ones reach the OMS.
+    post(sandbox, "orders", {"channel": "UZ", "orders": [{"order_id": "FINE-2", "lines": [line], "created": created + 1}]})
+    assert pull().orders == 1
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 2
+    assert [etree.fromstring(d.body).get("OrderNo") for d in drain(transport, settings.queue_orders)] == ["FINE-1", "FINE-2"]
+
+
+def test_a_cancellation_held_too_long_expires_loudly_and_still_follows_a_late_order(sandbox, sessions, pull, transport,
+                                                                                    settings):
+    from wheel.services import queries, sweeper
+
+    [order] = post(sandbox, "orders", {"channel": "UT", "count": 1, "lines_per_order": 2})["created"]
+    line = order["lines"][0]
+    post(sandbox, "cancellations", {"channel": "UT", "cancellations": [{"order_id": order["order_id"],
+                                                                        "line_ids": [line["line_id"]]}]})
+    pull("cancellations")  # held: its order has not been pulled
+
+    def sweep():
+        return sweeper.sweep(sessions, deadline_s=300, send_process=lambda i: None, send_sync=lambda c, m: None,
+                             held_cancellation_max_age_s=3 * 86400)
+
+    assert sweep().alerts == []  # young: it waits
+    with sessions.begin() as session:
+        session.execute(text("UPDATE cancellations SET received_at = now() - interval '3 days 1 minute'"))
+    report = sweep()
+    [expired] = report.alerts
+    assert expired.event.name == "cancellation/expired" and expired.event.level == "error"
+    assert expired.event.channel_id == "UT" and expired.event.payload["order_id"] == order["order_id"]
+    assert expired.event.payload["lines"] == [line["line_id"]] and expired.event.payload["skus"] == [line["sku"]]
+    assert "has not been received" in expired.event.payload["error"]
+    with sessions() as session:
+        assert session.execute(text("SELECT status FROM cancellations")).scalar_one() == "expired"
+        held = session.execute(text("SELECT id FROM events WHERE name = 'cancellation/held'")).scalar_one()
+    assert expired.event.parent_id == held
+    assert sweep().alerts == []  # said once
+    with sessions() as session:  # `wheelctl orders list --status held` shows it
+        [shown] = queries.latest_orders(session, channel_id="UT", status="held", limit=10)
+    assert (shown["order_id"], shown["status"]) == (order["order_id"], "expired")
+
+    # The order turns up after all: its cancellation still goes to the OMS, right after it.
+    pull("orders")
+    assert outbox.publish_pending(sessions, outlet(transport), batch_size=10).sent == 2
+    [sent_order] = drain(transport, settings.queue_orders)
+    [sent_cancel] = drain(transport, settings.queue_cancellations)
+    assert etree.fromstring(sent_cancel.body).get("OrderNo") == order["order_id"]
+    assert int(sent_order.message_id[-11:]) < int(sent_cancel.message_id[-11:])

@@ -251,3 +251,24 @@ def test_an_expired_lease_lets_another_worker_push_and_the_late_one_settles_noth
         session.execute(text("UPDATE listings SET claimed_by = 'dead:1', lease_until = now() - interval '1 second'"))
     assert sync(sessions, adapters, worker="w:2").calls == 1
     assert len(events(sessions, "inventory/succeeded")) == 1 and not listing(sessions, "S1").dirty
+
+
+def test_a_price_too_big_for_wheel_is_refused_when_the_message_is_parsed(sessions, make_channel):
+    make_channel("UA")
+    # Eleven digits pass totalDigits 12, but listings.mrp is NUMERIC(12,2): at most ten before the point.
+    processed = send(sessions, "Q.PRICING", pricing(("UA", "S1", "100.00", "90.00"), ("UA", "S2", "99999999999", "10.00")))
+    with sessions() as session:
+        status, error = session.execute(text("SELECT status, last_error FROM inbox")).one()
+    assert status == "failed"
+    [failed] = events(sessions, "system/parsing-failed")
+    assert failed.payload["error"] == error
+    assert "item S2 on channel UA" in error and "99999999999" in error and "9999999999.99" in error
+    assert [a.event.name for a in processed.alerts] == ["system/parsing-failed"]
+    # A bad item refuses the whole message, as every other rule does: the operator fixes it and replays.
+    assert listing(sessions, "S1") is None and processed.channels == []
+
+
+def test_the_largest_price_wheel_holds_is_taken(sessions, make_channel):
+    make_channel("UA")
+    send(sessions, "Q.PRICING", pricing(("UA", "S1", "9999999999.99", "9999999999")))
+    assert listing(sessions, "S1").mrp == Decimal("9999999999.99")

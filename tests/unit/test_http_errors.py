@@ -15,7 +15,7 @@ import requests
 from wheel.domain import ItemResult
 from wheel.marketplaces import UnknownMarketplace, adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig
-from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
+from wheel.marketplaces.errors import AuthError, ConfigurationError, MarketplaceError, PermanentError, TransientError
 from wheel.marketplaces.http import new_session, raise_for_status, send
 from wheel.marketplaces.tatacliq import TataCliqAdapter, make_adapter
 from wheel.domain import ListingUpdate, Price
@@ -356,3 +356,62 @@ def test_retry_after_as_an_http_date():
     with pytest.raises(TransientError) as info:
         raise_for_status(response, "x")
     assert 100 < info.value.retry_after <= 120
+
+
+# -- every requests failure lands in the taxonomy ----------------------------------------------
+
+
+def serve_raw(answer: bytes, *, times: int = 50) -> tuple[int, threading.Thread]:
+    """A server that answers each connection with `answer` as raw bytes, then hangs up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(5)
+
+    def serve() -> None:
+        with listener:
+            for _ in range(times):
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.settimeout(2)
+                    try:
+                        conn.recv(65536)
+                        conn.sendall(answer.replace(b"{port}", str(listener.getsockname()[1]).encode()))
+                    except OSError:
+                        pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+NETWORK_FAILURES = {
+    # The connection drops in the middle of a chunked body (requests: ChunkedEncodingError).
+    "a chunked body cut short": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly-half",
+    # A body that says gzip and is not (requests: ContentDecodingError).
+    "a body that cannot be decoded": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot-gzip!",
+    # A redirect to itself, for ever (requests: TooManyRedirects).
+    "a redirect loop": b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/again\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", NETWORK_FAILURES)
+def test_a_broken_answer_is_transient(case):
+    port, thread = serve_raw(NETWORK_FAILURES[case])
+    with pytest.raises(TransientError) as info:
+        send(new_session(), "GET", f"http://127.0.0.1:{port}/x", "the call", timeout=(1, 2))
+    assert str(info.value).startswith("the call failed") and info.value.status is None
+    assert info.value.__suppress_context__
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8900/tatacliq?token=" + TOKEN, "tatacliq.example/api", "ftp://127.0.0.1/tatacliq", "http://",
+                                 "http://[::1/tatacliq"])
+def test_a_base_url_that_is_no_url_is_a_configuration_error_that_says_so(url):
+    with pytest.raises(ConfigurationError) as info:
+        send(new_session(), "GET", url, "the call", timeout=(1, 1), secrets=(TOKEN,))
+    assert isinstance(info.value, PermanentError)  # retrying cannot help
+    assert "base URL" in str(info.value) and "wheelctl channels set" in str(info.value)
+    assert TOKEN not in error_text(info.value)

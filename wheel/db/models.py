@@ -85,9 +85,14 @@ class InboxMessage(Base):
         CheckConstraint("status IN ('received', 'processed', 'failed')", name="known_status"),
         Index(None, "status", "received_at"),
         Index(None, "body_sha256"),
+        Index(None, "version", postgresql_where=text("version IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # The message's place in the OMS's order, the version of the values it sets: null for a message
+    # from the OMS (its place is its id, the order it arrived in); a replay keeps the place of the
+    # message it replays, so an old value replayed never overwrites a newer one.
+    version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     queue: Mapped[str] = mapped_column(Text, nullable=False)
     transport_message_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
@@ -271,7 +276,7 @@ class CancelledLine(Base):
 
     __tablename__ = "cancellations"
     __table_args__ = (
-        CheckConstraint("status IN ('held', 'ready', 'sent')", name="known_status"),
+        CheckConstraint("status IN ('held', 'expired', 'ready', 'sent')", name="known_status"),
         Index(None, "channel_id", "order_id", "line_id", unique=True),
         Index(None, "status", "received_at"),
     )
@@ -285,7 +290,8 @@ class CancelledLine(Base):
     reason_code: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
     reason_text: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
     whole_order: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    # held: its order has not been received yet; ready: in the outbox; sent: published.
+    # held: its order has not been received yet; expired: held too long (said, but it still follows
+    # the order if the order comes); ready: in the outbox; sent: published.
     status: Mapped[str] = mapped_column(Text, nullable=False)
     outbox_id: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = _now()

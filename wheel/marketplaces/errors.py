@@ -25,6 +25,14 @@ class PermanentError(MarketplaceError):
         self.code = code
 
 
+class ConfigurationError(PermanentError):
+    """A channel setting Wheel cannot use (a base URL that is not a URL): no request was made, and
+    none can be until the channel is fixed."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="configuration")
+
+
 class AuthError(MarketplaceError):
     """Credentials missing or refused."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import requests
 
-from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
+from wheel.marketplaces.errors import AuthError, ConfigurationError, PermanentError, TransientError
 
 
 def new_session(user_agent: str = "wheel-middleware/0.1") -> requests.Session:
@@ -75,7 +76,10 @@ def _error_detail(response: requests.Response) -> tuple[str | None, str]:
 def send(
     session: requests.Session, method: str, url: str, what: str, *, secrets: tuple[str, ...] = (), **kwargs
 ) -> requests.Response:
-    """One HTTP call with the caller's timeout; network failures become TransientError."""
+    """One HTTP call with the caller's timeout. Every failure of requests lands in the taxonomy:
+    a URL that is no URL is a ConfigurationError, a request that cannot be built a PermanentError,
+    and everything else (network, a body cut short or undecodable, a redirect loop) a TransientError.
+    No message carries the URL's query, a header or a body: they may hold credentials."""
     if "timeout" not in kwargs:
         raise TypeError("every marketplace call needs an explicit timeout")
     try:
@@ -84,5 +88,30 @@ def send(
         raise TransientError(f"timed out calling {what}") from None
     except requests.ConnectionError as exc:
         raise TransientError(f"could not connect for {what}: {type(exc).__name__}") from None
+    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+            requests.exceptions.URLRequired) as exc:
+        raise ConfigurationError(
+            f"{what} cannot be made: {_shown_url(url, secrets)} is not an http(s) URL ({type(exc).__name__}); "
+            "check the channel's base URL and options (`wheelctl channels set`)"
+        ) from None
+    except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidJSONError) as exc:
+        raise PermanentError(f"{what} cannot be made: the request is malformed ({type(exc).__name__})") from None
+    except requests.RequestException as exc:
+        # ChunkedEncodingError, ContentDecodingError, TooManyRedirects, RetryError, ...: the
+        # answer broke on the way; another attempt may well get through.
+        raise TransientError(f"{what} failed: {type(exc).__name__} (the answer broke off or could not be read)") from None
     raise_for_status(response, what, secrets=secrets)
     return response
+
+
+def _shown_url(url: str, secrets: tuple[str, ...]) -> str:
+    """The URL for a message: no user info, query or fragment, secrets masked, cut short."""
+    try:
+        parts = urlsplit(str(url))
+        shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else parts.path
+    except ValueError:
+        shown = str(url).split("?", 1)[0].split("@")[-1]
+    for secret in secrets:
+        if secret:
+            shown = shown.replace(secret, "***")
+    return repr(shown[:120])

@@ -1,8 +1,10 @@
 """Recording what the OMS wants per (channel, SKU), newest version first (DESIGN.md contract 2).
 
-A message's version is its inbox id: the order the bridge received it in. A field takes a value
-only from a version newer than the one that set it; a value overwritten before it was pushed is
-`superseded`, and so is a value that arrives after a newer one.
+A message's version is its place in the OMS's order: its inbox id (the order the bridge received
+it in), or for a replay the place of the message it replays (`inbox.version`). A field takes a
+value only from a version newer than the one that set it; a value overwritten before it was pushed
+is `superseded`, and so is a value that arrives after a newer one, or a replay's value whose place
+already set the field.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from wheel.db.models import InboxMessage, Listing
@@ -43,15 +45,20 @@ def _upsert(field: str):
 
 UPSERT = {field: _upsert(field) for field in VALUE_COLUMNS}
 
+SAME_PLACE = ("the value from this message's place in the order is already in place (this is a replay); a "
+              "replay never overwrites it: `wheelctl resync` pushes the current value again")
+
 
 @dataclass
 class Superseded:
     """Items of one message whose values a newer message replaced before they were pushed."""
 
-    inbox_id: int
+    inbox_id: int  # the version (place) of the message whose items these are
     operation: str
     channel_id: str
     items: list[dict[str, Any]] = field(default_factory=list)
+    # Why, when it is not that a newer value replaced it.
+    reason: str | None = None
 
 
 def apply(
@@ -83,16 +90,22 @@ def apply(
             .with_for_update()
         )
     }
-    superseded: dict[tuple[int, str, str], Superseded] = {}
+    superseded: dict[tuple[int, str, str, str | None], Superseded] = {}
 
-    def supersede(inbox_id: int, op: str, channel_id: str, item: dict) -> None:
-        superseded.setdefault((inbox_id, op, channel_id), Superseded(inbox_id, op, channel_id)).items.append(item)
+    def supersede(inbox_id: int, op: str, channel_id: str, item: dict, reason: str | None = None) -> None:
+        group = superseded.setdefault((inbox_id, op, channel_id, reason), Superseded(inbox_id, op, channel_id, reason=reason))
+        group.items.append(item)
 
     params = []
     for channel_id, sku, item in keys:
         row = current.get((channel_id, sku))
         if row is not None and row.version > version:
             supersede(version, operation, channel_id, item.as_dict())  # a newer value is already in place
+            continue
+        if row is not None and row.version == version:
+            # A replay of the message (or of its place) that set the value in place: what was set
+            # at this place stays; pushing it again is `wheelctl resync`'s job.
+            supersede(version, operation, channel_id, item.as_dict(), SAME_PLACE)
             continue
         if row is not None and row.settled < row.version < version:
             # The value waiting to be pushed will never be: this one replaces it.
@@ -113,9 +126,23 @@ def _params(channel_id: str, name: str, item, version: int) -> dict[str, Any]:
     return {**base, "mrp": item.price.mrp, "selling_price": item.price.selling_price}
 
 
-def event_parents(session: Session, inbox_ids: Sequence[int]) -> dict[int, int | None]:
-    """The oms event of each message (the parent of its outcome events)."""
-    if not inbox_ids:
+def event_parents(session: Session, versions: Sequence[int]) -> dict[int, int | None]:
+    """The oms event of the message at each version (the parent of its outcome events): the
+    latest processed replay of that place, else the message itself."""
+    wanted = set(versions)
+    if not wanted:
         return {}
-    rows = session.execute(select(InboxMessage.id, InboxMessage.event_id).where(InboxMessage.id.in_(list(inbox_ids))))
-    return {row.id: row.event_id for row in rows}
+    rows = session.execute(
+        select(InboxMessage.id, InboxMessage.version, InboxMessage.event_id, InboxMessage.status)
+        .where(or_(InboxMessage.id.in_(list(wanted)), InboxMessage.version.in_(list(wanted))))
+    )
+    best: dict[int, tuple[bool, int]] = {}
+    parents: dict[int, int | None] = {version: None for version in wanted}
+    for row in rows:
+        place = row.id if row.version is None else row.version
+        if place not in wanted or row.event_id is None:
+            continue
+        rank = (row.status == "processed", row.id)
+        if place not in best or rank > best[place]:
+            best[place], parents[place] = rank, row.event_id
+    return parents

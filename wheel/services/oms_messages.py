@@ -118,25 +118,61 @@ def process_message(
                 continue
             known[channel_id] = channel_items
             result.channels.append((channel_id, channel.marketplace))
-        superseded = desired_state.apply(session, operation, known, message.id)
+        # Its place in the OMS's order: a replay keeps the place of the message it replays.
+        version = message.version if message.version is not None else message.id
+        superseded = desired_state.apply(session, operation, known, version)
         if superseded:
-            _log_superseded(session, channels, superseded, message.id, oms_event.id)
+            _log_superseded(session, channels, superseded, version, message.id, oms_event.id)
         message.status = "processed"
         message.processed_at = func.now()
     return result
 
 
-def _log_superseded(session: Session, channels: dict[str, Channel], superseded, inbox_id: int, oms_event_id: int) -> None:
-    parents = desired_state.event_parents(session, [s.inbox_id for s in superseded if s.inbox_id != inbox_id])
-    parents[inbox_id] = oms_event_id
+def fail_message(
+    sessions: sessionmaker[Session], inbox_id: int, error: str, *, operation_for_queue: Callable[[str], str | None],
+) -> list[Recorded]:
+    """Set a message aside that could not be processed (an error outside the expected ones, or a
+    worker that died on it again and again): `failed`, with a `system/processing-failed` event to
+    alert on, for an operator to fix and replay. A message already processed or failed is left alone."""
+    with sessions.begin() as session:
+        message = session.execute(
+            select(InboxMessage).where(InboxMessage.id == inbox_id).with_for_update()
+        ).scalar_one_or_none()
+        if message is None or message.status != "received":
+            return []
+        operation = operation_for_queue(message.queue)
+        oms_event = record(session, NewEvent(
+            type="oms", name=OMS_EVENT_NAMES.get(operation or "", "oms/message-received"), inbox_id=message.id,
+            payload=_oms_payload(message), dedupe_key=f"inbox:{message.id}:oms",
+        ))
+        message.event_id = oms_event.id
+        message.attempts += 1
+        message.status, message.last_error, message.processed_at = "failed", error, func.now()
+        name = "system/processing-failed"
+        failed = record(session, NewEvent(
+            type="system", name=name, level="error", parent_id=oms_event.id, inbox_id=message.id,
+            payload={"error": error, "queue": message.queue, "inbox_id": message.id,
+                     "fix": "nothing of this message was applied; once the cause is fixed, "
+                            f"`wheelctl inbox replay {message.id}`"},
+            dedupe_key=f"inbox:{message.id}:{name}",
+        ))
+        return [failed]
+
+
+def _log_superseded(session: Session, channels: dict[str, Channel], superseded, version: int, inbox_id: int,
+                    oms_event_id: int) -> None:
+    """Log what was superseded: this message's own items (at `version`, its place) that a newer
+    value already replaced, and older messages' values waiting to be pushed that it replaced."""
+    parents = desired_state.event_parents(session, [s.inbox_id for s in superseded if s.inbox_id != version])
     for group in superseded:
         channel = channels[group.channel_id]
+        own = group.inbox_id == version
         record(session, NewEvent(
             type="domain", name=f"{group.operation}/superseded", level="info",
-            parent_id=parents.get(group.inbox_id), channel_id=channel.id, marketplace=channel.marketplace,
-            inbox_id=group.inbox_id,
-            payload={"items": group.items, "superseded_by": inbox_id if group.inbox_id != inbox_id else "a newer message",
-                     "reason": "a newer value replaced it before it was pushed"},
+            parent_id=oms_event_id if own else parents.get(group.inbox_id), channel_id=channel.id,
+            marketplace=channel.marketplace, inbox_id=inbox_id if own else group.inbox_id,
+            payload={"items": group.items, "superseded_by": "a newer message" if own else inbox_id,
+                     "reason": group.reason or "a newer value replaced it before it was pushed"},
         ))
 
 

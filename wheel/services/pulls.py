@@ -191,6 +191,22 @@ def _pull_locked(sessions, run: DueRun, channel: Channel, source_for, queues: Om
         return _fail(sessions, run, exc, outcome, now)
 
 
+def fail_run(sessions: sessionmaker[Session], run_id: int, error: str, now: Callable[[], datetime] = utcnow) -> PullOutcome:
+    """Fail a run its task could not finish (an error outside the expected ones, or a worker that
+    died on it again and again): said with an error event to alert on, and the next run pulls the
+    window again. A run already finished is left alone."""
+    with sessions() as session:
+        found = session.execute(
+            select(JobRun, Schedule, Channel).join(Schedule, Schedule.id == JobRun.schedule_id)
+            .join(Channel, Channel.id == Schedule.channel_id).where(JobRun.id == run_id)
+        ).first()
+    if found is None or found[0].status in ("succeeded", "failed"):
+        return PullOutcome("skipped")
+    run_row, schedule, channel = found
+    run = DueRun(run_row.id, schedule.id, channel.id, channel.marketplace, schedule.job, run_row.due_at, run_row.trigger)
+    return _fail(sessions, run, RuntimeError(error), PullOutcome("failed", run), now)
+
+
 def _parts(page: OrderPage, size: int = PART_SIZE):
     """A page in parts of at most `size` orders, each stored in its own transaction, so the
     publisher starts on the first while the rest are stored (Tata CLiQ answers every open order in
@@ -337,6 +353,7 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
     documents: dict[str, tuple[Order, bytes]] = {}
     for order in page.orders:
         try:
+            _check_total(order)
             documents[order.order_id] = (order, order_document(order, header))
         except ValueError as exc:
             raw = page.raw.get(order.order_id)
@@ -372,9 +389,11 @@ def _store_orders(session: Session, run: DueRun, channel: Channel, page: OrderPa
                        "body": body, "event_id": event.id} for (order, body), event in zip(new, received)])
     outcome.orders += len(new)
     outcome.outboxed += len(new)
-    # Cancellations that arrived before their order go out now, after it.
+    # Cancellations that arrived before their order go out now, after it (expired ones too: the
+    # OMS must never ship an order the marketplace cancelled).
     held = session.execute(
-        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id, CancelledLineRow.status == "held",
+        select(CancelledLineRow).where(CancelledLineRow.channel_id == channel.id,
+                                       CancelledLineRow.status.in_(("held", "expired")),
                                        CancelledLineRow.order_id.in_([order.order_id for order, _ in new]))
         .order_by(CancelledLineRow.id)
     ).scalars().all()
@@ -427,6 +446,17 @@ def _note_grown(session: Session, run: DueRun, channel: Channel, seen: list[Orde
 
 def _total(order: Order) -> Decimal:
     return sum((p.amount for p in order.payments), Decimal("0"))
+
+
+# orders.total is NUMERIC(14,2); the marketplaces put no bound on an amount.
+MAX_TOTAL = Decimal("999999999999.99")
+
+
+def _check_total(order: Order) -> None:
+    """An order whose total Wheel cannot store is unmappable (kept, said), not a page that fails for ever."""
+    total = _total(order)
+    if abs(total) >= MAX_TOTAL + Decimal("0.005"):  # what Postgres would round up past the column
+        raise ValueError(f"the order's total {total} is above {MAX_TOTAL}, the most Wheel stores")
 
 
 def _store_failure(session: Session, run: DueRun, channel: Channel, failure: Unmappable, outcome: PullOutcome) -> None:

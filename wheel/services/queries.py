@@ -38,12 +38,14 @@ LATEST_ORDERS = """
      WHERE (CAST(:channel AS text) IS NULL OR o.channel_id = :channel)
        AND (CAST(:status AS text) IS NULL OR o.status = :status)
     UNION ALL
-    SELECT c.channel_id, c.order_id, 'held', count(*), NULL, min(c.received_at), NULL, 'cancellation waiting for its order',
+    SELECT c.channel_id, c.order_id, c.status, count(*), NULL, min(c.received_at), NULL,
+           CASE c.status WHEN 'held' THEN 'cancellation waiting for its order'
+                ELSE 'cancellation held too long (cancellation/expired); it still follows the order if it comes' END,
            string_agg(c.line_id, ' ')
       FROM cancellations c
-     WHERE c.status = 'held' AND CAST(:status AS text) = 'held'
+     WHERE c.status IN ('held', 'expired') AND CAST(:status AS text) = 'held'
        AND (CAST(:channel AS text) IS NULL OR c.channel_id = :channel)
-     GROUP BY c.channel_id, c.order_id
+     GROUP BY c.channel_id, c.order_id, c.status
      ORDER BY received_at DESC
      LIMIT :limit
 """

@@ -1,4 +1,9 @@
-"""Replaying a stored OMS message, after the operator fixed what was wrong with it."""
+"""Replaying a stored OMS message, after the operator fixed what was wrong with it.
+
+The replay is a new inbox row with the place of the message it replays (`inbox.version`): its
+values are as old as the original's, so they never overwrite what a newer message set (they are
+logged as superseded instead), and they replace what an older one set.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,15 @@ class ReplayError(LookupError):
 
 
 def replay(sessions: sessionmaker[Session], inbox_id: int, body: bytes | None = None) -> int:
-    """Store the message again as a new inbox row (the original stays as it was); its new id."""
+    """Store the message again as a new inbox row (the original stays as it was), in the original's
+    place in the order; its new id."""
     with sessions.begin() as session:
         original = session.get(InboxMessage, inbox_id)
         if original is None:
             raise ReplayError(f"no inbox message {inbox_id}")
         new_body = original.body if body is None else body
         copy = InboxMessage(
+            version=original.version if original.version is not None else original.id,
             queue=original.queue,
             transport_message_id=f"replay:{inbox_id}:{uuid.uuid4().hex}",
             body=new_body,
