@@ -142,5 +142,6 @@ GIVE_UP: dict[str, GiveUp] = {
     queues.PROCESS_MESSAGE: _message,
     queues.RUN_JOB: _run,
     queues.SYNC: _sync,
+    queues.POLL_SUBMISSION: _sync,  # (channel, feed id): the feed's SKUs stay held; the sweeper polls again
     queues.ALERT: _alert,
 }
