@@ -13,6 +13,7 @@ import json
 import random
 import secrets
 import threading
+from decimal import Decimal
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
@@ -124,7 +125,14 @@ class Bucket:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(data), status=status, mimetype="application/json", headers=headers)
+    # Money read from requests is kept exact (Decimal) and answered as a JSON number.
+    return Response(json.dumps(data, default=_number), status=status, mimetype="application/json", headers=headers)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
