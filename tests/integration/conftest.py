@@ -10,13 +10,20 @@ from wheel.marketplaces.base import HttpConfig
 from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
 from wheel.secrets import SecretStore
 from tests.support.gates import RecordingGate
+from tests.support.spapi import Conformance
 from wheel.services.channels import add_channel
 
 
 @pytest.fixture
-def sandbox():
-    """The real sandbox server, in a thread of the test process, on a free port."""
+def sandbox(request):
+    """The real sandbox server, in a thread of the test process, on a free port. Every Amazon call
+    it takes and every answer it gives is checked against Amazon's models; a test that saw a
+    request or an answer Amazon's models do not allow fails (tests/support/spapi.py), unless it
+    is marked `sandbox_off_model` because it sends one on purpose."""
     app = SandboxApp()
+    conformance = Conformance()
+    app.observers.append(conformance)
+    app.conformance = conformance
     server = serve(app, "127.0.0.1", 0)
     # Polling for shutdown every 20ms (not 500ms): the server is started for many tests.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -25,6 +32,9 @@ def sandbox():
     yield app
     server.shutdown()
     server.server_close()
+    if request.node.get_closest_marker("sandbox_off_model") is None:
+        assert conformance.problems == [], "requests or answers outside Amazon's models:\n" + "\n".join(
+            conformance.problems[:20])
 
 
 @pytest.fixture

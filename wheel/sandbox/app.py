@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -35,6 +36,9 @@ class SandboxApp:
         self.core = SandboxCore()
         self.core.channels.update(channels or {})
         self.handlers: dict[str, Any] = {}
+        # Called with (method, path, query, body, status, answer, mimetype) after every request:
+        # the tests check each Amazon call and answer against Amazon's models (tests/support/spapi.py).
+        self.observers: list[Callable[..., None]] = []
         rules = [
             Rule("/_sandbox/health", endpoint="_sandbox.health", methods=["GET"]),
             Rule("/_sandbox/channels", endpoint="_sandbox.list_channels", methods=["GET"]),
@@ -72,6 +76,11 @@ class SandboxApp:
             response = handler(request, **values) if owner == "_sandbox" else handler(request, self.core, **values)
         except HTTPException as exc:
             response = error(exc.code, exc.name.upper().replace(" ", "_"), exc.description)
+        for observe in self.observers:
+            # The path as sent, still percent-encoded (a SKU may hold '/').
+            raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path).split("?", 1)[0]
+            observe(request.method, raw_path, request.args.to_dict(flat=False), request.get_data(),
+                    response.status_code, response.get_data(), response.mimetype)
         return response(environ, start_response)
 
     # -- steering and inspection --------------------------------------------------------------

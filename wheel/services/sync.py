@@ -58,6 +58,10 @@ CLAIM = text(
 CHANNEL_BLOCKED_RETRY_S = 60.0
 
 
+# Seconds a renewed lease keeps beyond the longest request (clock skew, the renewal's own time).
+RENEW_MARGIN_S = 5.0
+
+
 class LeaseLost(Exception):
     """Some SKUs of a call are no longer leased to this worker: the call must not start."""
 
@@ -73,7 +77,10 @@ class _Lease:
 
     def __init__(self, sessions, channel_id: str, worker: str, lease_s: float, request_budget_s: float):
         self.sessions, self.channel_id, self.worker = sessions, channel_id, worker
-        self.lease_s, self.request_budget_s = float(lease_s), float(request_budget_s)
+        # A renewed lease always outlasts one more request, however short the configured lease:
+        # a request that outlived it would let another worker push the same SKU meanwhile.
+        self.lease_s = max(float(lease_s), float(request_budget_s) + RENEW_MARGIN_S)
+        self.request_budget_s = float(request_budget_s)
         # Taken before the claim: the local deadline is never later than the database's.
         self.deadline = time.monotonic() + self.lease_s
         self.held: set[str] = set()
@@ -206,7 +213,7 @@ def run_sync(
     started = time.monotonic()
     while time.monotonic() - started < time_budget_s:
         lease = _Lease(sessions, channel.id, worker, lease_s, request_budget_s)
-        claimed = _claim(sessions, channel, worker, lease_s, _claim_size(sessions, channel, adapter), settle_s)
+        claimed = _claim(sessions, channel, worker, lease.lease_s, _claim_size(sessions, channel, adapter), settle_s)
         if not claimed:
             break
         outcome.skus += len(claimed)
