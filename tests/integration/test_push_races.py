@@ -262,3 +262,16 @@ def test_the_sweeper_polls_again_a_feed_whose_poll_task_was_lost(sessions, sandb
                            send_poll=lambda *args: polls.append(args))
 
     assert polls == [("UZ", "amazon", feed_id)] and report.submissions == 1
+
+
+def test_a_base_url_that_is_no_url_blocks_the_channel_instead_of_failing_its_pushes(sessions, sandbox, channels, secrets):
+    channels("UT", "tatacliq")
+    with sessions.begin() as session:
+        session.execute(text("UPDATE channels SET base_url = 'htp//tatacliq.example' WHERE id = 'UT'"))
+    send(sessions, "Q.RANGING", ranging("UT", "S1"))
+
+    outcome = run(sessions, secrets, "UT")
+
+    [blocked] = events(sessions, "system/channel-blocked")
+    assert blocked.payload["kind"] == "configuration" and outcome.alerts and outcome.blocked
+    assert events(sessions, "ranging/failed") == [] and listing(sessions, "UT", "S1").dirty

@@ -29,7 +29,7 @@ from wheel.domain import ItemResult, ListingUpdate, Price
 from wheel.events import NewEvent, Recorded, record
 from wheel.marketplaces import UnknownMarketplace
 from wheel.marketplaces.base import Call, ChannelConfig, MarketplaceAdapter, QuotaGate, QuotaWait, Submitted
-from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
+from wheel.marketplaces.errors import AuthError, ConfigurationError, MarketplaceError, PermanentError, TransientError
 from wheel.services.desired_state import event_parents
 
 log = logging.getLogger("wheel.sync")
@@ -346,8 +346,9 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             outcome.alerts += retry.alerts
             # The marketplace is struggling: stop here, and come back after the backoff.
             return stop(calls[index + 1:], retry.retry_in_s if retry.retry_in_s is not None else 0.0)
-        except AuthError as exc:
-            # The credentials were refused: every call of the channel would be. Nothing is
+        except (AuthError, ConfigurationError) as exc:
+            # The credentials were refused, or the channel's base URL is no URL: every call of the
+            # channel would fail the same way. Nothing is
             # settled as failed; the values wait for the channel to be fixed.
             outcome.calls += 1
             settle_done()
