@@ -34,9 +34,11 @@ def build_bridge(settings: Settings, stop: threading.Event, *, accept_existing_q
     from workers.dispatch import Dispatcher
 
     app = create_app(settings)
-    # One attempt per send: the bridge retries a batch itself, with its own backoff, rather than
-    # Celery retrying each send in a quick loop of its own while Redis is down.
+    # One attempt per send, one connection attempt per send: the bridge retries a batch itself,
+    # with its own backoff. Left alone, Celery retries a publish, and kombu retries connecting to
+    # Redis for up to broker_connection_timeout (three connections in about 6 s, seen here).
     app.conf.task_publish_retry = False
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_retries": 0}
     dispatch = Dispatcher(app)
     transport = transport_for_settings(settings, consumer=True, accept_existing_queues=accept_existing_queues,
                                        prefetch=settings.bridge_batch_size * 2)

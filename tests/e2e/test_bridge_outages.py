@@ -23,7 +23,8 @@ from tests.support.private import PrivatePostgres, PrivateRedis
 from tests.support.processes import wait_for
 from wheel.db import migrate
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# About 4 minutes: two 30 s outages while 2,000 messages are sent over 80 s, then the backlog.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 MESSAGES = 2000
 OUTAGE_S = 30
@@ -50,8 +51,9 @@ def check_one_attempt_per_step(attempts: list[dict]) -> None:
         if after["attempt"] == 1:
             continue  # a new stall
         assert after["attempt"] == before["attempt"] + 1 and after["step"] == before["step"] + 1, (before, after)
-        # The next attempt came after the whole wait it announced: nothing tried in between.
-        assert after["at"] - before["at"] >= before["delay"] * 0.95 - 0.01, (before, after)
+        # The next attempt came after the whole wait it announced (nothing tried in between), and
+        # was over soon after: no retry loop of its own inside an attempt.
+        assert before["delay"] * 0.95 - 0.01 <= after["at"] - before["at"] <= before["delay"] + 2.5, (before, after)
 
 
 def queue_depth(url: str, queue: str) -> int:
