@@ -346,6 +346,13 @@ class QueueManagerServer:
     def bodies(self, queue: str) -> list[bytes]:
         return [m.body for m in self.messages(queue)]
 
+    def all_bodies(self, queue: str) -> list[bytes]:
+        """The queue's messages whether committed or got in a unit of work not yet committed (that
+        a backout would return): what the queue holds, none lost."""
+        with self._cond:
+            held = [m.body for c in self.connections if c.alive for q, m in c.gets if q == queue]
+            return held + [m.body for m in self.queues[queue]]
+
     def break_connections(self, reason: int = CMQC.MQRC_CONNECTION_BROKEN) -> None:
         """Drop every client connection, as a network failure would: their units of work are
         backed out, and every later call on them fails with `reason`."""
