@@ -107,10 +107,15 @@ def services_check(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--batch-size", type=click.IntRange(1, 5000), help="Messages per inbox transaction.")
+@click.option("--accept-existing-queues", is_flag=True,
+              help="RabbitMQ: consume OMS queues that exist with other arguments than Wheel declares (no single "
+                   "active consumer, no dead-letter route), as they are. Safe only while exactly one bridge runs.")
 @click.pass_context
-def bridge(ctx: click.Context, batch_size: int | None) -> None:
+def bridge(ctx: click.Context, batch_size: int | None, accept_existing_queues: bool) -> None:
     """Consume the four OMS queues into the inbox and hand each message to the workers.
 
+    One bridge consumes at a time; another started alongside waits as a hot standby and takes
+    over when the first goes (RabbitMQ: single active consumer; IBM MQ: exclusive input).
     Stops cleanly on SIGTERM or Ctrl-C, finishing the batch in hand.
     """
     from bridge.main import run_bridge
@@ -118,7 +123,7 @@ def bridge(ctx: click.Context, batch_size: int | None) -> None:
     settings = _settings(ctx)
     if batch_size:
         settings = settings.model_copy(update={"bridge_batch_size": batch_size})
-    run_bridge(settings)
+    run_bridge(settings, accept_existing_queues=accept_existing_queues)
 
 
 # -- sandbox ------------------------------------------------------------------------------------
@@ -336,12 +341,12 @@ def oms_put(ctx: click.Context, queue: str, file, message_id: str | None, count:
 
     Use - as FILE to read standard input.
     """
-    from bridge.transports import transport_from_url
+    from bridge.transports import transport_for_settings
 
     settings = _settings(ctx)
     body = file.read()
     name = _queue_name(settings, queue)
-    transport = transport_from_url(settings.oms_url.get_secret_value())
+    transport = transport_for_settings(settings)
     try:
         transport.connect()
         for _ in range(count):
@@ -367,12 +372,12 @@ def oms_tail(ctx: click.Context, queue: str, count: int | None, wait: float | No
     Takes the messages off the queue (as the OMS would) and prints each with its message id,
     and whether it is valid against Wheel's XSDs. The way to see Wheel's output without an OMS.
     """
-    from bridge.transports import transport_from_url
+    from bridge.transports import transport_for_settings
     from wheel.oms.orders import validate_document
 
     settings = _settings(ctx)
     name = {"orders": settings.queue_orders, "cancellations": settings.queue_cancellations}.get(queue, queue)
-    transport = transport_from_url(settings.oms_url.get_secret_value())
+    transport = transport_for_settings(settings)
     seen = 0
     import time
 

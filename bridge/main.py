@@ -11,14 +11,15 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from bridge.service import Bridge, BridgeStats
-from bridge.transports import transport_from_url
+from bridge.transports import transport_for_settings
 from wheel.db import make_engine, make_sessionmaker
 from wheel.observability import init_sentry
 from wheel.settings import Settings
 
 log = logging.getLogger("wheel.bridge")
 
-# Services going away: reconnect and carry on.
+# Services going away, to come back: a stall made of these is worth an event only once it has
+# lasted a while. (The bridge retries every error; it never exits on one.)
 RECOVERABLE = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
@@ -28,12 +29,19 @@ RECOVERABLE = (
 )
 
 
-def build_bridge(settings: Settings, stop: threading.Event) -> Bridge:
+def build_bridge(settings: Settings, stop: threading.Event, *, accept_existing_queues: bool = False) -> Bridge:
     from workers.app import create_app
     from workers.dispatch import Dispatcher
 
-    dispatch = Dispatcher(create_app(settings))
-    transport = transport_from_url(settings.oms_url.get_secret_value(), prefetch=settings.bridge_batch_size * 2)
+    app = create_app(settings)
+    # One attempt per send, one connection attempt per send: the bridge retries a batch itself,
+    # with its own backoff. Left alone, Celery retries a publish, and kombu retries connecting to
+    # Redis for up to broker_connection_timeout (three connections in about 6 s, seen here).
+    app.conf.task_publish_retry = False
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_retries": 0}
+    dispatch = Dispatcher(app)
+    transport = transport_for_settings(settings, consumer=True, accept_existing_queues=accept_existing_queues,
+                                       prefetch=settings.bridge_batch_size * 2)
     sessions = make_sessionmaker(make_engine(settings.database_url, pool_size=2, application_name="wheel-bridge"))
     return Bridge(
         transport,
@@ -50,7 +58,7 @@ def build_bridge(settings: Settings, stop: threading.Event) -> Bridge:
     )
 
 
-def run_bridge(settings: Settings) -> BridgeStats:
+def run_bridge(settings: Settings, *, accept_existing_queues: bool = False) -> BridgeStats:
     init_sentry(settings, component="wheel-bridge")
     stop = threading.Event()
 
@@ -60,4 +68,4 @@ def run_bridge(settings: Settings) -> BridgeStats:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return build_bridge(settings, stop).run()
+    return build_bridge(settings, stop, accept_existing_queues=accept_existing_queues).run()

@@ -4,13 +4,19 @@ Messages are consumed with manual acks: a delivery leaves its queue only when ac
 a nack with requeue, or a lost connection, returns it. Queues this transport creates are
 durable quorum queues, whose `x-delivery-count` header counts deliveries across bridge crashes,
 so a poison message is recognised even when it kills the process that reads it.
+
+The OMS queues the bridge consumes get more (`consumed_queue_arguments`): a single active
+consumer, so that a second bridge is a standby rather than a second reader that would reorder
+the queue (the version of an OMS value is its arrival order in the inbox); and a delivery limit
+with a dead-letter route to the backout queue, so that the broker never drops a message.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import amqp
@@ -19,14 +25,91 @@ from kombu.message import Message
 
 from bridge.transports.base import Delivery
 
-QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+log = logging.getLogger(__name__)
+
+QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+# Deliveries of one message before the broker dead-letters it. RabbitMQ 4.0 and later give every
+# quorum queue a delivery limit of 20 and then *drop* the message unless a dead-letter exchange
+# is set ("Starting with RabbitMQ 4.0, the delivery limit for quorum queues defaults to 20",
+# https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling; rabbitmq/rabbitmq-website,
+# versioned_docs/version-4.0/quorum-queues/index.md). Setting it explicitly gives RabbitMQ 3.x
+# (which has no default limit) the same cap, and keeps a message that the bridge hands back
+# near the head of its queue: without a limit RabbitMQ returns a rejected message to the *back*
+# of a quorum queue (same page, "Repeatedly Requeued Deliveries"; seen on 3.10.8 here), which
+# would reorder it. The bridge moves a message it cannot store after WHEEL_BRIDGE_MAX_ATTEMPTS
+# (5), well below this: the limit only catches a message that kills the bridge each time.
+DELIVERY_LIMIT = 20
+
+
+def consumed_queue_arguments(dead_letter_queue: str, delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
+    """The arguments of an OMS queue the bridge consumes.
+
+    - `x-single-active-consumer`: the broker delivers to one consumer at a time; another waits,
+      and takes over (in queue order, with what the first had not acked) when the first goes
+      (https://www.rabbitmq.com/docs/consumers#single-active-consumer).
+    - `x-delivery-limit` with `x-dead-letter-exchange` "" (the default exchange) and
+      `x-dead-letter-routing-key` the backout queue: a message delivered too often goes there.
+    - `x-dead-letter-strategy` at-least-once, which needs `x-overflow` reject-publish: the queue
+      keeps a dead-lettered message until the backout queue has confirmed it, where the default
+      (at-most-once) may lose it on the way (https://www.rabbitmq.com/docs/quorum-queues#dead-lettering,
+      "Activating at-least-once dead-lettering"; RabbitMQ 3.10 and later).
+    """
+    return {
+        **QUEUE_ARGUMENTS,
+        "x-single-active-consumer": True,
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+class QueueArgumentsMismatch(RuntimeError):
+    """An OMS queue the bridge consumes exists with other arguments than it declares."""
+
+    def __init__(self, queue: str, arguments: Mapping[str, Any], detail: str) -> None:
+        self.queue = queue
+        wanted = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        super().__init__(
+            f"OMS queue {queue!r} exists with other arguments than Wheel declares for a queue the bridge "
+            f"consumes ({wanted}); the broker said: {detail}. RabbitMQ cannot change a queue's arguments "
+            "in place. Wheel needs x-single-active-consumer so that a second bridge waits as a standby "
+            "instead of taking messages out of order, and the delivery limit with the dead-letter route so "
+            "that the broker moves a message delivered too often to the backout queue instead of dropping "
+            "it. Until the queue is fixed this bridge consumes nothing (the messages wait on their queues). "
+            "To fix it: pause the OMS's publishing to the queue, move its messages to a holding queue (a "
+            "shovel, or the management UI's move), delete the queue, start the bridge (it declares the "
+            "queue), move the messages back, resume publishing. Or start the bridge with "
+            "--accept-existing-queues to consume the queue as it is, which is safe only while exactly one "
+            "bridge runs."
+        )
+
+
+class Unroutable(RuntimeError):
+    """The broker returned a published message: no queue took it (the queue is gone)."""
 
 
 class AmqpTransport:
-    def __init__(self, url: str, *, prefetch: int = 200, heartbeat: int = 30):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefetch: int = 200,
+        heartbeat: int = 30,
+        queue_arguments: Mapping[str, Mapping[str, Any]] | None = None,
+        strict_queues: bool = False,
+    ):
+        """`queue_arguments`: the arguments to declare some queues with (others get
+        QUEUE_ARGUMENTS). `strict_queues`: a queue named there that exists with other arguments
+        is an error (the bridge); otherwise it is used as it is (tools, the OMS stand-in)."""
         self._url = url
         self._prefetch = prefetch
         self._heartbeat = heartbeat
+        self._queue_arguments = {name: dict(args) for name, args in (queue_arguments or {}).items()}
+        self._strict = strict_queues
+        self._returned: list[tuple[str, str]] = []
         self._connection: kombu.Connection | None = None
         self._channel = None
         self._consumers: list[kombu.Consumer] = []
@@ -52,9 +135,19 @@ class AmqpTransport:
             transport_options={"confirm_publish": True},
         )
         self._connection.ensure_connection(max_retries=1)
+        self._open_channel()
+        self._declared.clear()
+
+    def _open_channel(self) -> None:
         self._channel = self._connection.channel()
         self._channel.basic_qos(0, self._prefetch, False)
-        self._declared.clear()
+        # A mandatory message no queue takes comes back as basic.return, before its confirm
+        # (https://www.rabbitmq.com/docs/confirms#when-publishes-are-confirmed): note it here, so
+        # that put raises instead of calling the discarded message put.
+        self._channel.events["basic_return"].add(self._on_return)
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        self._returned.append((routing_key, str(exc)))
 
     def close(self) -> None:
         self._consumers = []
@@ -73,17 +166,21 @@ class AmqpTransport:
                 continue
             try:
                 self._queue(name).bind(self._channel).declare()
-            except amqp.exceptions.PreconditionFailed:
-                # The queue exists with other arguments (say, a classic queue made by the OMS
-                # team): use it as it is. The failed declare closed the channel; open a new one.
-                self._channel = self._connection.channel()
-                self._channel.basic_qos(0, self._prefetch, False)
-                self._queue(name).bind(self._channel).declare(passive=True)
+            except amqp.exceptions.PreconditionFailed as exc:
+                # The queue exists with other arguments (a queue made by an earlier Wheel, or a
+                # classic queue made by the OMS team). The failed declare closed the channel.
+                self._open_channel()
+                if self._strict and name in self._queue_arguments:
+                    raise QueueArgumentsMismatch(name, self._queue_arguments[name], str(exc)) from exc
+                if name in self._queue_arguments:
+                    log.warning("OMS queue %s exists with other arguments than Wheel declares (%s): used as it "
+                                "is; without a single active consumer, run only one bridge", name, exc)
+                self._queue(name).bind(self._channel).queue_declare(passive=True)
             self._declared.add(name)
 
-    @staticmethod
-    def _queue(name: str) -> kombu.Queue:
-        return kombu.Queue(name, exchange="", routing_key=name, durable=True, queue_arguments=QUEUE_ARGUMENTS)
+    def _queue(self, name: str) -> kombu.Queue:
+        arguments = self._queue_arguments.get(name, QUEUE_ARGUMENTS)
+        return kombu.Queue(name, exchange="", routing_key=name, durable=True, queue_arguments=arguments)
 
     # -- consuming ----------------------------------------------------------------------------
 
@@ -145,6 +242,19 @@ class AmqpTransport:
         batch, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
         return batch
 
+    def keepalive(self) -> None:
+        """Send a heartbeat when one is due, and read what the broker sent (its heartbeats, and
+        deliveries, which join the buffer for the next fetch): without reading, kombu would take
+        the broker's silence for a dead connection."""
+        if self._connection is None:
+            return
+        self._connection.heartbeat_check()
+        for _ in range(10_000):  # bounded by the prefetch: the broker sends no more than that
+            try:
+                self._connection.drain_events(timeout=0.002)
+            except socket.timeout:
+                return
+
     def commit(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             delivery.handle.ack()
@@ -160,7 +270,10 @@ class AmqpTransport:
             self.connect()
         self.declare([queue])
         producer = kombu.Producer(self._channel, exchange=kombu.Exchange(""), auto_declare=False)
-        # With publisher confirms on, publish returns once the broker has the message.
+        # With publisher confirms on, publish returns once the broker has the message; mandatory,
+        # so that a message no queue takes (the queue was deleted after it was declared here)
+        # comes back instead of being confirmed and discarded.
+        self._returned.clear()
         producer.publish(
             body,
             routing_key=queue,
@@ -170,8 +283,15 @@ class AmqpTransport:
             delivery_mode=2,
             message_id=message_id,
             headers=headers or {},
+            mandatory=True,
             retry=False,
         )
+        if self._returned:
+            (routing_key, reason), *_ = self._returned
+            self._returned.clear()
+            self._declared.discard(queue)  # declared again on the next put
+            raise Unroutable(f"the broker returned the message put on {routing_key!r} ({reason}): no queue of "
+                             "that name takes it (deleted since it was declared?); nothing was put")
 
     def move(self, delivery: Delivery, to_queue: str, *, reason: str) -> None:
         # AMQP has no unit of work spanning a publish and an ack: publish (confirmed) first,

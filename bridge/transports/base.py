@@ -30,6 +30,11 @@ class Delivery:
     handle: Any = None
 
 
+class ConsumerStandby(Exception):
+    """Another consumer holds the queue exclusively (IBM MQ: opened for exclusive input), so this
+    one takes nothing: it waits as a standby and tries again. Not a failure."""
+
+
 class Transport(Protocol):
     # Exceptions that mean "the connection is gone: reconnect and carry on".
     connection_errors: tuple[type[BaseException], ...]
@@ -40,7 +45,12 @@ class Transport(Protocol):
         """Make sure the queues exist (where the transport may create them)."""
 
     def fetch(self, queues: Sequence[str], *, max_messages: int, wait_s: float) -> list[Delivery]:
-        """Take up to max_messages from the queues, waiting up to wait_s for the first."""
+        """Take up to max_messages from the queues, waiting up to wait_s for the first. Raises
+        ConsumerStandby while another consumer holds a queue exclusively."""
+
+    def keepalive(self) -> None:
+        """Keep the connection alive while the caller holds deliveries without fetching (it waits
+        for Postgres or Redis): answer heartbeats. Raises connection errors like any call."""
 
     def commit(self, deliveries: Sequence[Delivery]) -> None:
         """Remove the deliveries from their queues for good (and commit any puts made)."""

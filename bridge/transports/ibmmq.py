@@ -2,6 +2,10 @@
 
 Messages are got under syncpoint. IBM MQ has one unit of work per connection, covering every get
 and put since the last commit or backout, and backs it out when the connection is lost.
+
+The bridge's transport opens the OMS queues for exclusive input (`exclusive_input`), so that a
+second bridge is a standby: its open fails with MQRC_OBJECT_IN_USE until the first closes the
+queue or its connection ends, and it keeps trying (ConsumerStandby).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from bridge.transports.base import Delivery
+from bridge.transports.base import ConsumerStandby, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,12 @@ class IbmMqError(RuntimeError):
 
 class IbmMqQueueMissing(IbmMqError):
     """The queue is not defined on the queue manager (MQRC_UNKNOWN_OBJECT_NAME)."""
+
+
+class IbmMqQueueInUse(IbmMqError, ConsumerStandby):
+    """Another application has the queue open for input in a way that excludes this open
+    (MQRC_OBJECT_IN_USE, 2042: "the request is for exclusive input, but the object is already open
+    for input (of any sort)", https://www.ibm.com/docs/en/SSFKSJ_9.2.0/com.ibm.mq.tro.doc/q041130_.html)."""
 
 
 @dataclass(frozen=True)
@@ -175,8 +185,11 @@ class IbmMqTransport:
 
     connection_errors: tuple[type[BaseException], ...] = (IbmMqConnectionBroken,)
 
-    def __init__(self, url: str, *, mq: Any = None) -> None:
+    def __init__(self, url: str, *, mq: Any = None, exclusive_input: bool = False) -> None:
+        """`exclusive_input`: open queues for input with MQOO_INPUT_EXCLUSIVE (the bridge), so that
+        no other application gets from them while this one has them open."""
         self.address = parse_url(url)
+        self._exclusive_input = exclusive_input
         self._mq = mq if mq is not None else _import_mq()
         constants = self._mq.CMQC
         self._broken_reasons = frozenset(
@@ -242,6 +255,12 @@ class IbmMqTransport:
             if reason in self._broken_reasons:
                 self.close()
                 raise IbmMqConnectionBroken(message, reason=reason) from exc
+            if reason == getattr(self._mq.CMQC, "MQRC_OBJECT_IN_USE", None):
+                # Another bridge has a queue: let go of the ones this one opened, so that it can
+                # have them all rather than the two splitting the queues between them.
+                self._close_inputs()
+                raise IbmMqQueueInUse(message + ": another application has it open for input "
+                                      "(another bridge?); this one stands by", reason=reason) from exc
             raise IbmMqError(message, reason=reason) from exc
 
     def _connected(self) -> Any:
@@ -282,10 +301,19 @@ class IbmMqTransport:
         queue = self._queues.get((name, output))
         if queue is None:
             constants = self._mq.CMQC
-            mode = constants.MQOO_OUTPUT if output else constants.MQOO_INPUT_SHARED
+            if output:
+                mode = constants.MQOO_OUTPUT
+            else:
+                mode = constants.MQOO_INPUT_EXCLUSIVE if self._exclusive_input else constants.MQOO_INPUT_SHARED
             queue = self._open_queue(name, mode | constants.MQOO_FAIL_IF_QUIESCING)
             self._queues[(name, output)] = queue
         return queue
+
+    def _close_inputs(self) -> None:
+        """Close the queues open for input (only when no delivery of the unit of work is unsettled:
+        the caller backed it out)."""
+        for key in [key for key in self._queues if not key[1]]:
+            self._quietly(self._queues.pop(key).close)
 
     # -- getting ------------------------------------------------------------------------------
 
@@ -387,6 +415,12 @@ class IbmMqTransport:
             if delivery is not None and syncpoint:
                 self._commit_now()
         return delivery
+
+    def keepalive(self) -> None:
+        """Nothing to do here: the MQI has no call to keep a client connection alive, and
+        heartbeats and keepalives are set on the channel (HBINT, KAINT, and DISCINT for idle
+        connections). Were the connection lost while the bridge holds a unit of work, it is backed
+        out and its messages delivered again, as with any lost connection."""
 
     # -- settling -----------------------------------------------------------------------------
 

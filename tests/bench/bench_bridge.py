@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import text
 
 from bridge.main import build_bridge
-from bridge.transports.amqp import AmqpTransport
+from bridge.transports import transport_for_settings
 from tests.support import services
 from wheel.db import make_engine
 from workers.app import create_app
@@ -30,7 +30,7 @@ BODY = (Path(__file__).resolve().parents[1] / "samples" / "ranging.xml").read_by
 
 
 def preload(settings, queue: str, count: int) -> None:
-    transport = AmqpTransport(settings.oms_url.get_secret_value())
+    transport = transport_for_settings(settings)  # the OMS queues as the bridge declares them
     transport.connect()
     try:
         for n in range(count):
@@ -42,7 +42,7 @@ def preload(settings, queue: str, count: int) -> None:
 def naive(settings, queue: str, count: int) -> float:
     app = create_app(settings)
     with kombu.Connection(settings.oms_url.get_secret_value()) as connection:
-        bound = AmqpTransport._queue(queue)(connection.default_channel)
+        bound = kombu.Queue(queue, exchange="", routing_key=queue)(connection.default_channel)
         started = time.perf_counter()
         done = 0
         while done < count:

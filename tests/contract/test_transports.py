@@ -139,6 +139,90 @@ class TestAmqpTransport(TransportContract):
     def test_password_is_never_shown(self):
         assert "guest:guest" not in repr(self.make_transport())
 
+    # -- RabbitMQ only ----------------------------------------------------------------------------
+
+    def test_a_queue_that_exists_with_other_arguments_is_used_as_it_is(self, queues):
+        import kombu
+
+        with kombu.Connection(TEST_AMQP_URL) as connection:  # a classic queue, made by the OMS team
+            kombu.Queue(queues[1], exchange="", routing_key=queues[1], durable=True)(connection.channel()).declare()
+        transport = self.make_transport()
+        transport.connect()
+        try:
+            transport.declare([queues[1]])  # PRECONDITION_FAILED on x-queue-type; then a passive declare
+            transport.put(queues[1], b"kept", message_id="m-1")
+            assert [d.body for d in transport.fetch([queues[1]], max_messages=10, wait_s=5)] == [b"kept"]
+        finally:
+            transport.close()
+
+    def test_a_put_to_a_queue_deleted_since_it_was_declared_is_refused(self, transport, queues):
+        transport.put(queues[0], b"one", message_id="m-1")  # declares the queue, once
+        delete_queues(TEST_AMQP_URL, [queues[0]])  # say, by an operator
+        with pytest.raises(Exception, match="no queue of that name"):
+            transport.put(queues[0], b"two", message_id="m-2")  # mandatory: returned, not confirmed and lost
+        transport.put(queues[0], b"three", message_id="m-3")  # declares it again
+        assert [d.body for d in transport.fetch([queues[0]], max_messages=10, wait_s=5)] == [b"three"]
+
+    def oms_transport(self, queues, **options):
+        from bridge.transports.amqp import AmqpTransport, consumed_queue_arguments
+
+        arguments = {queues[0]: consumed_queue_arguments(queues[2], **options.pop("limit", {}))}
+        transport = AmqpTransport(TEST_AMQP_URL, prefetch=3, queue_arguments=arguments, **options)
+        transport.connect()
+        transport.declare([queues[2], queues[0]])
+        return transport
+
+    def test_a_second_consumer_of_an_oms_queue_stands_by_then_takes_over_in_queue_order(self, queues):
+        active, standby = self.oms_transport(queues, strict_queues=True), self.oms_transport(queues, strict_queues=True)
+        try:
+            for n in range(6):
+                active.put(queues[0], f"m{n}".encode(), message_id=f"id-{n}")
+            first = active.fetch([queues[0]], max_messages=10, wait_s=5)
+            assert standby.fetch([queues[0]], max_messages=10, wait_s=1) == []  # a single active consumer
+            active.commit(first[:1])
+            active.close()  # it dies with the rest of what it was sent, unacknowledged
+            taken = []
+            for _ in range(20):
+                batch = standby.fetch([queues[0]], max_messages=10, wait_s=1)
+                standby.commit(batch)
+                taken += batch
+                if len(taken) >= 5:
+                    break
+            assert [d.body for d in taken] == [b"m1", b"m2", b"m3", b"m4", b"m5"]
+        finally:
+            active.close()
+            standby.close()
+
+    def test_a_message_delivered_past_the_limit_goes_to_the_backout_queue(self, queues):
+        transport = self.oms_transport(queues, limit={"delivery_limit": 2})
+        try:
+            transport.put(queues[0], b"poison", message_id="p-1")
+            for _ in range(3):  # each return counts a delivery
+                batch = transport.fetch([queues[0]], max_messages=10, wait_s=2)
+                transport.backout(batch)
+            dead = transport.get_one(queues[2], wait_s=5)
+            assert dead is not None and dead.body == b"poison" and dead.message_id == "p-1"
+            assert dead.headers["x-first-death-reason"] == "delivery_limit"
+            assert transport.fetch([queues[0]], max_messages=10, wait_s=0.5) == []
+        finally:
+            transport.close()
+
+    def test_an_oms_queue_with_other_arguments_is_refused_with_what_to_do(self, queues):
+        from bridge.transports.amqp import QueueArgumentsMismatch
+
+        earlier = self.make_transport()  # as an earlier Wheel declared it: quorum, nothing more
+        earlier.connect()
+        earlier.declare([queues[0]])
+        earlier.close()
+        with pytest.raises(QueueArgumentsMismatch, match="--accept-existing-queues") as exc:
+            self.oms_transport(queues, strict_queues=True)
+        assert "x-single-active-consumer" in str(exc.value) and queues[0] in str(exc.value)
+        tool = self.oms_transport(queues)  # a tool putting on it (or the bridge with the flag) uses it as it is
+        try:
+            tool.put(queues[0], b"x", message_id="m-1")
+        finally:
+            tool.close()
+
 
 IBMMQ_URL = os.environ.get("WHEEL_TEST_IBMMQ_URL")
 

@@ -18,4 +18,4 @@ def test_migrations_build_the_tables_the_dashboard_reads(engine):
     assert {"id", "parent_id", "type", "name", "level", "channel_id", "marketplace", "payload", "created_at"} <= columns
     indexed = {tuple(i["column_names"]) for i in inspector.get_indexes("events")}
     assert ("created_at",) in indexed and ("name", "created_at") in indexed and ("channel_id", "created_at") in indexed
-    assert any(u["column_names"] == ["transport_message_id"] for u in inspector.get_unique_constraints("inbox"))
+    assert any(u["column_names"] == ["queue", "transport_message_id"] for u in inspector.get_unique_constraints("inbox"))

@@ -10,6 +10,7 @@ from typing import Any
 import requests
 from sqlalchemy import select, text
 
+from bridge.transports import Transport, transport_for_settings
 from bridge.transports.amqp import AmqpTransport
 from tests.support.processes import Process, celery_beat, celery_worker, wait_for, wheelctl
 from tests.support.services import free_port, settings_env
@@ -35,7 +36,7 @@ class Stack:
         self.beat: Process | None = None
         self.engine = make_engine(self.settings.database_url, pool_size=2)
         self.sessions = make_sessionmaker(self.engine)
-        self._transport: AmqpTransport | None = None
+        self._transport: Transport | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -100,7 +101,8 @@ class Stack:
 
     def put(self, operation: str, body: bytes, message_id: str | None = None, headers=None) -> str:
         if self._transport is None:
-            self._transport = AmqpTransport(self.settings.oms_url.get_secret_value())
+            # Declares the OMS queues as the bridge does, should this put come first.
+            self._transport = transport_for_settings(self.settings)
             self._transport.connect()
         message_id = uuid.uuid4().hex if message_id is None else message_id
         self._transport.put(self.settings.queue_for(operation), body, message_id=message_id, headers=headers)

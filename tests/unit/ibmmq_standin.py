@@ -19,6 +19,22 @@ manager; it models the behaviour the transport relies on, as IBM documents it:
 - A get that finds nothing (after WaitInterval, with MQGMO_WAIT) raises MQMIError(2, 2033).
   Unknown queue names raise 2085. A server can break its connections (2009), refuse new ones
   (2059) until `accept_connections()`, break on the next call of a named operation, or quiesce.
+- Input opens conflict as IBM documents for MQRC_OBJECT_IN_USE (2042): an open for exclusive
+  input fails while the queue is open for input of any sort, and an open for shared input fails
+  while it is open for exclusive input, by this or another connection, until that handle is
+  closed or its connection ends
+  (https://www.ibm.com/docs/en/SSFKSJ_9.2.0/com.ibm.mq.tro.doc/q041130_.html).
+  MQOO_INPUT_AS_Q_DEF counts as shared (a local queue's default, DEFSOPT(SHARED)).
+- `inhibit_get(queue)` is `ALTER QLOCAL(queue) GET(DISABLED)`: every MQGET on it fails with
+  MQRC_GET_INHIBITED (2016) until `inhibit_get(queue, False)`
+  (https://www.ibm.com/docs/en/SSFKSJ_9.2.0/com.ibm.mq.tro.doc/q040890_.html).
+- `set_max_depth(queue, n)` is `ALTER QLOCAL(queue) MAXDEPTH(n)`: an MQPUT that finds n messages
+  on the queue fails with MQRC_Q_FULL (2053)
+  (https://www.ibm.com/docs/en/SSFKSJ_latest/reference/q041240_.html). UNCONFIRMED: the depth
+  counted here includes messages in units of work; IBM says unit-of-work processing can take a
+  queue's physical depth past MaxQDepth
+  (https://www.ibm.com/support/knowledgecenter/SSFKSJ_9.1.0/com.ibm.mq.ref.dev.doc/q103290_.html),
+  so the queue manager's own count may differ. Tests use a depth of 0, where it does not matter.
 
 Tests start a server with `listen(QueueManagerServer(...), "host(port)")` and clear with `reset()`.
 """
@@ -43,11 +59,14 @@ class CMQC:
 
     MQRC_NONE = 0
     MQRC_CONNECTION_BROKEN = 2009
+    MQRC_GET_INHIBITED = 2016
     MQRC_HCONN_ERROR = 2018
     MQRC_NO_MSG_AVAILABLE = 2033
     MQRC_NOT_AUTHORIZED = 2035
     MQRC_NOT_OPEN_FOR_INPUT = 2037
     MQRC_NOT_OPEN_FOR_OUTPUT = 2039
+    MQRC_OBJECT_IN_USE = 2042
+    MQRC_Q_FULL = 2053
     MQRC_Q_MGR_NAME_ERROR = 2058
     MQRC_Q_MGR_NOT_AVAILABLE = 2059
     MQRC_UNKNOWN_OBJECT_NAME = 2085
@@ -304,6 +323,10 @@ class QueueManagerServer:
         self._quiescing = False
         self._break_on: str | None = None
         self._ids = itertools.count(1)
+        # Queue -> handles open for input: (connection, exclusive, the Queue object).
+        self._inputs: dict[str, list[tuple[Connection, bool, object]]] = {}
+        self._get_inhibited: set[str] = set()
+        self._max_depth: dict[str, int] = {}
 
     # -- for tests ---------------------------------------------------------------------------
 
@@ -322,6 +345,13 @@ class QueueManagerServer:
 
     def bodies(self, queue: str) -> list[bytes]:
         return [m.body for m in self.messages(queue)]
+
+    def all_bodies(self, queue: str) -> list[bytes]:
+        """The queue's messages whether committed or got in a unit of work not yet committed (that
+        a backout would return): what the queue holds, none lost."""
+        with self._cond:
+            held = [m.body for c in self.connections if c.alive for q, m in c.gets if q == queue]
+            return held + [m.body for m in self.queues[queue]]
 
     def break_connections(self, reason: int = CMQC.MQRC_CONNECTION_BROKEN) -> None:
         """Drop every client connection, as a network failure would: their units of work are
@@ -344,6 +374,23 @@ class QueueManagerServer:
 
     def accept_connections(self) -> None:
         self._refusing = None
+
+    def inhibit_get(self, queue: str, inhibited: bool = True) -> None:
+        """ALTER QLOCAL(queue) GET(DISABLED), or GET(ENABLED) with inhibited=False."""
+        with self._cond:
+            if inhibited:
+                self._get_inhibited.add(queue)
+            else:
+                self._get_inhibited.discard(queue)
+            self._cond.notify_all()
+
+    def set_max_depth(self, queue: str, depth: int | None) -> None:
+        """ALTER QLOCAL(queue) MAXDEPTH(depth); None: no limit (the stand-in's default)."""
+        with self._cond:
+            if depth is None:
+                self._max_depth.pop(queue, None)
+            else:
+                self._max_depth[queue] = depth
 
     def quiesce(self) -> None:
         """Start an orderly shutdown: connections stay up (commit, backout and disconnect work),
@@ -380,11 +427,17 @@ class QueueManagerServer:
         if self._quiescing and fail_if_quiescing:
             raise _failed(CMQC.MQRC_Q_MGR_QUIESCING)
 
-    def _open(self, connection: Connection, queue: str, options: int) -> None:
+    def _open(self, connection: Connection, queue: str, options: int, handle: object = None) -> None:
         with self._cond:
             self._check(connection, "open", bool(options & CMQC.MQOO_FAIL_IF_QUIESCING))
             if queue not in self.queues:
                 raise _failed(CMQC.MQRC_UNKNOWN_OBJECT_NAME)
+            if options & (CMQC.MQOO_INPUT_AS_Q_DEF | CMQC.MQOO_INPUT_SHARED | CMQC.MQOO_INPUT_EXCLUSIVE):
+                exclusive = bool(options & CMQC.MQOO_INPUT_EXCLUSIVE)
+                holders = [held for c, held, _ in self._inputs.get(queue, []) if c.alive]
+                if holders and (exclusive or any(holders)):
+                    raise _failed(CMQC.MQRC_OBJECT_IN_USE)
+                self._inputs.setdefault(queue, []).append((connection, exclusive, handle))
 
     def _get(self, connection: Connection, queue: str, md: MD, gmo: GMO) -> bytes:
         options = gmo.Options
@@ -398,6 +451,8 @@ class QueueManagerServer:
         with self._cond:
             while True:
                 self._check(connection, "get", bool(options & CMQC.MQGMO_FAIL_IF_QUIESCING))
+                if queue in self._get_inhibited:
+                    raise _failed(CMQC.MQRC_GET_INHIBITED)
                 message = self._take(queue, want_msg_id, want_correl_id)
                 if message is not None:
                     break
@@ -436,6 +491,8 @@ class QueueManagerServer:
         now = datetime.now(UTC)
         with self._cond:
             self._check(connection, "put", bool(pmo.Options & CMQC.MQPMO_FAIL_IF_QUIESCING))
+            if queue in self._max_depth and self._depth(queue) >= self._max_depth[queue]:
+                raise _failed(CMQC.MQRC_Q_FULL)
             msg_id = md.MsgId.ljust(24, b"\x00")[:24]
             if pmo.Options & CMQC.MQPMO_NEW_MSG_ID or msg_id == CMQC.MQMI_NONE:
                 msg_id = self._new_msg_id()
@@ -462,9 +519,16 @@ class QueueManagerServer:
         md.PutDate = message.put_date
         md.PutTime = message.put_time
 
-    def _close_queue(self, connection: Connection) -> None:
+    def _depth(self, queue: str) -> int:
+        """Messages on the queue, counting those in units of work (got or put, not committed)."""
+        in_units = sum(1 for c in self.connections if c.alive for q, _ in (*c.gets, *c.puts) if q == queue)
+        return len(self.queues[queue]) + in_units
+
+    def _close_queue(self, connection: Connection, handle: object = None) -> None:
         with self._cond:
             self._check(connection, "close")
+            for queue, handles in self._inputs.items():
+                self._inputs[queue] = [entry for entry in handles if entry[2] is not handle]
 
     def _commit(self, connection: Connection) -> None:
         with self._cond:
@@ -599,7 +663,7 @@ class Queue:
         if self._name is None:
             raise PYIFError("The Queue Descriptor has not been set.")
         server, connection = self._qmgr._live()
-        server._open(connection, self._name, self._options)
+        server._open(connection, self._name, self._options, handle=self)
         self._opened = True
 
     def open(self, q_desc: str | bytes, *opts: Any) -> None:
@@ -637,5 +701,5 @@ class Queue:
         if not self._opened:
             raise PYIFError("not open")
         server, connection = self._qmgr._live()
-        server._close_queue(connection)
+        server._close_queue(connection, handle=self)
         self._opened = False

@@ -333,6 +333,57 @@ def test_moving_a_delivery_backed_out_since_takes_it_again_first(server, transpo
     assert server.messages(BACKOUT)[0].msg_id.hex() == bad.message_id
 
 
+# -- one consumer at a time ------------------------------------------------------------------------
+
+
+def exclusive(server):
+    transport = IbmMqTransport(URL, mq=standin, exclusive_input=True)
+    transport.connect()
+    return transport
+
+
+def test_an_exclusive_consumer_makes_another_stand_by_until_its_connection_ends(server):
+    from bridge.transports.base import ConsumerStandby
+
+    server.add_message(IN_A, b"one")
+    active, standby = exclusive(server), exclusive(server)
+    [taken] = fetch_now(active, IN_A)
+    with pytest.raises(ConsumerStandby) as exc:
+        fetch_now(standby, IN_A)
+    assert isinstance(exc.value, IbmMqError) and exc.value.reason == C.MQRC_OBJECT_IN_USE
+    assert not isinstance(exc.value, standby.connection_errors)  # no reconnecting: it waits
+    assert "MQRC_OBJECT_IN_USE (2042)" in str(exc.value)
+    server.break_connections()  # the active bridge dies: its unit of work is backed out
+    active.close()
+    standby.connect()
+    [again] = fetch_now(standby, IN_A)
+    assert (again.body, again.message_id, again.redelivered) == (b"one", taken.message_id, True)
+    standby.close()
+
+
+def test_a_shared_reader_is_refused_while_a_consumer_holds_the_queue(server, transport):
+    active = exclusive(server)
+    fetch_now(active, IN_A)
+    with pytest.raises(IbmMqError) as exc:
+        fetch_now(transport, IN_A)  # `transport` opens for shared input, as tools do
+    assert exc.value.reason == C.MQRC_OBJECT_IN_USE
+    active.close()
+    assert fetch_now(transport, IN_A) == []
+
+
+def test_a_standby_lets_go_of_the_queues_it_had_opened(server):
+    from bridge.transports.base import ConsumerStandby
+
+    active, standby = exclusive(server), exclusive(server)
+    fetch_now(active, IN_B)
+    with pytest.raises(ConsumerStandby):
+        fetch_now(standby, IN_A, IN_B)  # opens IN_A, then finds IN_B held
+    third = exclusive(server)
+    assert fetch_now(third, IN_A) == []  # IN_A is free: the standby did not keep it
+    for t in (active, standby, third):
+        t.close()
+
+
 # -- put, get_one, declare ----------------------------------------------------------------------
 
 

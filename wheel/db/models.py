@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -78,11 +79,13 @@ class Channel(Base):
 
 
 class InboxMessage(Base):
-    """Every message taken from an OMS queue, raw, keyed by its transport message id."""
+    """Every message taken from an OMS queue, raw, keyed by its queue and transport message id."""
 
     __tablename__ = "inbox"
     __table_args__ = (
         CheckConstraint("status IN ('received', 'processed', 'failed')", name="known_status"),
+        # Per queue: an OMS may reuse its own document ids across its queues.
+        UniqueConstraint("queue", "transport_message_id"),
         Index(None, "status", "received_at"),
         Index(None, "body_sha256"),
         Index(None, "version", postgresql_where=text("version IS NOT NULL")),
@@ -94,7 +97,7 @@ class InboxMessage(Base):
     # message it replays, so an old value replayed never overwrites a newer one.
     version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     queue: Mapped[str] = mapped_column(Text, nullable=False)
-    transport_message_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    transport_message_id: Mapped[str] = mapped_column(Text, nullable=False)
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     body_sha256: Mapped[str] = mapped_column(Text, nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -102,6 +105,9 @@ class InboxMessage(Base):
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     received_at: Mapped[datetime] = _now()
+    # Set by the bridge just before it acknowledges the message to its broker. A redelivery of a
+    # message sent without an id is matched only to a row still without it (see inbox.py).
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'received'"))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     # The `oms` event that logs this message: the parent of every event it causes.
