@@ -1,7 +1,7 @@
 """inbox: the dedupe key per queue, and when the bridge acknowledged each message
 
 Revision ID: f5e43e7be2c0
-Revises: d662f42136ca
+Revises: a7c3e5f1b2d4
 Create Date: 2026-12-01 09:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'f5e43e7be2c0'
-down_revision = 'd662f42136ca'
+down_revision = 'a7c3e5f1b2d4'
 branch_labels = None
 depends_on = None
 
