@@ -34,6 +34,8 @@ run: install
 
 lint: install
 	$(BIN)/lint-imports
+	@# The check compares the models with a database at the migrations' head: make sure it is there.
+	@$(BIN)/wheelctl --log-level WARNING migrate
 	$(BIN)/wheelctl --log-level WARNING migrate --check
 
 test: install
