@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     push_lease_s: int = Field(default=120, ge=1)
     # Per-task attempts at a push that keeps failing transiently (default; channels override).
     push_retry_delays_s: list[float] = [5, 30, 120, 600]
+    # An Amazon feed in flight is polled this long after it is submitted, then at twice the last
+    # wait, up to the most (getFeed's quota is 2/s; a feed takes minutes).
+    feed_first_poll_s: float = Field(default=15.0, gt=0)
+    feed_max_poll_s: float = Field(default=120.0, gt=0)
 
     # Order pulls. A channel's first pull looks back this far.
     orders_initial_lookback_s: int = Field(default=86400, ge=60)

@@ -59,9 +59,10 @@ def sync_channel(self, channel_id: str) -> str:
         lease_s=c.settings.push_lease_s,
         default_retry_delays_s=c.settings.push_retry_delays_s,
         request_budget_s=c.settings.http_connect_timeout_s + c.settings.http_read_timeout_s,
+        first_poll_s=c.settings.feed_first_poll_s,
     )
     for reference in outcome.submitted:
-        dispatch.poll_submission(channel_id, outcome.marketplace, reference, countdown=sync.FIRST_POLL_S)
+        dispatch.poll_submission(channel_id, outcome.marketplace, reference, countdown=c.settings.feed_first_poll_s)
     if outcome.retry_in_s is not None:
         dispatch.sync(channel_id, outcome.marketplace, countdown=outcome.retry_in_s)
     elif outcome.more:
@@ -80,6 +81,8 @@ def poll_submission(self, channel_id: str, reference: str) -> str:
         adapters=c.adapter,
         gate_for=c.quota_gate,
         default_retry_delays_s=c.settings.push_retry_delays_s,
+        first_poll_s=c.settings.feed_first_poll_s,
+        max_poll_s=c.settings.feed_max_poll_s,
     )
     if outcome.status == "waiting":
         dispatch.poll_submission(channel_id, outcome.marketplace, reference, countdown=outcome.poll_in_s)

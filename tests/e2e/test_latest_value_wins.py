@@ -95,8 +95,8 @@ def test_the_marketplaces_end_with_the_latest_values_and_never_go_back(stack_fac
 
 
 # Every marketplace answers each request 2.5 s late, longer than the 2 s push lease, and Amazon's
-# feeds (used from 5 SKUs up) take 90 s to process: the review's "push outlives its lease".
-SLOW = {ch: {**behaviour, "delay_s": 2.5, **({"feed_processing_s": 90.0} if ch == "UZ" else {})}
+# feeds (used from 5 SKUs up) take a minute to process: the review's "push outlives its lease".
+SLOW = {ch: {**behaviour, "delay_s": 2.5, **({"feed_processing_s": 60.0} if ch == "UZ" else {})}
         for ch, (_, _, behaviour) in CHANNELS.items()}
 SLOW_CHANNELS = {ch: (marketplace, secret, SLOW[ch]) for ch, (marketplace, secret, _) in CHANNELS.items()}
 
@@ -106,7 +106,7 @@ def test_calls_slower_than_the_lease_and_feeds_that_take_minutes_never_push_an_o
     run_and_check(stack_factory, messages=int(os.environ.get("WHEEL_TEST_SLOW_MESSAGES", "600")), skus=SKUS[:30],
                   channels=SLOW_CHANNELS, kill=False, amazon_options={"bulk_threshold": 5}, workers_per_queue=2,
                   push_lease_s=2, http_read_timeout_s=5, visibility_timeout_s=120, sweeper_deadline_s=5,
-                  sweeper_interval_s=2)
+                  sweeper_interval_s=2, feed_first_poll_s=3, feed_max_poll_s=10)
 
 
 def run_and_check(stack_factory, *, messages: int, skus: list[str], channels: dict, kill: bool,

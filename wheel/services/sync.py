@@ -188,6 +188,7 @@ def run_sync(
     time_budget_s: float = 20.0,
     settle_s: float = SETTLE_S,
     request_budget_s: float = 35.0,
+    first_poll_s: float = 15.0,
 ) -> SyncOutcome:
     """Push the channel's dirty listings for up to `time_budget_s`. `request_budget_s` is the
     longest one marketplace request can take (connect + read timeout): a request starts only while
@@ -218,7 +219,7 @@ def run_sync(
             break
         outcome.skus += len(claimed)
         lease.hold({c.sku for c in claimed})
-        stop = _push(sessions, channel, adapter, gate, lease, claimed, delays, outcome)
+        stop = _push(sessions, channel, adapter, gate, lease, claimed, delays, outcome, first_poll_s)
         if stop:
             break
     if outcome.retry_in_s is None and _dirty_ready(sessions, channel_id):
@@ -283,7 +284,7 @@ def _claim(sessions, channel: Channel, worker: str, lease_s: int, limit: int, se
 
 
 def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, lease: _Lease,
-          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome) -> bool:
+          claimed: list[Claimed], delays: list[float], outcome: SyncOutcome, first_poll_s: float = 15.0) -> bool:
     """Plan and make the calls for the claimed listings. True when the run should stop."""
     worker = lease.worker
     if adapter.capabilities.ranging_needs_quantity:
@@ -366,7 +367,7 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             # The marketplace judges it later: its SKUs pass to the submission (claimed by it, for
             # as long as it is in flight) and a poll task settles them.
             done.extend(results.results)
-            _record_submission(sessions, channel, lease, by_sku, results)
+            _record_submission(sessions, channel, lease, by_sku, results, first_poll_s)
             outcome.submitted.append(results.reference)
             continue
         done.extend(results)
@@ -598,10 +599,10 @@ def _item(claim: Claimed, result: ItemResult) -> dict[str, Any]:
 # A submission's listings stay claimed this long without a poll; each poll renews it. If every
 # poll stops (the worker fleet is down for a day), the SKUs are claimed again and pushed anew.
 SUBMISSION_LEASE_S = 24 * 3600
-FIRST_POLL_S, MAX_POLL_S = 15.0, 120.0
 
 
-def _record_submission(sessions, channel: Channel, lease: _Lease, by_sku: dict[str, Claimed], submitted: Submitted) -> None:
+def _record_submission(sessions, channel: Channel, lease: _Lease, by_sku: dict[str, Claimed], submitted: Submitted,
+                       first_poll_s: float) -> None:
     """Hand the submitted SKUs from this worker to the submission, in one transaction: the rows
     say which feed carries them (claimed_by), and no one claims them until it is settled."""
     marker = f"{channel.marketplace}-feed:{submitted.reference}"
@@ -615,10 +616,10 @@ def _record_submission(sessions, channel: Channel, lease: _Lease, by_sku: dict[s
         )
         session.add(Submission(channel_id=channel.id, reference=submitted.reference, worker=marker, items=items,
                                state=dict(submitted.state),
-                               next_poll_at=func.now() + timedelta(seconds=FIRST_POLL_S)))
+                               next_poll_at=func.now() + timedelta(seconds=first_poll_s)))
         record(session, NewEvent(
             type="domain", name="feed/submitted", level="info", channel_id=channel.id, marketplace=channel.marketplace,
-            payload={"feed_id": submitted.reference, "skus": len(skus), "first_poll_in_s": FIRST_POLL_S},
+            payload={"feed_id": submitted.reference, "skus": len(skus), "first_poll_in_s": first_poll_s},
             dedupe_key=f"submission:{channel.id}:{submitted.reference}:submitted",
         ))
     lease.drop(set(skus))
@@ -660,10 +661,12 @@ def poll_submission(
     gate_for: GateLookup,
     default_retry_delays_s: Sequence[float],
     slow_after_s: float = 900.0,
+    first_poll_s: float = 15.0,
+    max_poll_s: float = 120.0,
 ) -> PollOutcome:
     """Ask the marketplace where a submission stands; settle its verdicts once it has ended.
 
-    Runs as its own task, again and again (15 s doubling to 2 minutes), so no worker waits on a
+    Runs as its own task, again and again (by default 15 s doubling to 2 minutes), so no worker waits on a
     feed. A failure to poll (throttled, a timeout, the credentials) is no verdict: it polls again.
     """
     outcome = PollOutcome(channel_id, reference)
@@ -678,7 +681,7 @@ def poll_submission(
     claims = [_claim_from_json(item) for item in row.items]
     by_sku = {c.sku: c for c in claims}
     submitted = Submitted(reference=reference, sent=tuple(c.update for c in claims), state=row.state or {})
-    pause = min(MAX_POLL_S, FIRST_POLL_S * 2 ** min(row.polls, 8))
+    pause = min(max_poll_s, first_poll_s * 2 ** min(row.polls, 8))
     try:
         adapter = adapters(channel_config(channel))
         polled = adapter.poll(submitted, gate_for(channel, adapter))
