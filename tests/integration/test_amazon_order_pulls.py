@@ -20,7 +20,6 @@ from sqlalchemy import text
 
 from bridge.transports.amqp import AmqpTransport
 from wheel.db.models import Channel
-from wheel.marketplaces.amazon.adapter import ORDER_LAG_MARGIN_S
 from wheel.quota import RedisQuotaGate
 from wheel.sandbox.core import ChannelBehaviour
 from wheel.services import outbox, pulls, schedules
@@ -42,7 +41,7 @@ def amazon(sessions, sandbox, secrets):
         add_channel(session, channel_id=CHANNEL, marketplace="amazon", base_url=f"{sandbox.base_url}/amazon",
                     credentials_ref="amazon-uz", known_marketplaces=("amazon",),
                     options={"seller_id": CHANNEL, "lwa_url": f"{sandbox.base_url}/amazon/auth/o2/token",
-                             "order_lag_s": 0, "oms_header": {"EntryType": CHANNEL}})
+                             "order_lag_s": 0, "order_lag_margin_s": 0, "oms_header": {"EntryType": CHANNEL}})
         session.flush()
         schedules.ensure_schedules(session, session.get(Channel, CHANNEL), jobs={"orders": "*/3 * * * *"})
     return sandbox.state.channels[CHANNEL]
@@ -58,7 +57,7 @@ def pull(sessions, adapters, settings, amazon):
         return adapters(channel_config(channel)), RedisQuotaGate(client, channel.id, {})
 
     def run() -> pulls.PullOutcome:
-        time.sleep(ORDER_LAG_MARGIN_S + 1.2)  # every change so far is inside the window (whole seconds)
+        time.sleep(1.2)  # every change so far is inside the window (whole seconds)
         with sessions.begin() as session:
             due = schedules.run_now(session, CHANNEL, "orders")
         outcome = pulls.run_pull(sessions, due.run_id, source_for=source_for, queues=queues, worker="test",

@@ -44,7 +44,8 @@ class AmazonAdapter:
     def __init__(self, channel: ChannelConfig, client: SpApiClient, *, seller_id: str,
                  marketplace_id: str = mapping.INDIA, currency: str = "INR",
                  bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
-                 order_lag_s: float = DEFAULT_ORDER_LAG_S, mrp_attribute: str = mapping.MRP_IN_OFFER,
+                 order_lag_s: float = DEFAULT_ORDER_LAG_S, order_lag_margin_s: float = ORDER_LAG_MARGIN_S,
+                 mrp_attribute: str = mapping.MRP_IN_OFFER,
                  fulfilled_by: tuple[str, ...] = orders.DEFAULT_FULFILLED_BY):
         self.channel = channel
         self.fulfilled_by = fulfilled_by
@@ -59,7 +60,7 @@ class AmazonAdapter:
             ranging_needs_quantity=True,
         )
         # searchOrders by lastUpdatedTime serves new orders and cancellations alike.
-        self.pull_capabilities = PullCapabilities(jobs=("orders",), settle_lag_s=order_lag_s + ORDER_LAG_MARGIN_S,
+        self.pull_capabilities = PullCapabilities(jobs=("orders",), settle_lag_s=order_lag_s + order_lag_margin_s,
                                                   overlap_s=ORDER_OVERLAP_S)
         # SKU -> Amazon product type. A SKU's product type does not change once listed, so this
         # per-instance cache saves a look-up per push (adapters are rebuilt when the channel changes).
@@ -228,6 +229,11 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     bulk_threshold = options.get("bulk_threshold", DEFAULT_BULK_THRESHOLD)
     feed_wait_s = options.get("feed_wait_s", DEFAULT_FEED_WAIT_S)
     order_lag_s = options.get("order_lag_s", DEFAULT_ORDER_LAG_S)
+    # How much more than the lag a pull keeps, for a clock a little ahead of Amazon's.
+    order_lag_margin_s = options.get("order_lag_margin_s", ORDER_LAG_MARGIN_S)
+    if isinstance(order_lag_margin_s, bool) or not isinstance(order_lag_margin_s, (int, float)) or order_lag_margin_s < 0:
+        raise PermanentError(f"Amazon channel {channel.id}: options.order_lag_margin_s must be a number of seconds >= 0",
+                             code="CHANNEL_CONFIG")
     mrp_attribute = options.get("mrp_attribute", mapping.MRP_IN_OFFER)
     if mrp_attribute not in mapping.MRP_ATTRIBUTES:
         raise PermanentError(f"Amazon channel {channel.id}: options.mrp_attribute must be one of "
@@ -255,7 +261,8 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     return AmazonAdapter(channel, client, seller_id=seller_id.strip(),
                          marketplace_id=options.get("marketplace_id") or mapping.INDIA,
                          currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
-                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s), mrp_attribute=mrp_attribute,
+                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s),
+                         order_lag_margin_s=float(order_lag_margin_s), mrp_attribute=mrp_attribute,
                          fulfilled_by=tuple(fulfilled_by))
 
 
