@@ -13,6 +13,7 @@ BENCH ?=
 help:
 	@echo "make run    start bridge, workers, beat, sandbox and Flower with demo channels (Ctrl-C stops all)"
 	@echo "make test   run the whole test suite against the local Postgres, Redis and RabbitMQ"
+	@echo "make test-fast  the same without the end-to-end and slow tests (the inner loop)"
 	@echo "make bench  run the benchmarks (BENCH=bridge for one); figures go to build/bench/"
 	@echo "make lint   check the import contract and that models and migrations agree"
 
@@ -41,6 +42,11 @@ lint: install
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+# The inner loop: everything but the end-to-end tests (real processes) and the slow ones.
+test-fast: install
+	$(BIN)/lint-imports
+	$(BIN)/pytest -m "not e2e and not slow"
 
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH)

@@ -1,6 +1,6 @@
 """Latest value wins (DESIGN.md contract 2), as the OMS would test it.
 
-3,000 inventory and price messages (WHEEL_TEST_LATEST_MESSAGES) over 200 SKUs, each for one channel of every marketplace, go
+2,000 inventory and price messages (WHEEL_TEST_LATEST_MESSAGES) over 200 SKUs, each for one channel of every marketplace, go
 through the real bridge and several workers while one worker is killed mid-run. Every value the
 OMS sends is larger than the one before, so the sandbox's call log shows directly whether a push
 ever carried an older value than one already pushed. Quotas are the documented ones, scaled up
@@ -23,7 +23,7 @@ from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(540)]
 
-MESSAGES = int(os.environ.get("WHEEL_TEST_LATEST_MESSAGES", "3000"))
+MESSAGES = int(os.environ.get("WHEEL_TEST_LATEST_MESSAGES", "2000"))
 SKUS = [f"SKU-{n:03d}" for n in range(200)]
 SCALE = 2.0
 CHANNELS = {
