@@ -1,4 +1,4 @@
-"""The bridge's consume loop (DESIGN.md contract 1).
+"""The bridge's consume loop (docs/contracts.md, contract 1).
 
 For each batch taken off the OMS queues: store every message in the inbox (a redelivery is a
 no-op), send a task for each message still waiting for a worker, note that the batch is about to

@@ -1,4 +1,4 @@
-"""Crash safety (DESIGN.md contracts 1 and 5), through real processes killed with SIGKILL.
+"""Crash safety (docs/contracts.md, contracts 1 and 5), through real processes killed with SIGKILL.
 
 1,000 ranging messages go through the bridge while the bridge is killed and restarted at least
 five times, a worker at least twice, and a private Redis is restarted once with its data lost.

@@ -1,4 +1,4 @@
-"""Latest value wins (DESIGN.md contract 2), as the OMS would test it.
+"""Latest value wins (docs/contracts.md, contract 2), as the OMS would test it.
 
 2,000 inventory and price messages (WHEEL_TEST_LATEST_MESSAGES) over 200 SKUs, each for one channel of every marketplace, go
 through the real bridge and several workers while one worker is killed mid-run. Every value the

@@ -1,4 +1,4 @@
-"""Orders and cancellations reach the OMS exactly once (DESIGN.md contract 4), through crashes.
+"""Orders and cancellations reach the OMS exactly once (docs/contracts.md, contract 4), through crashes.
 
 5,000 orders and 500 cancellations are created in the sandbox across Tata CLiQ, Flipkart and
 Amazon and pulled by real beat and workers on short schedules, while the worker and beat are each

@@ -1,7 +1,7 @@
 """Pushes that outlive their lease, share a SKU with a refused field, race a new quantity, or
 meet a channel whose credentials are gone: each on the real Postgres, Redis and the sandbox.
 
-These are the reliability review's findings 1, 2, 7 and 8 (see docs/reliability.md): each test
+These are issue 9's reliability findings 1, 2, 7 and 8 (docs/contracts.md, contracts 2 and 3): each test
 failed on the code before its fix.
 """
 

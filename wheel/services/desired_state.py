@@ -1,4 +1,4 @@
-"""Recording what the OMS wants per (channel, SKU), newest version first (DESIGN.md contract 2).
+"""Recording what the OMS wants per (channel, SKU), newest version first (docs/contracts.md, contract 2).
 
 A message's version is its place in the OMS's order: its inbox id (the order the bridge received
 it in), or for a replay the place of the message it replays (`inbox.version`). A field takes a

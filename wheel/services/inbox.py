@@ -1,4 +1,4 @@
-"""Storing OMS messages durably, keyed by queue and transport message id (DESIGN.md contract 1).
+"""Storing OMS messages durably, keyed by queue and transport message id (docs/contracts.md, contract 1).
 
 The key is per queue: an OMS that sets its own document ids may use one id on two queues, and
 those are two messages. A message whose sender set no id gets a key of its own (see

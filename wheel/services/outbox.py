@@ -1,4 +1,4 @@
-"""Publishing the outbox to the OMS queues (DESIGN.md contract 4).
+"""Publishing the outbox to the OMS queues (docs/contracts.md, contract 4).
 
 A batch of pending rows is locked (`FOR UPDATE SKIP LOCKED`, in id order), put on the OMS queues
 as persistent messages with each row's stable message id, committed on the transport, and only

@@ -6,7 +6,7 @@ with the cursor that resumes the pull after it, so a crash or a quota wait resum
 page; the watermark moves to the window's end only once every page up to it is stored. Orders are
 upserted by (channel, marketplace order id), and cancelled lines by (channel, order id, line id),
 so overlaps and re-runs store nothing twice. The OMS document goes into the outbox in the same
-transaction as its order (DESIGN.md contract 4).
+transaction as its order (docs/contracts.md, contract 4).
 """
 
 from __future__ import annotations

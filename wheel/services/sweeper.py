@@ -1,4 +1,4 @@
-"""Re-driving work that Redis dropped (DESIGN.md contract 5), and saying what waits too long.
+"""Re-driving work that Redis dropped (docs/contracts.md, contract 5), and saying what waits too long.
 
 Every piece of work is a row first; a task only carries its id. When a task is lost (Redis
 restarted empty, a publish that never reached it), the row stays pending, and the sweeper sends

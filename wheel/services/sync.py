@@ -1,4 +1,4 @@
-"""Pushing a channel's desired state to its marketplace (DESIGN.md contracts 2 and 3).
+"""Pushing a channel's desired state to its marketplace (docs/contracts.md, contracts 2 and 3).
 
 A sync run claims dirty listings of one channel with a lease (`FOR UPDATE SKIP LOCKED`, so two
 workers never push the same SKU), asks the adapter to plan the calls, makes them through the
