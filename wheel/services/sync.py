@@ -349,8 +349,8 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             return stop(calls[index + 1:], retry.retry_in_s if retry.retry_in_s is not None else 0.0)
         except (AuthError, ConfigurationError) as exc:
             # The credentials were refused, or the channel's base URL is no URL: every call of the
-            # channel would fail the same way. Nothing is
-            # settled as failed; the values wait for the channel to be fixed.
+            # channel would fail the same way. Nothing is settled as failed; the values wait for
+            # the channel to be fixed.
             outcome.calls += 1
             settle_done()
             remaining = _remaining(calls[index:])
