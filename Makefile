@@ -15,7 +15,7 @@ help:
 	@echo "make test   run the whole test suite against the local Postgres, Redis and RabbitMQ"
 	@echo "make test-fast  the same without the end-to-end and slow tests (the inner loop)"
 	@echo "make bench  run the benchmarks (BENCH=bridge for one); figures go to build/bench/"
-	@echo "make lint   check the import contract and that models and migrations agree"
+	@echo "make lint   ruff, the import contracts (docs/architecture.md), and that models and migrations agree"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,17 +34,20 @@ run: install
 	@exec $(BIN)/honcho -f Procfile start
 
 lint: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	@# The check compares the models with a database at the migrations' head: make sure it is there.
 	@$(BIN)/wheelctl --log-level WARNING migrate
 	$(BIN)/wheelctl --log-level WARNING migrate --check
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # The inner loop: everything but the end-to-end tests (real processes) and the slow ones.
 test-fast: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest -m "not e2e and not slow"
 

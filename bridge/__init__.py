@@ -1,7 +1,8 @@
-"""The MQ bridge: takes OMS messages off their queues into the inbox and hands them to Celery.
+"""The OMS side of the wire: the transports (RabbitMQ via kombu, IBM MQ via ibmmq/pymqi) and the
+consume loop that takes OMS messages off their queues into the inbox (bridge/consumer.py).
 
-Also home of the transports (AMQP via kombu, IBM MQ via ibmmq/pymqi) and of `wheelctl`, the
-operator's CLI, which wires the core library, the transports and the Celery app together.
+It imports only the core (`wheel`); the tasks it sends go through a callable it is given
+(workers/bootstrap.py builds it), so it knows nothing of Celery.
 """
 
 from bridge.guard import ensure_wheel_is_ours

@@ -6,7 +6,7 @@ import sys
 
 
 def ensure_wheel_is_ours() -> None:
-    import wheel
+    import wheel  # noqa: PLC0415 - the check is what this import finds, so it runs when called
 
     if getattr(wheel, "__wheel_middleware__", False) is not True:
         location = getattr(wheel, "__file__", None) or list(getattr(wheel, "__path__", []))

@@ -10,6 +10,9 @@ credential names added, for anything an integration attaches.
 
 from __future__ import annotations
 
+import sentry_sdk
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
 from wheel.settings import Settings
 
 # Key names whose values never reach Sentry (lower case), on top of sentry-sdk's DEFAULT_DENYLIST.
@@ -20,8 +23,6 @@ SECRET_KEYS = ("refresh_token", "client_secret", "client_id", "x-amz-access-toke
 
 
 def sentry_options(settings: Settings, *, component: str, integrations: list | None = None) -> dict:
-    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
-
     denylist = sorted({*DEFAULT_DENYLIST, *SECRET_KEYS})
     return dict(
         dsn=settings.sentry_dsn.get_secret_value(),
@@ -37,7 +38,5 @@ def sentry_options(settings: Settings, *, component: str, integrations: list | N
 def init_sentry(settings: Settings, *, component: str, integrations: list | None = None) -> bool:
     if settings.sentry_dsn is None:
         return False
-    import sentry_sdk
-
     sentry_sdk.init(**sentry_options(settings, component=component, integrations=integrations))
     return True

@@ -15,9 +15,8 @@ import time
 from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from wheel.db import make_engine, make_sessionmaker
 from wheel.services import schedules
-from workers.dispatch import Dispatcher
+from workers.bootstrap import dispatcher, sessions
 
 log = logging.getLogger("wheel.beat")
 
@@ -37,8 +36,8 @@ class DatabaseScheduler(Scheduler):
     def _db_tick(self) -> None:
         if self._sessions is None:
             settings = self.app.wheel_settings
-            self._sessions = make_sessionmaker(make_engine(settings.database_url, application_name="wheel-beat"))
-            self._dispatch = Dispatcher(self.app)
+            self._sessions = sessions(settings, "wheel-beat")
+            self._dispatch = dispatcher(self.app)
         with self._sessions.begin() as session:
             fired = schedules.fire_due(session)
         # Sent after the commit: a run is a row before it is a task. A send lost here is re-sent

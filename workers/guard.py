@@ -30,7 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from wheel.events import Recorded
 from wheel.services import failures, oms_messages, pulls
 from workers import queues
-from workers.container import Container, container
+from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
 
 log = logging.getLogger("wheel.tasks")

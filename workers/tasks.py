@@ -10,7 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from wheel.events import Recorded
 from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
 from workers import queues
-from workers.container import Container, container
+from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 def _amqp(url: str, *, prefetch: int = 200, oms_queues: Sequence[str] = (), backout_queue: str | None = None,
           consumer: bool = False, accept_existing_queues: bool = False) -> Transport:
-    from bridge.transports.amqp import AmqpTransport, consumed_queue_arguments
+    # Each transport is imported when its scheme is used: IBM MQ's needs IBM's native client library.
+    from bridge.transports.amqp import AmqpTransport, consumed_queue_arguments  # noqa: PLC0415
 
     arguments = {name: consumed_queue_arguments(backout_queue) for name in oms_queues} if backout_queue else {}
     return AmqpTransport(url, prefetch=prefetch, queue_arguments=arguments,
@@ -23,7 +24,7 @@ def _amqp(url: str, *, prefetch: int = 200, oms_queues: Sequence[str] = (), back
 
 def _ibmmq(url: str, *, prefetch: int | None = None, oms_queues: Sequence[str] = (), backout_queue: str | None = None,
            consumer: bool = False, accept_existing_queues: bool = False) -> Transport:
-    from bridge.transports.ibmmq import IbmMqTransport
+    from bridge.transports.ibmmq import IbmMqTransport  # noqa: PLC0415 - see _amqp
 
     # The queue manager's administrator defines the queues (and their backout queue, BOQNAME);
     # a consumer opens them for exclusive input, so that a second bridge stands by.

@@ -18,11 +18,10 @@ import kombu
 import redis
 from sqlalchemy import text
 
-from bridge.main import build_bridge
 from bridge.transports import transport_for_settings
 from tests.support import services
 from wheel.db import make_engine
-from workers.app import create_app
+from workers.bootstrap import build_bridge, celery_app
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "5000"))
 OUT = Path("build/bench/bridge.json")
@@ -40,7 +39,7 @@ def preload(settings, queue: str, count: int) -> None:
 
 
 def naive(settings, queue: str, count: int) -> float:
-    app = create_app(settings)
+    app = celery_app(settings)
     with kombu.Connection(settings.oms_url.get_secret_value()) as connection:
         bound = kombu.Queue(queue, exchange="", routing_key=queue)(connection.default_channel)
         started = time.perf_counter()

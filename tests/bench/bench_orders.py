@@ -183,10 +183,10 @@ def main() -> None:
             for marketplace in MARKETPLACES:
                 stack.create_orders(f"{prefix}{marketplace[0].upper()}", BACKLOG, lines_per_order=2, seed=1)
         time.sleep(AMAZON_LAG_S + 6)  # past Amazon's settle lag, so one window holds the whole backlog
-        from workers.app import create_app
+        from workers.bootstrap import celery_app
         from workers.dispatch import Dispatcher
 
-        dispatch = Dispatcher(create_app(stack.settings))
+        dispatch = Dispatcher(celery_app(stack.settings))
         for marketplace in MARKETPLACES:
             channel_id = f"{GROUPS['throughput']}{marketplace[0].upper()}"
             with stack.sessions.begin() as session:

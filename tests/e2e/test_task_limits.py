@@ -16,7 +16,7 @@ import redis
 
 from tests.support.poison import DIE_IF, FAIL_WITH
 from tests.support.processes import Process, celery_worker, wait_for
-from workers.app import create_app
+from workers.bootstrap import celery_app
 
 pytestmark = [pytest.mark.e2e]
 
@@ -37,7 +37,7 @@ def starts(path) -> list[str]:
 
 def test_a_task_that_kills_its_worker_is_started_a_bounded_number_of_times_then_abandoned_loudly(stack, tmp_path):
     log = tmp_path / "starts.log"
-    app = create_app(stack.settings)
+    app = celery_app(stack.settings)
     app.send_task(DIE_IF, args=["poison", "poison", str(log)], queue="oms")
     app.send_task(DIE_IF, args=["fine", "poison", str(log)], queue="oms")
 
@@ -58,7 +58,7 @@ def test_a_task_that_kills_its_worker_is_started_a_bounded_number_of_times_then_
 
 def test_a_task_failing_with_an_error_nobody_expected_ends_with_an_event(stack, tmp_path):
     log = tmp_path / "starts.log"
-    app = create_app(stack.settings)
+    app = celery_app(stack.settings)
     app.send_task(FAIL_WITH, args=[stack.settings.database_url, "SELECT 1 / 0", str(log)], queue="oms")
 
     [failed] = wait_for(lambda: stack.events("system/task-failed"), 60, "the failure event")

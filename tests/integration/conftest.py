@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from wheel.marketplaces import adapter_for
-from wheel.marketplaces.base import HttpConfig
-from wheel.sandbox.app import ChannelBehaviour, SandboxApp, serve
-from wheel.secrets import SecretStore
+from sandbox.app import ChannelBehaviour, SandboxApp, serve
 from tests.support.gates import RecordingGate
 from tests.support.spapi import Conformance
+from wheel.marketplaces import adapter_for
+from wheel.marketplaces.base import HttpConfig
+from wheel.secrets import SecretStore
 from wheel.services.channels import add_channel
 
 

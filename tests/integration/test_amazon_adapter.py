@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.app import ChannelBehaviour
 from tests.support.gates import RecordingGate
-
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota, Submitted
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
-from wheel.sandbox.app import ChannelBehaviour
 from wheel.secrets import SecretStore
 
 CLIENT_ID = "amzn1.application-oa2-client.ua"

@@ -19,9 +19,9 @@ from lxml import etree
 from sqlalchemy import text
 
 from bridge.transports.amqp import AmqpTransport
+from sandbox.core import ChannelBehaviour
 from wheel.db.models import Channel
 from wheel.quota import RedisQuotaGate
-from wheel.sandbox.core import ChannelBehaviour
 from wheel.services import outbox, pulls, schedules
 from wheel.services.channels import add_channel
 from wheel.services.queries import latest_orders

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.app import ChannelBehaviour
 from wheel.domain import Address
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, PullWindow
 from wheel.marketplaces.errors import PermanentError, TransientError
-from wheel.sandbox.app import ChannelBehaviour
 from wheel.secrets import SecretStore
 
 CLIENT_ID, CLIENT_SECRET, REFRESH = "amzn1.application-oa2-client.ua", "client-secret", "Atzr|refresh"

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
-from bridge.service import Bridge
+from bridge.consumer import Bridge
 from bridge.transports import transport_from_url
 from bridge.transports.ibmmq import IbmMqTransport
 from tests.support.processes import wait_for

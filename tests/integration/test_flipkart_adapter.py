@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 import requests
 
+from sandbox.app import ChannelBehaviour
+from sandbox.flipkart import fsn
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.base import ChannelConfig, HttpConfig
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.flipkart import FlipkartAdapter, make_adapter
 from wheel.marketplaces.flipkart.client import FlipkartClient
-from wheel.sandbox.app import ChannelBehaviour
-from wheel.sandbox.flipkart import fsn
 
 APP_ID, APP_SECRET = "app-uf", "secret-uf-0123456789"
 HTTP = HttpConfig(2, 10)

@@ -11,9 +11,9 @@ import redis
 import requests
 from sqlalchemy import text
 
+from sandbox.app import ChannelBehaviour
 from wheel.db.models import Channel
 from wheel.quota import RedisQuotaGate
-from wheel.sandbox.app import ChannelBehaviour
 from wheel.services import pulls, schedules
 from wheel.services.channels import add_channel
 from wheel.services.sync import channel_config

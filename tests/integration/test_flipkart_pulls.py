@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 import requests
 
+from sandbox.app import ChannelBehaviour
 from wheel.domain import Address, CancelledLine, OrderLine, Payment
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, OrderPage, PullCapabilities, PullWindow
 from wheel.marketplaces.errors import PermanentError, TransientError
 from wheel.marketplaces.flipkart import FlipkartAdapter, make_adapter, orders
 from wheel.marketplaces.flipkart.client import FlipkartClient
-from wheel.sandbox.app import ChannelBehaviour
 
 APP_ID, APP_SECRET = "app-uf", "secret-uf-0123456789"
 HTTP = HttpConfig(2, 10)

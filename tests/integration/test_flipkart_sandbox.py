@@ -1,5 +1,5 @@
 """The Flipkart emulator itself, spoken to over HTTP as Flipkart's API would be: the shapes and
-behaviours it takes from Flipkart's SDK and reference pages (cited in wheel/sandbox/flipkart.py)."""
+behaviours it takes from Flipkart's SDK and reference pages (cited in sandbox/flipkart.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from wheel.sandbox.app import ChannelBehaviour
-from wheel.sandbox.flipkart import fsn
+from sandbox.app import ChannelBehaviour
+from sandbox.flipkart import fsn
 
 APP_ID, APP_SECRET = "app-uf", "secret-uf-0123456789"
 DAY = 24 * 3600

@@ -49,7 +49,7 @@ def queues(settings):
 
 @pytest.fixture
 def channel(sessions, sandbox, secrets):
-    from wheel.sandbox.core import ChannelBehaviour
+    from sandbox.core import ChannelBehaviour
 
     sandbox.state.channels["UT"] = ChannelBehaviour(marketplace="tatacliq", token="t0ken")
     (secrets.secrets_dir / "tatacliq-ut").write_text("t0ken")
@@ -229,7 +229,7 @@ def test_an_order_seen_again_with_more_lines_is_reported_not_dropped(sandbox, se
     pull()
     # The marketplace now shows a line the stored order lacks (Flipkart: a second shipment of it).
     book = sandbox.state.orders.get("UT", order["order_id"])
-    from wheel.sandbox.orders import SandboxLine
+    from sandbox.orders import SandboxLine
 
     book.lines.append(SandboxLine(line_id="extra-1", sku="SKU-X", quantity=1, price="10.00"))
     outcome = pull()
@@ -316,7 +316,7 @@ def test_an_order_total_too_big_for_wheel_fails_that_order_and_the_others_go_on(
 
     import redis
 
-    from wheel.sandbox.core import ChannelBehaviour
+    from sandbox.core import ChannelBehaviour
 
     lag = 0.5
     sandbox.state.channels["UZ"] = ChannelBehaviour(marketplace="amazon", token="Atzr|r", client_id="c",

@@ -15,16 +15,16 @@ from collections import Counter
 import pytest
 from sqlalchemy import select, text
 
+from sandbox.core import ChannelBehaviour
+from tests.support.gates import RecordingGate
 from wheel.db.models import Channel, Event, Listing
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import HttpConfig
-from wheel.sandbox.core import ChannelBehaviour
 from wheel.services import sync as sync_service
 from wheel.services.channels import add_channel
 from wheel.services.inbox import IncomingMessage, store_batch
 from wheel.services.oms_messages import process_message
 from wheel.services.sync import channel_config, run_sync
-from tests.support.gates import RecordingGate
 
 QUEUES = {"Q.RANGING": "ranging", "Q.DERANGING": "deranging", "Q.INVENTORY": "inventory", "Q.PRICING": "pricing"}
 AMAZON_SECRET = {"client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "refresh_token": "refresh-uz"}

@@ -1,5 +1,5 @@
 """`wheelctl inbox replay`: a replayed message keeps its original place in the OMS's order, so an
-old value replayed never overwrites a newer one (DESIGN contract 2), on the real Postgres and sandbox."""
+old value replayed never overwrites a newer one (docs/contracts.md, contract 2), on the real Postgres and sandbox."""
 
 from __future__ import annotations
 

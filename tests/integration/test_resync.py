@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
+from sandbox.core import ChannelBehaviour
+from tests.integration.test_sync_services import NoQuota, inventory, pricing, send, sync
 from wheel.db.models import Channel
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import HttpConfig
-from wheel.sandbox.core import ChannelBehaviour
 from wheel.services import resync
 from wheel.services.channels import add_channel
 from wheel.services.sync import channel_config
-from tests.integration.test_sync_services import NoQuota, inventory, pricing, send, sync
 
 
 def test_resync_reports_drift_and_pushes_the_desired_state_back(sessions, sandbox, secrets):

@@ -22,19 +22,19 @@ from celery.worker import control
 from sentry_sdk.transport import Transport
 from sqlalchemy import text
 
+from sandbox.core import ChannelBehaviour
 from wheel.marketplaces.amazon.client import LwaCredentials, SpApiClient
 from wheel.marketplaces.base import HttpConfig
 from wheel.marketplaces.flipkart.client import FlipkartClient
 from wheel.notifications import LogAlerter
 from wheel.observability import init_sentry
-from wheel.sandbox.core import ChannelBehaviour
 from wheel.services import alerts
 from wheel.services.channels import add_channel
 from wheel.services.inbox import IncomingMessage, store_batch
 from wheel.services.oms_messages import process_message
 from wheel.services.sync import run_sync
 from wheel.settings import Settings
-from workers.app import create_app
+from workers.bootstrap import celery_app
 
 PG, REDIS, MQ, SLACK = "pg-S3cret-1f9a", "redis-S3cret-2b8c", "mq-S3cret-3c7d", "xoxb-S3cret-4d6e"
 LWA_ID, LWA_SECRET, REFRESH = "amzn1.application-oa2-client.fake", "amzn-S3cret-5e5f", "Atzr|S3cret-6f4a"
@@ -108,7 +108,7 @@ def test_no_fake_credential_reaches_celery_conf_sentry_logs_or_events(
     )
 
     # 1. Celery's `conf` remote-control command (Flower's "Config" tab) and its bug report.
-    app = create_app(settings)
+    app = celery_app(settings)
     dumped = json.dumps(control.conf(SimpleNamespace(app=app), with_defaults=True), default=str)
     assert "broker_url" in dumped  # the dump is the real one
     assert leaked(dumped + app.bugreport()) == []
@@ -175,6 +175,6 @@ def test_no_fake_credential_reaches_celery_conf_sentry_logs_or_events(
     assert "ALERT" in caplog.text and "credentials" in events.lower() + caplog.text.lower()
     # Everything logged, tracebacks included, but the sandbox's own lines (it plays the marketplace).
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
-    wheel_logs = "\n".join(formatter.format(r) for r in caplog.records if not r.name.startswith(("wheel.sandbox", "werkzeug")))
+    wheel_logs = "\n".join(formatter.format(r) for r in caplog.records if not r.name.startswith(("sandbox", "werkzeug")))
     assert leaked(wheel_logs) == []
     assert leaked(events) == []

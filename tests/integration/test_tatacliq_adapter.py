@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 import requests
 
+from sandbox.app import ChannelBehaviour
 from wheel.domain import ItemResult, ListingUpdate, Price
 from wheel.marketplaces.base import ChannelConfig, HttpConfig
 from wheel.marketplaces.errors import TransientError
 from wheel.marketplaces.tatacliq import TataCliqAdapter, make_adapter, mapping
-from wheel.sandbox.app import ChannelBehaviour
 
 TOKEN = "tok-ut-0123456789"
 

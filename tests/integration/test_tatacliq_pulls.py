@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from sandbox.app import ChannelBehaviour
 from wheel.domain import Address, CancelledLine, OrderLine, Payment
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, OrderPage, PullWindow
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.tatacliq import TataCliqAdapter, make_adapter, orders
-from wheel.sandbox.app import ChannelBehaviour
 
 TOKEN = "tok-ut-0123456789"
 HTTP = HttpConfig(2, 10)

@@ -17,7 +17,6 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from jsonschema import Draft4Validator
 

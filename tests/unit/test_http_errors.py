@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 import socket
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from wheel.domain import ItemResult
+from wheel.domain import ItemResult, ListingUpdate, Price
 from wheel.marketplaces import UnknownMarketplace, adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig
 from wheel.marketplaces.errors import AuthError, ConfigurationError, MarketplaceError, PermanentError, TransientError
 from wheel.marketplaces.http import new_session, raise_for_status, send
 from wheel.marketplaces.tatacliq import TataCliqAdapter, make_adapter
-from wheel.domain import ListingUpdate, Price
 from wheel.marketplaces.tatacliq import mapping as tatacliq_mapping
 from wheel.secrets import SecretStore
 
@@ -347,8 +346,8 @@ def test_an_absurd_retry_after_is_bounded(value):
 
 
 def test_retry_after_as_an_http_date():
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
 
     response = requests.Response()
     response.status_code, response._content = 503, b""

@@ -7,7 +7,7 @@ import time
 import pytest
 from werkzeug.test import Client
 
-from wheel.sandbox import ChannelBehaviour, SandboxApp
+from sandbox import ChannelBehaviour, SandboxApp
 
 TOKEN = "tok-ua-0123456789"
 RANGING = "/tatacliq/channels/{}/ranging"

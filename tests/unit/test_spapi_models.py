@@ -20,10 +20,10 @@ from jsonschema import Draft4Validator
 from jsonschema.validators import validator_for
 from werkzeug.test import Client
 
+from sandbox import ChannelBehaviour, SandboxApp
 from wheel.domain import ListingUpdate, Price
 from wheel.marketplaces.amazon import mapping, orders
 from wheel.marketplaces.base import PullWindow
-from wheel.sandbox import ChannelBehaviour, SandboxApp
 
 MODELS = Path(__file__).resolve().parents[1] / "reference" / "amazon-sp-api"
 

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
+from sandbox.orders import OrderBook
+from sandbox.tatacliq import cancelled_orders_xml, new_orders_xml
 from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment
 from wheel.marketplaces.errors import PermanentError
 from wheel.marketplaces.tatacliq import orders
-from wheel.sandbox.orders import OrderBook
-from wheel.sandbox.tatacliq import cancelled_orders_xml, new_orders_xml
 
 # The OMS team's sample, exactly.
 SAMPLE = b"""<Orders><Order>

@@ -18,6 +18,9 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "tatacliq": _tatacliq,
 }
 
+# The marketplaces Wheel knows, in one place: queues, channel checks and the CLI all read this.
+MARKETPLACES: tuple[str, ...] = tuple(ADAPTERS)
+
 
 class UnknownMarketplace(LookupError):
     pass

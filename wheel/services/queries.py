@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from wheel.db.models import Event
@@ -52,7 +52,6 @@ LATEST_ORDERS = """
 
 
 def latest_orders(session: Session, *, channel_id: str | None, status: str | None, limit: int) -> list[dict]:
-    from sqlalchemy import text
 
     rows = session.execute(text(LATEST_ORDERS), {"channel": channel_id, "status": status, "limit": limit}).mappings()
     return [dict(row) for row in rows]

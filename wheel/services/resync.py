@@ -3,6 +3,7 @@ compare it with the desired state (the reconciliation report), and push the diff
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from wheel.db.models import Channel, Listing
 from wheel.domain import MarketplaceListing
 from wheel.marketplaces.base import MarketplaceAdapter, QuotaGate
-from wheel.services.sync import effective_quantity
+from wheel.services.sync import effective_quantity, run_sync
 
 READ_CHUNK = 10
+# A resync pushes in short sync runs, so that its progress shows, and waits at most this long for
+# a quota or a retry between them.
+RUN_BUDGET_S = 5
+MAX_WAIT_S = 30
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,32 @@ def mark_all_for_push(sessions: sessionmaker[Session], channel_id: str, skus: Se
             {"c": channel_id, "all": not skus, "skus": list(skus or [])},
         )
         return result.rowcount
+
+
+@dataclass(frozen=True)
+class ResyncResult:
+    pushed: int  # SKU pushes
+    calls: int
+    failures: int  # failure events recorded
+    blocked: str | None = None  # why the channel cannot push at all (credentials, configuration)
+
+
+def push_marked(sessions: sessionmaker[Session], channel_id: str, adapter: MarketplaceAdapter, gate: QuotaGate, *,
+                worker: str, lease_s: float, retry_delays_s: Sequence[float], request_budget_s: float,
+                progress: Callable[[int], None] = lambda pushed: None,
+                sleep: Callable[[float], None] = time.sleep) -> ResyncResult:
+    """Push what `mark_for_push` or `mark_all_for_push` made due, until nothing is left, through
+    the same sync runs (leases, quotas, retries, events) the workers use."""
+    pushed = calls = failures = 0
+    while True:
+        outcome = run_sync(sessions, channel_id, adapters=lambda _: adapter, gate_for=lambda *_: gate, worker=worker,
+                           lease_s=lease_s, default_retry_delays_s=retry_delays_s, time_budget_s=RUN_BUDGET_S,
+                           settle_s=0, request_budget_s=request_budget_s)
+        pushed, calls, failures = pushed + outcome.skus, calls + outcome.calls, failures + len(outcome.alerts)
+        if outcome.blocked:
+            return ResyncResult(pushed, calls, failures, blocked=outcome.blocked)
+        progress(pushed)
+        if outcome.retry_in_s is not None:
+            sleep(min(outcome.retry_in_s, MAX_WAIT_S))
+        elif not outcome.more:
+            return ResyncResult(pushed, calls, failures)

@@ -49,8 +49,8 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from wheel.sandbox.core import ChannelBehaviour, SandboxCore, error, json_response
-from wheel.sandbox.orders import SandboxAddress, SandboxLine, SandboxOrder
+from sandbox.core import ChannelBehaviour, SandboxCore, error, json_response
+from sandbox.orders import SandboxAddress, SandboxLine, SandboxOrder
 
 PREFIX = "/flipkart"
 MAX_BATCH = 10

@@ -37,8 +37,8 @@ from typing import Any, Callable
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from wheel.sandbox.core import ChannelBehaviour, SandboxCore, json_response
-from wheel.sandbox.orders import SandboxLine, SandboxOrder
+from sandbox.core import ChannelBehaviour, SandboxCore, json_response
+from sandbox.orders import SandboxLine, SandboxOrder
 
 QUOTAS: dict[str, tuple[float, float]] = {
     "getListingsItem": (5, 10),

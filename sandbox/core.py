@@ -13,15 +13,15 @@ import json
 import random
 import secrets
 import threading
-from decimal import Decimal
 import time
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from typing import Any, Protocol
 
 from werkzeug.routing import Rule
-
-from wheel.sandbox.orders import OrderBook
 from werkzeug.wrappers import Request, Response
+
+from sandbox.orders import OrderBook
 
 
 @dataclass
@@ -53,9 +53,9 @@ class ChannelBehaviour:
     feed_processing_s: float = 0.0
     feed_fatal: bool = False
     # Amazon: report a cancelled order item with quantityOrdered 0 and no unit price, as the
-    # Orders API v0 did (searchOrders v2026-01-01 may keep them; see wheel/sandbox/amazon.py).
+    # Orders API v0 did (searchOrders v2026-01-01 may keep them; see sandbox/amazon.py).
     cancelled_quantity_zero: bool = False
-    # Switches only one marketplace's emulator reads (Flipkart's are listed in wheel/sandbox/flipkart.py).
+    # Switches only one marketplace's emulator reads (Flipkart's are listed in sandbox/flipkart.py).
     options: dict[str, Any] = field(default_factory=dict)
 
     _TYPES = {
@@ -256,7 +256,7 @@ class SandboxCore:
         with self.lock:
             # Calls are numbered in the order they arrived (the app numbers each request first),
             # so the log shows what the marketplace received first, not what it finished first.
-            call_id = request.environ.get("wheel.sandbox.arrival") or next(self._ids)
+            call_id = request.environ.get("sandbox.arrival") or next(self._ids)
             call = Call(id=call_id, at=time.time(), marketplace=marketplace, channel=channel,
                         method=request.method, path=request.path, status=status,
                         request_id=request.headers.get("X-Request-Id"), operation=operation, body=body)

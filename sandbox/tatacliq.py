@@ -34,8 +34,8 @@ from lxml import etree
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from wheel.sandbox.core import ChannelBehaviour, SandboxCore, error, json_response
-from wheel.sandbox.orders import SandboxAddress, SandboxOrder
+from sandbox.core import ChannelBehaviour, SandboxCore, error, json_response
+from sandbox.orders import SandboxAddress, SandboxOrder
 
 OPERATIONS = {
     "ranging": ("ean", "sku"),

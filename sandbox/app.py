@@ -19,12 +19,12 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from wheel.sandbox.core import ChannelBehaviour, Emulator, SandboxCore, error, json_response
-from wheel.sandbox.amazon import Amazon
-from wheel.sandbox.flipkart import Flipkart
-from wheel.sandbox.tatacliq import TataCliq
+from sandbox.amazon import Amazon
+from sandbox.core import ChannelBehaviour, Emulator, SandboxCore, error, json_response
+from sandbox.flipkart import Flipkart
+from sandbox.tatacliq import TataCliq
 
-log = logging.getLogger("wheel.sandbox")
+log = logging.getLogger("sandbox")
 
 
 def emulators() -> list[Emulator]:
@@ -66,7 +66,7 @@ class SandboxApp:
         return self.core
 
     def __call__(self, environ, start_response):
-        environ["wheel.sandbox.arrival"] = self.core.arrival()
+        environ["sandbox.arrival"] = self.core.arrival()
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:

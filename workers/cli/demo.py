@@ -1,0 +1,114 @@
+"""The demo that `make run` sets up: channels on the sandbox, orders to pull, and the banner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import requests
+from sqlalchemy.engine import make_url
+
+from wheel import demo as demo_setup
+from wheel.db.models import Channel
+from wheel.marketplaces import MARKETPLACES
+from wheel.services.channels import add_channel
+from wheel.services.schedules import ensure_schedules
+from wheel.settings import redact_url
+from workers.cli.output import fail, sessions_of, settings_of
+from workers.queues import ALL_QUEUES
+
+
+@click.group()
+def demo() -> None:
+    """The demo set-up `make run` uses."""
+
+
+@demo.command("seed")
+@click.option("--sandbox-url", default=None, help="Sandbox base URL (default: from WHEEL_SANDBOX_HOST/PORT).")
+@click.option("--sandbox-config", type=click.Path(dir_okay=False), default="var/sandbox.json", show_default=True,
+              help="Where to write the sandbox's channel config.")
+@click.pass_context
+def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) -> None:
+    """Seed the demo channels (Tata CLiQ UA succeeds, UB gets HTTP 500; Flipkart UF; Amazon UZ)."""
+    settings = settings_of(ctx)
+    base = sandbox_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+    settings.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with sessions_of(ctx).begin() as session:
+        for channel in demo_setup.DEMO_CHANNELS:
+            add_channel(session, channel_id=channel.id, marketplace=channel.marketplace,
+                        base_url=f"{base}/{channel.marketplace}", credentials_ref=channel.credentials_ref,
+                        known_marketplaces=MARKETPLACES, retry_delays_s=demo_setup.DEMO_RETRY_DELAYS_S, replace=True,
+                        options=demo_setup.options(channel, base))
+            ensure_schedules(session, session.get(Channel, channel.id))
+            secret = settings.secrets_dir / channel.credentials_ref
+            secret.write_text(channel.secret)
+            secret.chmod(0o600)
+    Path(sandbox_config).parent.mkdir(parents=True, exist_ok=True)
+    Path(sandbox_config).write_text(json.dumps(demo_setup.sandbox_config(), indent=2))
+    click.echo(f"seeded demo channels {', '.join(c.id for c in demo_setup.DEMO_CHANNELS)} "
+               f"(secrets in {settings.secrets_dir}, sandbox config in {sandbox_config})")
+
+
+@demo.command("orders")
+@click.option("--channel", "channels", multiple=True, help="Sandbox channel(s) (default: UA, UF and UZ).")
+@click.option("--count", type=click.IntRange(0, 100000), default=5, show_default=True, help="Orders per channel.")
+@click.option("--cancel", type=click.IntRange(0, 100000), default=0, show_default=True,
+              help="Also cancel this many of the channel's oldest open orders (a third of them in part). Cancel "
+                   "orders Wheel has pulled already: an order cancelled before its pull never reaches the OMS, and "
+                   "its cancellation waits (orders list --status held).")
+@click.option("--sandbox-url", help="The sandbox's URL [http://WHEEL_SANDBOX_HOST:WHEEL_SANDBOX_PORT].")
+@click.pass_context
+def demo_orders(ctx: click.Context, channels: tuple[str, ...], count: int, cancel: int, sandbox_url: str | None) -> None:
+    """Create orders (and cancellations) in the sandbox, for beat's pulls to bring to the OMS queues.
+
+    Watch them arrive with `wheelctl oms tail orders` and `wheelctl orders list`; then cancel some
+    with `wheelctl demo orders --count 0 --cancel 2`.
+    """
+
+    settings = settings_of(ctx)
+    base = sandbox_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+    for channel in channels or ("UA", "UF", "UZ"):
+        try:
+            if count:
+                made = requests.post(f"{base}/_sandbox/orders", json={"channel": channel, "count": count, "lines_per_order": 2},
+                                     timeout=30)
+                made.raise_for_status()
+                click.echo(f"{channel}: {len(made.json()['created'])} orders created")
+            if cancel:
+                done = requests.post(f"{base}/_sandbox/cancellations",
+                                     json={"channel": channel, "count": cancel, "partial_share": 0.33}, timeout=30)
+                done.raise_for_status()
+                click.echo(f"{channel}: {len(done.json()['cancelled'])} orders cancelled")
+        except requests.RequestException as exc:
+            detail = getattr(getattr(exc, "response", None), "text", "") or str(exc)
+            fail(f"the sandbox at {base} refused or is not running (start it with `make run`): {detail[:300]}")
+    click.echo("beat pulls them on each channel's schedule (`wheelctl jobs list`); `wheelctl jobs run-now UA orders` pulls at once")
+
+
+@demo.command("banner")
+@click.pass_context
+def demo_banner(ctx: click.Context) -> None:
+    """Print what `make run` starts, where, and the command that sends a sample message."""
+
+
+    s = settings_of(ctx)
+    sandbox = f"http://{s.sandbox_host}:{s.sandbox_port}"
+    db = make_url(s.database_url)
+    lines = [
+        "Wheel is starting (each process's output is prefixed with its name; Ctrl-C stops them all):",
+        f"  bridge    OMS queues {', '.join(s.oms_queues.values())} on {redact_url(s.oms_url.get_secret_value())}",
+        f"  workers   Celery queues {', '.join(ALL_QUEUES)} on {redact_url(s.redis_url)}",
+        f"  beat      the sweeper every {s.sweeper_interval_s:g}s (re-sends work Redis dropped)",
+        f"  sandbox   {sandbox}  (calls: {sandbox}/_sandbox/calls, state: {sandbox}/_sandbox/state/UA)",
+        "  flower    http://127.0.0.1:5555",
+        f"  database  {db.database} on {db.host}:{db.port or 5432}; the event log: .venv/bin/wheelctl events",
+        "",
+        "Send the sample ranging message (UA succeeds, UB gets HTTP 500, retried then failed), then read the log:",
+        "  .venv/bin/wheelctl oms put ranging tests/samples/ranging.xml && sleep 5 && .venv/bin/wheelctl events",
+        "",
+    ]
+    click.echo("\n".join(lines))
+
+
+COMMANDS = [demo]
