@@ -41,6 +41,8 @@ def create_app(settings: Settings) -> Celery:
         beat_scheduler="workers.beat:DatabaseScheduler",
         beat_schedule={
             "sweep": {"task": queues.SWEEP, "schedule": settings.sweeper_interval_s},
+            # Workers consuming the oms queue run it too, so a stopped beat is noticed (workers/health.py).
+            "health": {"task": queues.HEALTH, "schedule": settings.health_check_interval_s},
         },
         worker_hijack_root_logger=False,
         # Flower shows tasks from the workers' events; a "sent" event per task would double the
@@ -65,3 +67,4 @@ def _init_sentry(**_kwargs) -> None:
 app = create_app(Settings())
 # Register the tasks.
 import workers.tasks  # noqa: E402,F401
+import workers.health  # noqa: E402,F401  (its worker_ready timer)

@@ -66,6 +66,9 @@ def test_settings(**overrides) -> Settings:
         # Well inside the short leases tests use: a call never outlives its claim.
         http_connect_timeout_s=2,
         http_read_timeout_s=3,
+        # Health checks (beat's task, and a timer in every oms worker) would say, as errors, that
+        # the stacks most tests start have no beat: tests that check health set their own interval.
+        health_check_interval_s=3600,
         **unique_queues(),
     )
     values.update(overrides)
