@@ -156,7 +156,7 @@ def unsynced(session: Session, *, max_age_s: float, now: datetime) -> list[Findi
         error = f"; last error: {row.last_error[:200]}" if row.last_error else ""
         findings.append(Finding(
             UNSYNCED, row.channel_id,
-            f"{row.skus} SKUs of channel {row.channel_id} have waited more than {_seconds(max_age_s)} to reach the "
+            f"{_count(row.skus, 'SKU')} of channel {row.channel_id} {'has' if row.skus == 1 else 'have'} waited more than {_seconds(max_age_s)} to reach the "
             f"marketplace; the oldest, {row.sku}, for {_seconds(now - row.dirty_since)}{error}",
             f"wheelctl status; wheelctl events --channel {row.channel_id}", row.channel_id,
             {"skus": row.skus, "oldest_sku": row.sku, "oldest_since": row.dirty_since.isoformat()},
@@ -178,7 +178,7 @@ def outbox_lag(session: Session, *, max_age_s: float, now: datetime) -> list[Fin
         if oldest is not None and (now - oldest).total_seconds() > max_age_s:
             findings.append(Finding(
                 OUTBOX, name,
-                f"{waiting} messages wait in the {name} outbox; the oldest for {_seconds(now - oldest)} "
+                f"{_count(waiting, 'message')} {'waits' if waiting == 1 else 'wait'} in the {name} outbox; the oldest for {_seconds(now - oldest)} "
                 f"(more than {_seconds(max_age_s)}): is the publisher running, and the OMS broker up?",
                 "wheelctl status; wheelctl events --name 'system/oms-publish-failed'",
                 figures={"waiting": waiting, "oldest": oldest.isoformat()},
@@ -205,7 +205,7 @@ def broker_findings(broker: Broker) -> tuple[set[str], list[Finding]]:
         if broker.backout_depth > 0:
             findings.append(Finding(
                 BACKOUT, broker.backout_queue or "",
-                f"{broker.backout_depth} OMS messages are in the backout queue {broker.backout_queue}: they were "
+                f"{_count(broker.backout_depth, 'OMS message')} {'is' if broker.backout_depth == 1 else 'are'} in the backout queue {broker.backout_queue}: they were "
                 "not processed; read them, fix the cause, and put them back",
                 f"wheelctl oms tail {broker.backout_queue} --count 1; wheelctl events --name 'system/message-backed-out'",
                 figures={"depth": broker.backout_depth},
@@ -267,7 +267,7 @@ def reconcile(session: Session, findings: Iterable[Finding], checked: set[str],
             type="system", name=f"system.health/{finding.name}", level="error", channel_id=finding.channel_id,
             dedupe_key=f"health:{alert_id}:opened",
             payload={"subject": finding.subject, "alert": alert_id,
-                     "error": f"{finding.message}. Look: {finding.look}", "fix": finding.look, **finding.figures},
+                     "error": f"{finding.message}{'' if finding.message.endswith('?') else '.'} Look: {finding.look}", "fix": finding.look, **finding.figures},
         ))
         session.execute(text("UPDATE health_alerts SET event_id = :e WHERE id = :id"), {"e": recorded.id, "id": alert_id})
         opened.append(recorded)
@@ -296,6 +296,10 @@ def open_alerts(session: Session) -> list[Any]:
 def _json(value: dict[str, Any]) -> str:
     # Bound as text and cast to jsonb in the statement.
     return json.dumps(value, default=str)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _seconds(value: timedelta | float) -> str:
