@@ -875,6 +875,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Times are shown in WHEEL_DISPLAY_TZ (default Asia/Kolkata).
     """
+    # Imported here, as in every command: `wheelctl --help` stays quick and loads no Celery app.
     from rich.console import Console
     from rich.table import Table
 
