@@ -882,7 +882,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from wheel.services.status import jsonable, snapshot
     from wheel.timefmt import age, local
     from workers.app import app
-    from workers.health import celery_queues
+    from workers.health import backout_depth, celery_queues
 
     settings = _settings(ctx)
     with _sessions(settings)() as session:
@@ -890,6 +890,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     stats = celery_queues(app, settings)
     view["queues"] = None if stats is None else {
         name: {"depth": stat.depth, "consumers": stat.consumers} for name, stat in stats.items()}
+    view["backout"] = {"queue": settings.queue_backout, "depth": backout_depth(settings)}
     if as_json:
         click.echo(json.dumps(jsonable(view)))
         return
@@ -924,6 +925,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for name, o in view["outboxes"].items():
         console.print(f"Outbox {name}: {o['waiting']} waiting" + (f", oldest {when(o['oldest'], o['oldest_age_s'])}"
                                                                  if o["waiting"] else ""))
+    depth = view["backout"]["depth"]
+    console.print(f"OMS backout queue {settings.queue_backout}: "
+                  + ("could not be counted (is the OMS broker up?)" if depth is None else f"{depth} messages"))
     console.print(f"Beat: last tick {when(view['beat']['last_tick'], view['beat']['age_s'])}")
     table = Table("opened", "check", "subject", "what", "look", title=f"Open health alerts: {len(view['alerts'])}",
                   title_justify="left", box=None, pad_edge=False)

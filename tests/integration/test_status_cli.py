@@ -53,6 +53,7 @@ def test_status_json_shows_channels_pulls_queues_outboxes_beat_and_alerts(sessio
     assert view["queues"]["oms"] == {"depth": 0, "consumers": 0}
     assert view["outboxes"]["oms"]["waiting"] == 1 and 590 < view["outboxes"]["oms"]["oldest_age_s"] < 700
     assert 25 < view["beat"]["age_s"] < 120
+    assert view["backout"] == {"queue": settings.queue_backout, "depth": 0}
     opened = {(a["name"], a["subject"]) for a in view["alerts"]}
     assert opened == {("pull-lag", "UT/orders"), ("unsynced", "UT"), ("outbox", "oms")}
     assert all(a["look"].startswith("wheelctl ") for a in view["alerts"])
