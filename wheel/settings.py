@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OPERATIONS = ("ranging", "deranging", "inventory", "pricing")
@@ -70,6 +72,23 @@ class Settings(BaseSettings):
     # Outbox rows the publisher puts (and commits) per batch.
     publish_batch_size: int = Field(default=200, ge=1, le=5000)
 
+    # Health checks (wheel/services/health.py): run by beat and, so that a stopped beat is seen, by
+    # every worker that consumes the oms queue. Each alert opens once and clears when its cause does.
+    health_check_interval_s: float = Field(default=60.0, gt=0)
+    # A pull job that has not succeeded for this many of its intervals.
+    health_pull_missed_intervals: float = Field(default=3.0, gt=0)
+    # A SKU whose desired state has not reached its marketplace for this long.
+    health_unsynced_max_age_s: float = Field(default=1800.0, gt=0)
+    # The oldest message waiting in an outbox (the OMS outbox) for this long.
+    health_outbox_max_age_s: float = Field(default=300.0, gt=0)
+    # Beat's last tick (a row it writes every tick) this long ago.
+    health_beat_max_silence_s: float = Field(default=120.0, gt=0)
+    # How long to wait for workers to say which queues they consume.
+    health_inspect_timeout_s: float = Field(default=2.0, gt=0)
+
+    # Times shown to people (wheelctl status) are in this zone, named (an IANA zone name).
+    display_tz: str = "Asia/Kolkata"
+
     # Marketplace HTTP calls.
     http_connect_timeout_s: float = 5.0
     http_read_timeout_s: float = 30.0
@@ -86,6 +105,15 @@ class Settings(BaseSettings):
     slack_channel: str = "#wheel-alerts"
     sentry_dsn: SecretStr | None = None
     dashboard_url: str = "http://127.0.0.1:3000"
+
+    @field_validator("display_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Kolkata, UTC)") from exc
+        return value
 
     def queue_for(self, operation: str) -> str:
         return getattr(self, f"queue_{operation}")

@@ -21,4 +21,5 @@ def _init_sentry(**_kwargs) -> None:
 
 
 # Register the tasks (they import this package's bootstrap, so they come after the app).
+import workers.health  # noqa: E402,F401  (its worker_ready timer)
 import workers.tasks  # noqa: E402,F401

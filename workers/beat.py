@@ -15,7 +15,7 @@ import time
 from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from wheel.services import schedules
+from wheel.services import health, schedules
 from workers.bootstrap import dispatcher, sessions
 
 log = logging.getLogger("wheel.beat")
@@ -40,6 +40,8 @@ class DatabaseScheduler(Scheduler):
             self._dispatch = dispatcher(self.app)
         with self._sessions.begin() as session:
             fired = schedules.fire_due(session)
+            # Beat's heartbeat: the health check says so when it grows old (wheel/services/health.py).
+            health.beat_ticked(session)
         # Sent after the commit: a run is a row before it is a task. A send lost here is re-sent
         # by the sweeper (schedules.stale_runs).
         for run in fired:

@@ -129,6 +129,8 @@ def celery_app(settings: Settings) -> Celery:
         beat_scheduler="workers.beat:DatabaseScheduler",
         beat_schedule={
             "sweep": {"task": queues.SWEEP, "schedule": settings.sweeper_interval_s},
+            # Workers consuming the oms queue run it too, so a stopped beat is noticed (workers/health.py).
+            "health": {"task": queues.HEALTH, "schedule": settings.health_check_interval_s},
         },
         worker_hijack_root_logger=False,
         # Flower shows tasks from the workers' events; a "sent" event per task would double the

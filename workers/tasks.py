@@ -9,7 +9,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
 from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
-from workers import queues
+from workers import health, queues
 from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
 
@@ -112,6 +112,13 @@ def sweep(self) -> str:
         log.warning("sweeper re-sent %d message tasks, %d channel syncs, %d job runs%s", report.inbox,
                     report.channels, report.runs, " and the publisher" if report.outbox else "")
     return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs, {report.expired} expired"
+
+
+@shared_task(name=queues.HEALTH, bind=True, **RETRY_DB)
+def health_check(self) -> str:
+    c, _ = _context(self)
+    report = health.check(self.app, c.sessions, c.settings)
+    return f"{len(report.findings)} findings, {len(report.opened)} opened, {len(report.cleared)} cleared"
 
 
 @shared_task(name=queues.RUN_JOB, bind=True, **RETRY_DB)

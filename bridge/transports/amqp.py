@@ -178,6 +178,16 @@ class AmqpTransport:
                 self._queue(name).bind(self._channel).queue_declare(passive=True)
             self._declared.add(name)
 
+    def depth(self, queue: str) -> int:
+        # A passive declare answers the queue's ready messages, and fails if it does not exist
+        # (https://www.rabbitmq.com/docs/queues#properties): a missing backout queue holds nothing.
+        try:
+            _, count, _ = self._channel.queue_declare(queue=queue, passive=True)
+        except amqp.exceptions.NotFound:
+            self._open_channel()
+            return 0
+        return int(count)
+
     def _queue(self, name: str) -> kombu.Queue:
         arguments = self._queue_arguments.get(name, QUEUE_ARGUMENTS)
         return kombu.Queue(name, exchange="", routing_key=name, durable=True, queue_arguments=arguments)

@@ -68,4 +68,7 @@ class Transport(Protocol):
     def get_one(self, queue: str, *, wait_s: float) -> Delivery | None:
         """Take one message and commit it at once (for tools like `wheelctl oms tail`)."""
 
+    def depth(self, queue: str) -> int:
+        """How many messages the queue holds (the health check counts the backout queue)."""
+
     def close(self) -> None: ...

@@ -285,6 +285,17 @@ class IbmMqTransport:
             with self._mq_errors(f"open {name} on"):
                 self._open_queue(name, constants.MQOO_INQUIRE | constants.MQOO_FAIL_IF_QUIESCING).close()
 
+    def depth(self, queue: str) -> int:
+        """MQINQ of the queue's CURDEPTH (MQIA_CURRENT_Q_DEPTH), on a handle opened for inquire only
+        (https://www.ibm.com/docs/en/ibm-mq/9.4?topic=calls-mqinq-inquire-object-attributes)."""
+        constants = self._mq.CMQC
+        with self._mq_errors(f"inquire the depth of {queue} on"):
+            handle = self._open_queue(queue, constants.MQOO_INQUIRE | constants.MQOO_FAIL_IF_QUIESCING)
+            try:
+                return int(handle.inquire(constants.MQIA_CURRENT_Q_DEPTH))
+            finally:
+                handle.close()
+
     def _open_queue(self, name: str, options: int) -> Any:
         try:
             return self._mq.Queue(self._connected(), name, options)

@@ -115,6 +115,14 @@ class TransportContract:
         assert moved is not None and moved.body == b"poison"
         assert transport.fetch([queues[0]], max_messages=10, wait_s=0.5) == []
 
+    def test_depth_counts_the_messages_a_queue_holds(self, transport, queues):
+        assert transport.depth(queues[2]) == 0
+        for n in range(3):
+            transport.put(queues[2], b"x", message_id=f"m-{n}")
+        assert transport.depth(queues[2]) == 3
+        assert transport.get_one(queues[2], wait_s=5) is not None
+        assert transport.depth(queues[2]) == 2
+
     def test_get_one_takes_one_message(self, transport, queues):
         transport.put(queues[1], b"one", message_id="m-1")
         transport.put(queues[1], b"two", message_id="m-2")

@@ -20,7 +20,7 @@ TEST_DATABASE_URL = os.environ.get(
 # A Redis database of its own, so tests never touch what `make run` uses (database 0).
 TEST_REDIS_URL = os.environ.get("WHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_AMQP_URL = os.environ.get("WHEEL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-TABLES = ("events", "submissions", "listings", "inbox", "outbox", "cancellations", "orders", "job_runs", "schedules", "channels")
+TABLES = ("health_alerts", "heartbeats", "events", "submissions", "listings", "inbox", "outbox", "cancellations", "orders", "job_runs", "schedules", "channels")
 
 
 def recreate_database(url: str) -> None:
@@ -66,6 +66,9 @@ def test_settings(**overrides) -> Settings:
         # Well inside the short leases tests use: a call never outlives its claim.
         http_connect_timeout_s=2,
         http_read_timeout_s=3,
+        # Health checks (beat's task, and a timer in every oms worker) would say, as errors, that
+        # the stacks most tests start have no beat: tests that check health set their own interval.
+        health_check_interval_s=3600,
         **unique_queues(),
     )
     values.update(overrides)

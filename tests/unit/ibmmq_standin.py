@@ -86,6 +86,7 @@ class CMQC:
     MQOO_OUTPUT = 0x00000010
     MQOO_INQUIRE = 0x00000020
     MQOO_FAIL_IF_QUIESCING = 0x00002000
+    MQIA_CURRENT_Q_DEPTH = 3
     MQCO_NONE = 0x00000000
 
     MQGMO_NO_WAIT = 0x00000000
@@ -696,6 +697,16 @@ class Queue:
             raise _failed(CMQC.MQRC_NOT_OPEN_FOR_OUTPUT)
         server, connection = self._qmgr._live()
         server._put(connection, self._name, msg, md, pmo)
+
+    def inquire(self, selector: int) -> int:
+        """Only CURDEPTH, on a handle opened with MQOO_INQUIRE (else MQRC_NOT_OPEN_FOR_INQUIRE)."""
+        if not self._opened or not self._options & CMQC.MQOO_INQUIRE:
+            raise _failed(2038)  # MQRC_NOT_OPEN_FOR_INQUIRE
+        if selector != CMQC.MQIA_CURRENT_Q_DEPTH:
+            raise NotImplementedError(f"the stand-in inquires only MQIA_CURRENT_Q_DEPTH, not {selector}")
+        server, connection = self._qmgr._live()
+        with server._cond:
+            return server._depth(self._name)
 
     def close(self, options: int = CMQC.MQCO_NONE) -> None:
         if not self._opened:

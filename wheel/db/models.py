@@ -358,3 +358,36 @@ class Submission(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class HealthAlert(Base):
+    """A health check that found something wrong (a pull lagging, beat silent, ...), open until the
+    check no longer finds it. At most one open alert per (name, subject): it is said once when it
+    opens and once when it clears (wheel/services/health.py)."""
+
+    __tablename__ = "health_alerts"
+    __table_args__ = (
+        Index("ix_health_alerts_open", "name", "subject", unique=True, postgresql_where=text("cleared_at IS NULL")),
+        Index(None, "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    # What it is about: a channel and job, a queue, "beat"; "" when the check has one subject.
+    subject: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''"))
+    opened_at: Mapped[datetime] = _now()
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the check saw when it opened, and last (message, the command to look with, figures).
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    checked_at: Mapped[datetime] = _now()
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Heartbeat(Base):
+    """The last time a process that must keep running did its round (beat: every tick)."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[datetime] = _now()
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
