@@ -155,6 +155,29 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None, config_path:
         pass
 
 
+@main.command()
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Run Flower, Celery's monitor, on WHEEL_FLOWER_ADDRESS:WHEEL_FLOWER_PORT (127.0.0.1:5555).
+
+    It asks for WHEEL_FLOWER_BASIC_AUTH (user:password), or the secret flower-basic-auth; without
+    either it listens on a loopback address only. The password is never printed or logged.
+    """
+    # Imported here, as in the other commands: wheelctl's start-up stays light for every command.
+    import os
+
+    from workers.flower import FlowerConfigError, flower_launch
+
+    try:
+        launch = flower_launch(_settings(ctx), os.environ)
+    except FlowerConfigError as exc:
+        _fail(str(exc))
+    who = f"basic auth for {', '.join(launch.users)}" if launch.authenticated else "no password (loopback only)"
+    click.echo(f"flower on {launch.url()} ({who})")
+    sys.stdout.flush()
+    os.execve(launch.argv[0], launch.argv, launch.env)
+
+
 # -- channels -----------------------------------------------------------------------------------
 
 
@@ -775,7 +798,7 @@ def demo_banner(ctx: click.Context) -> None:
         f"  workers   Celery queues {', '.join(ALL_QUEUES)} on {redact_url(s.redis_url)}",
         f"  beat      the sweeper every {s.sweeper_interval_s:g}s (re-sends work Redis dropped)",
         f"  sandbox   {sandbox}  (calls: {sandbox}/_sandbox/calls, state: {sandbox}/_sandbox/state/UA)",
-        "  flower    http://127.0.0.1:5555",
+        f"  flower    http://{s.flower_address}:{s.flower_port}",
         f"  database  {db.database} on {db.host}:{db.port or 5432}; the event log: .venv/bin/wheelctl events",
         "",
         "Send the sample ranging message (UA succeeds, UB gets HTTP 500, retried then failed), then read the log:",
