@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8900
 
+    # Flower (`wheelctl flower`): where it listens, and the user:password it asks for (HTTP basic
+    # auth; several pairs separated by commas). Without the setting, the secret `flower-basic-auth`
+    # (env WHEEL_SECRET_FLOWER_BASIC_AUTH or <secrets_dir>/flower-basic-auth) is used; with neither,
+    # Flower starts only on a loopback address.
+    flower_address: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_basic_auth: SecretStr | None = None
+
     # Alerts. Both optional: without them alerts go to the log only.
     slack_token: SecretStr | None = None
     slack_channel: str = "#wheel-alerts"

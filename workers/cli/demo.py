@@ -101,7 +101,7 @@ def demo_banner(ctx: click.Context) -> None:
         f"  workers   Celery queues {', '.join(ALL_QUEUES)} on {redact_url(s.redis_url)}",
         f"  beat      the sweeper every {s.sweeper_interval_s:g}s (re-sends work Redis dropped)",
         f"  sandbox   {sandbox}  (calls: {sandbox}/_sandbox/calls, state: {sandbox}/_sandbox/state/UA)",
-        "  flower    http://127.0.0.1:5555",
+        f"  flower    http://{s.flower_address}:{s.flower_port}",
         f"  database  {db.database} on {db.host}:{db.port or 5432}; the event log: .venv/bin/wheelctl events",
         "",
         "Send the sample ranging message (UA succeeds, UB gets HTTP 500, retried then failed), then read the log:",

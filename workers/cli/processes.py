@@ -1,4 +1,4 @@
-"""The long-running processes started from `wheelctl`: the bridge and the marketplace sandbox.
+"""The long-running processes started from `wheelctl`: the bridge, the marketplace sandbox, Flower.
 
 (The workers and beat are Celery's own commands: `celery -A workers.app worker|beat`.)
 """
@@ -13,6 +13,7 @@ import click
 
 from workers import bootstrap
 from workers.cli.output import fail, settings_of
+from workers.flower import FlowerConfigError, flower_launch
 
 
 @click.command()
@@ -59,4 +60,22 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None, config_path:
     os.execv(sys.executable, argv)
 
 
-COMMANDS = [bridge, sandbox]
+@click.command()
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Run Flower, Celery's monitor, on WHEEL_FLOWER_ADDRESS:WHEEL_FLOWER_PORT (127.0.0.1:5555).
+
+    It asks for WHEEL_FLOWER_BASIC_AUTH (user:password), or the secret flower-basic-auth; without
+    either it listens on a loopback address only. The password is never printed or logged.
+    """
+    try:
+        launch = flower_launch(settings_of(ctx), os.environ)
+    except FlowerConfigError as exc:
+        fail(str(exc))
+    who = f"basic auth for {', '.join(launch.users)}" if launch.authenticated else "no password (loopback only)"
+    click.echo(f"flower on {launch.url()} ({who})")
+    sys.stdout.flush()
+    os.execve(launch.argv[0], launch.argv, launch.env)
+
+
+COMMANDS = [bridge, sandbox, flower]
