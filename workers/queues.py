@@ -13,6 +13,7 @@ PROCESS_MESSAGE = "wheel.oms.process_message"
 SYNC = "wheel.marketplace.sync"
 POLL_SUBMISSION = "wheel.marketplace.poll_submission"  # an Amazon feed in flight, on its marketplace's queue
 SWEEP = "wheel.system.sweep"
+PURGE = "wheel.system.purge"  # the retention purge, on beat
 ALERT = "wheel.notify.alert"
 RUN_JOB = "wheel.jobs.run"  # a scheduled pull, on its marketplace's queue
 PUBLISH = "wheel.oms.publish"
@@ -31,6 +32,7 @@ ALL_QUEUES = (OMS_QUEUE, NOTIFICATIONS_QUEUE, PUBLISHER_QUEUE, *MARKETPLACE_QUEU
 TASK_ROUTES = {
     PROCESS_MESSAGE: {"queue": OMS_QUEUE},
     SWEEP: {"queue": OMS_QUEUE},
+    PURGE: {"queue": OMS_QUEUE},
     ALERT: {"queue": NOTIFICATIONS_QUEUE},
     PUBLISH: {"queue": PUBLISHER_QUEUE},
 }

@@ -8,7 +8,7 @@ from celery import shared_task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
-from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
+from wheel.services import alerts, oms_messages, outbox, pulls, retention, sweeper, sync
 from workers import queues
 from workers.container import Container, container
 from workers.dispatch import Dispatcher
@@ -112,6 +112,18 @@ def sweep(self) -> str:
         log.warning("sweeper re-sent %d message tasks, %d channel syncs, %d job runs%s", report.inbox,
                     report.channels, report.runs, " and the publisher" if report.outbox else "")
     return f"{report.inbox} messages, {report.channels} channels, {report.runs} runs, {report.expired} expired"
+
+
+@shared_task(name=queues.PURGE, bind=True, **RETRY_DB)
+def purge(self) -> str:
+    c, _ = _context(self)
+    s = c.settings
+    report = retention.purge(
+        c.sessions,
+        retention.Periods(s.retention_events_days, s.retention_inbox_days, s.retention_orders_days),
+        batch_size=s.retention_batch_size,
+    )
+    return report.summary()
 
 
 @shared_task(name=queues.RUN_JOB, bind=True, **RETRY_DB)
