@@ -7,10 +7,10 @@ holds many locks or a long transaction beside the pulls and pushes; rows a worke
 
 What is kept, whatever its age, because something still needs it:
 - events: an event another event hangs under (the foreign key `parent_id`: children go first, and
-  their parent goes in a later batch), the `oms` event of a message not yet processed, the
-  `order/received` of an order or the event of an outbox row not yet sent to the OMS, and the
+  their parent goes in a later batch), the `oms` event of a message still in the inbox, the
+  event of an order not sent to the OMS or of an outbox row not yet sent, and the
   `cancellation/held` event of a cancellation still held or expired (its expiry and its release
-  hang under it);
+  hang under it). A sent order whose event goes is unlinked from it (see PURGE_EVENTS);
 - inbox: a message not yet processed (`received`); a `failed` message never replayed (docs/contracts.md,
   contract 6: kept for the operator to fix and replay; once a later replay of it exists, it goes); a message whose values a listing still
   waits to push (its id is the version, contract 2);
@@ -31,14 +31,21 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-# Highest ids first within the period, so an event's children (always newer) go before it.
+# Highest ids first within the period, so an event's children (always newer) go before it. Events
+# are the parents of events still to come: an order's (orders.event_id: a later cancellation or
+# failure hangs under it) and a message's `oms` event (inbox.event_id: its pushes hang under it).
+# So a message's `oms` event stays while the message does (found by its inbox_id, the inbox's
+# key), and an order's event, once gone, is unlinked from the order in the same statement (found
+# by the order's key, (channel, order id), in its payload): the next event gets no parent, never
+# one that is gone (the foreign key parent_id would refuse it).
 PURGE_EVENTS = text(
     """
-    DELETE FROM events WHERE id IN (
+    WITH doomed AS (
         SELECT e.id FROM events e
          WHERE e.created_at < now() - make_interval(days => :days)
            AND NOT EXISTS (SELECT 1 FROM events c WHERE c.parent_id = e.id)
-           AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.status = 'received' AND i.event_id = e.id)
+           AND NOT (e.type = 'oms' AND e.inbox_id IS NOT NULL
+                    AND EXISTS (SELECT 1 FROM inbox i WHERE i.id = e.inbox_id))
            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.status <> 'sent' AND o.event_id = e.id)
            AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.sent_at IS NULL AND x.event_id = e.id)
            AND NOT (e.name = 'cancellation/held' AND EXISTS (
@@ -46,7 +53,17 @@ PURGE_EVENTS = text(
                        AND k.channel_id = e.channel_id AND k.order_id = e.payload->>'order_id'))
          ORDER BY e.id DESC
          LIMIT :batch
-         FOR UPDATE OF e SKIP LOCKED)
+         FOR UPDATE OF e SKIP LOCKED
+    ), gone AS (
+        DELETE FROM events e USING doomed d WHERE e.id = d.id
+        RETURNING e.id, e.channel_id, e.payload->>'order_id' AS order_id
+    ), unlinked AS (
+        UPDATE orders o SET event_id = NULL FROM gone g
+         WHERE g.order_id IS NOT NULL AND o.channel_id = g.channel_id AND o.order_id = g.order_id
+           AND o.event_id = g.id
+        RETURNING o.id
+    )
+    SELECT (SELECT count(*) FROM gone) AS purged, (SELECT count(*) FROM unlinked) AS unlinked
     """
 )
 
@@ -75,9 +92,10 @@ PURGE_INBOX = text(
 )
 
 # Sent orders only (the partial index ix_orders_unscrubbed finds them); their lines and totals stay.
+# raw is NOT NULL: JSON null says it was there and is gone.
 SCRUB_ORDERS = text(
     """
-    UPDATE orders SET raw = NULL, document = document - 'bill_to' - 'ship_to', scrubbed_at = now()
+    UPDATE orders SET raw = 'null'::jsonb, document = document - 'bill_to' - 'ship_to', scrubbed_at = now()
      WHERE id IN (SELECT id FROM orders
                    WHERE status = 'sent' AND scrubbed_at IS NULL
                      AND received_at < now() - make_interval(days => :days)
@@ -125,8 +143,9 @@ def purge(sessions: sessionmaker[Session], periods: Periods, *, batch_size: int,
     """Purge everything past its period, `batch_size` rows a transaction, at most `max_batches`
     transactions per kind in one run (what is left goes at the next run)."""
     report = PurgeReport()
-    report.events = _in_batches(sessions, PURGE_EVENTS, periods.events_days, batch_size, max_batches, report)
+    # The inbox first: a message's `oms` event stays as long as the message does.
     report.inbox = _in_batches(sessions, PURGE_INBOX, periods.inbox_days, batch_size, max_batches, report)
+    report.events = _in_batches(sessions, PURGE_EVENTS, periods.events_days, batch_size, max_batches, report)
     report.orders_scrubbed = _in_batches(sessions, SCRUB_ORDERS, periods.orders_days, batch_size, max_batches, report)
     report.outbox = _in_batches(sessions, PURGE_SENT_OUTBOX, periods.orders_days, batch_size, max_batches, report)
     return report
@@ -137,7 +156,8 @@ def _in_batches(sessions: sessionmaker[Session], statement, days: int, batch_siz
     done = 0
     for _ in range(max_batches):
         with sessions.begin() as session:
-            count = session.execute(statement, {"days": days, "batch": batch_size}).rowcount
+            result = session.execute(statement, {"days": days, "batch": batch_size})
+            count = result.scalar_one() if result.returns_rows else result.rowcount
         if count == 0:
             # Not `count < batch_size`: deleting an event's children makes it deletable next time.
             break
