@@ -1,4 +1,4 @@
-"""reports: read-only views for Metabase and their role; orders: when their personal data was scrubbed
+"""reports: read-only views for Metabase and their role; retention: orders.scrubbed_at and the indexes the purge reads
 
 Revision ID: d7b2f9a1c3e5
 Revises: f5e43e7be2c0
@@ -100,7 +100,8 @@ SELECT l.channel_id, c.marketplace, l.sku, l.ean,
             ELSE least(greatest(0, l.quantity - c.buffer_stock), coalesce(c.max_quantity, 2147483647)) END
            AS desired_quantity,
        l.mrp AS desired_mrp, l.selling_price AS desired_selling_price,
-       l.dirty AS waiting, l.last_error, l.updated_at
+       l.dirty AS waiting, l.last_error, l.updated_at,
+       c.shadow  -- a channel in shadow mode sends nothing: its shown_* are what it would have sent
   FROM listings l JOIN channels c ON c.id = l.channel_id
 """)
 
@@ -230,11 +231,13 @@ END
 $$
 """)
 UNSCRUBBED = sa.text("scrubbed_at IS NULL AND status = 'sent'")
+SENT = sa.text("sent_at IS NOT NULL")
 
 
 def upgrade() -> None:
     op.add_column('orders', sa.Column('scrubbed_at', sa.DateTime(timezone=True), nullable=True))
     op.create_index('ix_orders_unscrubbed', 'orders', ['received_at'], unique=False, postgresql_where=UNSCRUBBED)
+    op.create_index('ix_outbox_sent_at', 'outbox', ['sent_at'], unique=False, postgresql_where=SENT)
     op.execute(CREATE_ROLE)
     op.execute(sa.text("CREATE SCHEMA reports"))
     for view in VIEWS:
@@ -245,5 +248,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(DROP_VIEWS)
     op.execute(DROP_ROLE)
+    op.drop_index('ix_outbox_sent_at', table_name='outbox', postgresql_where=SENT)
     op.drop_index('ix_orders_unscrubbed', table_name='orders', postgresql_where=UNSCRUBBED)
     op.drop_column('orders', 'scrubbed_at')

@@ -33,7 +33,8 @@ def age_everything(sessions, days: int = 40) -> None:
     backdate(sessions, "UPDATE events SET created_at = created_at - make_interval(days => :d)", d=days)
     backdate(sessions, "UPDATE inbox SET received_at = received_at - make_interval(days => :d)", d=days)
     backdate(sessions, "UPDATE orders SET received_at = received_at - make_interval(days => :d)", d=days)
-    backdate(sessions, "UPDATE outbox SET created_at = created_at - make_interval(days => :d)", d=days)
+    backdate(sessions, "UPDATE outbox SET created_at = created_at - make_interval(days => :d), "
+                       "sent_at = sent_at - make_interval(days => :d)", d=days)
     backdate(sessions, "UPDATE cancellations SET received_at = received_at - make_interval(days => :d)", d=days)
 
 

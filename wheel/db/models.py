@@ -316,6 +316,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('order', 'cancellation')", name="known_kind"),
         Index("ix_outbox_pending", "id", postgresql_where=text("sent_at IS NULL")),
+        # Sent rows by when they were sent: what the retention purge deletes, oldest first.
+        Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

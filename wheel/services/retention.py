@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-# Highest ids first within the period, so an event's children (always newer) go before it. Events
+# Newest first within the period (the index on created_at, read backwards from the cut-off), so
+# an event's children (never older) go before it. Events
 # are the parents of events still to come: an order's (orders.event_id: a later cancellation or
 # failure hangs under it) and a message's `oms` event (inbox.event_id: its pushes hang under it).
 # So a message's `oms` event stays while the message does (found by its inbox_id, the inbox's
@@ -44,14 +45,13 @@ PURGE_EVENTS = text(
         SELECT e.id FROM events e
          WHERE e.created_at < now() - make_interval(days => :days)
            AND NOT EXISTS (SELECT 1 FROM events c WHERE c.parent_id = e.id)
-           AND NOT (e.type = 'oms' AND e.inbox_id IS NOT NULL
-                    AND EXISTS (SELECT 1 FROM inbox i WHERE i.id = e.inbox_id))
+           AND NOT EXISTS (SELECT 1 FROM inbox i WHERE e.type = 'oms' AND i.id = e.inbox_id)
            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.status <> 'sent' AND o.event_id = e.id)
            AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.sent_at IS NULL AND x.event_id = e.id)
            AND NOT (e.name = 'cancellation/held' AND EXISTS (
                     SELECT 1 FROM cancellations k WHERE k.status IN ('held', 'expired')
                        AND k.channel_id = e.channel_id AND k.order_id = e.payload->>'order_id'))
-         ORDER BY e.id DESC
+         ORDER BY e.created_at DESC, e.id DESC
          LIMIT :batch
          FOR UPDATE OF e SKIP LOCKED
     ), gone AS (
@@ -79,13 +79,14 @@ PURGE_INBOX = text(
     )
     DELETE FROM inbox WHERE id IN (
         SELECT i.id FROM inbox i
-         WHERE i.received_at < now() - make_interval(days => :days)
+         WHERE i.status IN ('processed', 'failed')
+           AND i.received_at < now() - make_interval(days => :days)
            AND (i.status = 'processed'
                 OR (i.status = 'failed' AND EXISTS (SELECT 1 FROM inbox r
                                                   WHERE r.version = coalesce(i.version, i.id) AND r.id > i.id)))
            AND i.id NOT IN (SELECT v FROM waiting)
            AND coalesce(i.version, i.id) NOT IN (SELECT v FROM waiting)
-         ORDER BY i.id
+         ORDER BY i.received_at
          LIMIT :batch
          FOR UPDATE OF i SKIP LOCKED)
     """
@@ -105,12 +106,13 @@ SCRUB_ORDERS = text(
     """
 )
 
+# Sent this long ago (the partial index ix_outbox_sent_at); an unsent row is never touched.
 PURGE_SENT_OUTBOX = text(
     """
     DELETE FROM outbox WHERE id IN (
         SELECT id FROM outbox
-         WHERE sent_at IS NOT NULL AND created_at < now() - make_interval(days => :days)
-         ORDER BY id
+         WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(days => :days)
+         ORDER BY sent_at
          LIMIT :batch
          FOR UPDATE SKIP LOCKED)
     """
