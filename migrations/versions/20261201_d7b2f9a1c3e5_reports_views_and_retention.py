@@ -214,6 +214,8 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM wheel_report
 DROP_VIEWS = sa.text("""
 DROP SCHEMA reports CASCADE;
 REVOKE ALL ON SCHEMA public FROM wheel_reports;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM wheel_reports;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM wheel_reports;
 """)
 # The role is the cluster's: dropped only when nothing else uses it (another database's views, or
 # a LOGIN user in it, such as Metabase's, which dropping it would silently cut off).

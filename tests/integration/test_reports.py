@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg import sql
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -146,31 +147,35 @@ def test_no_view_shows_a_customer(engine):
     assert [c for c in columns if any(word in c[1] for word in personal)] == []
 
 
-@pytest.fixture
-def reports_login(engine, database_url):
-    """A LOGIN user in the role, as README's "Reports (Metabase)" makes Metabase's (trust auth here)."""
-    user = f"reports_test_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as connection:
-        connection.execute(text(f'CREATE ROLE "{user}" LOGIN IN ROLE wheel_reports'))  # a generated name
+def connect(database_url: str, user: str) -> psycopg.Connection:
     url = make_url(database_url)
-    connection = psycopg.connect(host=url.host, port=url.port, dbname=url.database, user=user, autocommit=True,
-                                 connect_timeout=10)
-    yield connection
-    connection.close()
-    with engine.begin() as admin:
-        admin.execute(text(f'DROP ROLE "{user}"'))
+    return psycopg.connect(host=url.host, port=url.port, dbname=url.database, user=user, autocommit=True,
+                           connect_timeout=10)
 
 
-def test_the_reports_role_reads_the_views_and_nothing_else(filled, reports_login, engine):
+@pytest.fixture
+def reports_login(database_url):
+    """A LOGIN user in the role, as README's "Reports (Metabase)" makes Metabase's (trust auth here)."""
+    name = f"reports_test_{uuid.uuid4().hex[:8]}"
+    with connect(database_url, "postgres") as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE wheel_reports").format(sql.Identifier(name)))
+        try:
+            with connect(database_url, name) as connection:
+                yield connection
+        finally:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_the_reports_role_reads_the_views_and_nothing_else(filled, reports_login, database_url, engine):
     cursor = reports_login.cursor()
-    for view in VIEWS:
-        cursor.execute(f"SELECT count(*) FROM reports.{view}")  # names from the list above
-        with engine.connect() as connection:
-            expected = connection.execute(text(f"SELECT count(*) FROM reports.{view}")).scalar_one()
-        assert cursor.fetchone()[0] == expected > 0, view
+    with connect(database_url, "postgres") as admin:
+        for view in VIEWS:
+            count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("reports", view))
+            expected = admin.execute(count).fetchone()[0]
+            assert cursor.execute(count).fetchone()[0] == expected > 0, view
     for table in ("orders", "inbox", "events", "outbox", "channels", "listings", "cancellations"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            cursor.execute(f"SELECT 1 FROM public.{table} LIMIT 1")
+            cursor.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier("public", table)))
     for view in VIEWS:
         cursor.execute("SELECT has_table_privilege(%s, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')",
                        (f"reports.{view}",))
@@ -212,7 +217,12 @@ def test_the_downgrade_drops_the_views_and_the_upgrade_makes_them_again(database
     command.downgrade(config, "f5e43e7be2c0")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname = 'reports'")).scalar_one() == 0
-        assert connection.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = 'wheel_reports'")).scalar_one() == 0
+        # The role is the cluster's, and stays if another database's views or a login use it; in this
+        # database it holds nothing any more.
+        granted = connection.execute(text(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relacl::text LIKE '%wheel_reports=%') "
+            "     + (SELECT count(*) FROM pg_namespace WHERE nspacl::text LIKE '%wheel_reports=%')")).scalar_one()
+        assert granted == 0
     command.upgrade(config, "head")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM reports.pull_lag")).scalar_one() == 0
