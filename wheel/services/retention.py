@@ -11,9 +11,10 @@ What is kept, whatever its age, because something still needs it:
   event of an order not sent to the OMS or of an outbox row not yet sent, and the
   `cancellation/held` event of a cancellation still held or expired (its expiry and its release
   hang under it). A sent order whose event goes is unlinked from it (see PURGE_EVENTS);
-- inbox: a message not yet processed (`received`); a `failed` message never replayed (docs/contracts.md,
-  contract 6: kept for the operator to fix and replay; once a later replay of it exists, it goes); a message whose values a listing still
-  waits to push (its id is the version, contract 2);
+- inbox: a message not yet processed (`received`); a `failed` message never replayed
+  (docs/contracts.md, contract 6: kept for the operator to fix and replay; once a later replay of
+  it exists, it goes); a message whose values a listing still waits to push (its id is the
+  version, contract 2);
 - orders: nothing is deleted. An order sent to the OMS loses its customer (the marketplace's raw
   order, and the bill-to and ship-to addresses in its document) and keeps its row: the row is the
   key that makes a pull that sees the order again store and send nothing (contract 4; a Tata CLiQ
@@ -32,8 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 # Newest first within the period (the index on created_at, read backwards from the cut-off), so
-# an event's children (never older) go before it. Events
-# are the parents of events still to come: an order's (orders.event_id: a later cancellation or
+# an event's children (never older) go before it. Events are the parents of events still to come: an order's (orders.event_id: a later cancellation or
 # failure hangs under it) and a message's `oms` event (inbox.event_id: its pushes hang under it).
 # So a message's `oms` event stays while the message does (found by its inbox_id, the inbox's
 # key), and an order's event, once gone, is unlinked from the order in the same statement (found
