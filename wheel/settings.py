@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     # Times shown to people (wheelctl status) are in this zone, named (an IANA zone name).
     display_tz: str = "Asia/Kolkata"
 
+    # Retention (wheel/services/retention.py): the event log, the raw OMS messages (inbox), and the
+    # customers' data of orders sent to the OMS (the marketplace's raw order, the addresses, the sent
+    # documents) are purged this many days after they were made, by a task beat runs every
+    # `retention_interval_s`, `retention_batch_size` rows a transaction. Rows still needed are kept.
+    # The events are kept at least a week: a held cancellation's expiry (3 days) links to its event.
+    retention_events_days: int = Field(default=90, ge=7)
+    retention_inbox_days: int = Field(default=30, ge=1)
+    retention_orders_days: int = Field(default=90, ge=1)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
     # Marketplace HTTP calls.
     http_connect_timeout_s: float = 5.0
     http_read_timeout_s: float = 30.0

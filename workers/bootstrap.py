@@ -125,12 +125,14 @@ def celery_app(settings: Settings) -> Celery:
             "unacked_restore_interval": max(1, min(10, visibility // 4)),
             "unacked_restore_throttle": 1,
         },
-        # Schedules live in Postgres (workers/beat.py); the sweeper stays a static entry.
+        # Schedules live in Postgres (workers/beat.py); the sweeper, the health checks and the retention
+        # purge stay static entries.
         beat_scheduler="workers.beat:DatabaseScheduler",
         beat_schedule={
             "sweep": {"task": queues.SWEEP, "schedule": settings.sweeper_interval_s},
             # Workers consuming the oms queue run it too, so a stopped beat is noticed (workers/health.py).
             "health": {"task": queues.HEALTH, "schedule": settings.health_check_interval_s},
+            "purge": {"task": queues.PURGE, "schedule": settings.retention_interval_s},
         },
         worker_hijack_root_logger=False,
         # Flower shows tasks from the workers' events; a "sent" event per task would double the

@@ -14,6 +14,7 @@ SYNC = "wheel.marketplace.sync"
 POLL_SUBMISSION = "wheel.marketplace.poll_submission"  # an Amazon feed in flight, on its marketplace's queue
 SWEEP = "wheel.system.sweep"
 HEALTH = "wheel.system.health"
+PURGE = "wheel.system.purge"  # the retention purge, on beat
 ALERT = "wheel.notify.alert"
 RUN_JOB = "wheel.jobs.run"  # a scheduled pull, on its marketplace's queue
 PUBLISH = "wheel.oms.publish"
@@ -33,6 +34,7 @@ TASK_ROUTES = {
     PROCESS_MESSAGE: {"queue": OMS_QUEUE},
     SWEEP: {"queue": OMS_QUEUE},
     HEALTH: {"queue": OMS_QUEUE},
+    PURGE: {"queue": OMS_QUEUE},
     ALERT: {"queue": NOTIFICATIONS_QUEUE},
     PUBLISH: {"queue": PUBLISHER_QUEUE},
 }

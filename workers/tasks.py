@@ -8,7 +8,7 @@ from celery import shared_task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
-from wheel.services import alerts, oms_messages, outbox, pulls, sweeper, sync
+from wheel.services import alerts, oms_messages, outbox, pulls, retention, sweeper, sync
 from workers import health, queues
 from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
@@ -119,6 +119,18 @@ def health_check(self) -> str:
     c, _ = _context(self)
     report = health.check(self.app, c.sessions, c.settings)
     return f"{len(report.findings)} findings, {len(report.opened)} opened, {len(report.cleared)} cleared"
+
+
+@shared_task(name=queues.PURGE, bind=True, **RETRY_DB)
+def purge(self) -> str:
+    c, _ = _context(self)
+    s = c.settings
+    report = retention.purge(
+        c.sessions,
+        retention.Periods(s.retention_events_days, s.retention_inbox_days, s.retention_orders_days),
+        batch_size=s.retention_batch_size,
+    )
+    return report.summary()
 
 
 @shared_task(name=queues.RUN_JOB, bind=True, **RETRY_DB)

@@ -257,6 +257,8 @@ class Order(Base):
         CheckConstraint("status IN ('ready', 'sent', 'failed')", name="known_status"),
         Index(None, "channel_id", "order_id", unique=True),
         Index(None, "status", "received_at"),
+        # Sent orders whose customer data is still held: what the retention purge looks at.
+        Index("ix_orders_unscrubbed", "received_at", postgresql_where=text("scrubbed_at IS NULL AND status = 'sent'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -273,6 +275,9 @@ class Order(Base):
     event_id: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = _now()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the retention purge removed the customer (raw, and the addresses in document); the row,
+    # its lines and its total stay (wheel/services/retention.py).
+    scrubbed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CancelledLine(Base):
@@ -311,6 +316,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('order', 'cancellation')", name="known_kind"),
         Index("ix_outbox_pending", "id", postgresql_where=text("sent_at IS NULL")),
+        # Sent rows by when they were sent: what the retention purge deletes, oldest first.
+        Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
