@@ -40,10 +40,17 @@ lint: install
 	@$(BIN)/wheelctl --log-level WARNING migrate
 	$(BIN)/wheelctl --log-level WARNING migrate --check
 
+# Two pytest-xdist workers, each with a database and a Redis database of its own
+# (tests/support/services.py): most end-to-end tests spend their time waiting (outages, feeds,
+# retries), so two at once halve the wall time on two cores. Tests that stop a shared service are
+# marked `serial` and run alone afterwards.
+TEST_WORKERS ?= 2
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial"
+	$(BIN)/pytest -m serial
 
 # The inner loop: everything but the end-to-end tests (real processes) and the slow ones.
 test-fast: install

@@ -24,7 +24,8 @@ from wheel.db.models import Channel
 from wheel.oms.orders import validate_document
 from wheel.services.schedules import ensure_schedules
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
+# serial: it stops the shared RabbitMQ, so `make test` runs it alone, after the parallel part.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(420)]
 
 ORDERS = int(os.environ.get("WHEEL_TEST_ORDERS", "5000"))
 CANCELLATIONS = ORDERS // 10

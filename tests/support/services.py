@@ -14,11 +14,26 @@ from sqlalchemy.engine import make_url
 from wheel.db import migrate
 from wheel.settings import Settings
 
-TEST_DATABASE_URL = os.environ.get(
-    "WHEEL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/wheel_test"
+# Under pytest-xdist (`make test` runs two workers), each worker gets a database and a Redis
+# database of its own: gw0 the ones named here, gw1 `<name>_gw1` and the next Redis database.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _for_this_worker(database_url: str, redis_url: str) -> tuple[str, str]:
+    index = int(XDIST_WORKER.removeprefix("gw") or 0)
+    if index == 0:
+        return database_url, redis_url
+    database = make_url(database_url)
+    redis_base, _, number = redis_url.rpartition("/")
+    return (database.set(database=f"{database.database}_gw{index}").render_as_string(hide_password=False),
+            f"{redis_base}/{int(number or 0) + index}")
+
+
+TEST_DATABASE_URL, TEST_REDIS_URL = _for_this_worker(
+    os.environ.get("WHEEL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/wheel_test"),
+    # A Redis database of its own, so tests never touch what `make run` uses (database 0).
+    os.environ.get("WHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
 )
-# A Redis database of its own, so tests never touch what `make run` uses (database 0).
-TEST_REDIS_URL = os.environ.get("WHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_AMQP_URL = os.environ.get("WHEEL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TABLES = ("health_alerts", "heartbeats", "events", "submissions", "listings", "inbox", "outbox", "cancellations", "orders", "job_runs", "schedules", "channels")
 
