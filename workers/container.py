@@ -20,7 +20,8 @@ from wheel.quota import RedisQuotaGate, effective_quotas
 from wheel.db import make_engine, make_sessionmaker
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter, QuotaGate
-from wheel.notifications import Alerter, alerter_from_settings
+from wheel.notifications import Sender, sender_from_settings
+from wheel.services.alerts import DeliveryOptions
 from wheel.secrets import SecretStore
 from wheel.settings import Settings
 
@@ -51,8 +52,14 @@ class Container:
         return HttpConfig(self.settings.http_connect_timeout_s, self.settings.http_read_timeout_s)
 
     @cached_property
-    def alerter(self) -> Alerter:
-        return alerter_from_settings(self.settings)
+    def alert_sender(self) -> Sender:
+        return sender_from_settings(self.settings, self.secrets)
+
+    @cached_property
+    def alert_options(self) -> DeliveryOptions:
+        s = self.settings
+        return DeliveryOptions(window_s=s.alert_burst_window_s, first_ids=s.alert_burst_ids,
+                               payload_chars=s.alert_payload_chars, retry_max_s=s.alert_retry_max_s)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -20,7 +20,7 @@ TEST_DATABASE_URL = os.environ.get(
 # A Redis database of its own, so tests never touch what `make run` uses (database 0).
 TEST_REDIS_URL = os.environ.get("WHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_AMQP_URL = os.environ.get("WHEEL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-TABLES = ("events", "submissions", "listings", "inbox", "outbox", "cancellations", "orders", "job_runs", "schedules", "channels")
+TABLES = ("alerts", "events", "submissions", "listings", "inbox", "outbox", "cancellations", "orders", "job_runs", "schedules", "channels")
 
 
 def recreate_database(url: str) -> None:
