@@ -109,7 +109,7 @@ def build_message(events: Sequence[AlertEvent], *, count: int | None = None, cha
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{_escaped(scrub(value), MAX_FIELD_CHARS)}"}
                                        for name, value in fields]},
         _section("*Payload*" + (" (of the first)" if count > 1 else "") + "\n```"
-                 + _fenced(_escaped(scrub(body), payload_chars)) + "```"),
+                 + _escaped(_fenced(scrub(body)), payload_chars) + "```"),
         _section(f"Shows or fixes the cause: `{command}`"),
     ]
     fallback = f":rotating_light: {headline} (event {first.id}; {command})"

@@ -20,6 +20,7 @@ from tests.support.slack_standin import SlackStandIn, count_of, fields, texts
 from wheel.events import NewEvent, record
 from wheel.notifications import LogSender, WebApiSender, WebhookSender, sender_from_settings
 from wheel.secrets import SecretStore
+from wheel.services import sweeper
 from wheel.services.alerts import DeliveryOptions, deliver_pending
 from wheel.services.channels import add_channel
 from wheel.services.inbox import IncomingMessage, store_batch
@@ -266,3 +267,19 @@ def test_settings_mask_the_webhook_whole():
 def _make_due(sessions) -> None:
     with sessions.begin() as session:
         session.execute(text("UPDATE alerts SET next_attempt_at = now() WHERE sent_at IS NULL"))
+
+
+def test_the_sweeper_starts_a_pass_only_when_alerts_are_due(sessions):
+    passes = []
+
+    def sweep():
+        return sweeper.sweep(sessions, deadline_s=300, send_process=lambda i: None, send_sync=lambda c, m: None,
+                             send_alerts=lambda: passes.append(1))
+
+    assert sweep().alerts_due is False and passes == []
+    with sessions.begin() as session:
+        failure(session)
+        session.execute(text("UPDATE alerts SET next_attempt_at = now() + interval '1 hour'"))
+    assert sweep().alerts_due is False  # waiting for its next attempt
+    _make_due(sessions)
+    assert sweep().alerts_due is True and passes == [1]
