@@ -283,3 +283,25 @@ def test_the_sweeper_starts_a_pass_only_when_alerts_are_due(sessions):
     assert sweep().alerts_due is False  # waiting for its next attempt
     _make_due(sessions)
     assert sweep().alerts_due is True and passes == [1]
+
+
+def test_a_post_failing_in_an_unexpected_way_is_tried_again_not_lost(sessions, slack, api):
+    class Flaky:
+        secrets = api.secrets
+        calls = 0
+
+        def post(self, message):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise ValueError("a proxy's HTML page where JSON was expected")
+            api.post(message)
+
+    with sessions.begin() as session:
+        event_id = failure(session)
+    assert deliver_pending(sessions, Flaky(), worker="test", options=OPTIONS).failed == 1
+    [row] = alert_rows(sessions)
+    assert row.claimed_at is None and row.sent_at is None and "HTML page" in row.last_error
+    _make_due(sessions)
+    deliver_pending(sessions, Flaky(), worker="test", options=OPTIONS)
+    [message] = slack.messages()
+    assert fields(message)["Event Id"] == str(event_id)

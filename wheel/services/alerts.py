@@ -26,6 +26,7 @@ due, so an alert whose task Redis lost, or that waits out an outage, still goes.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,8 +34,10 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from wheel.alert_layout import AlertEvent, build_message
+from wheel.alert_layout import AlertEvent, SlackMessage, build_message, escape
 from wheel.notifications import NotDelivered, Sender, Throttled
+
+log = logging.getLogger("wheel.alerts")
 
 DELIVERY_LOCK = 0x77686C0A  # "whl" + alerts
 FIRST_RETRY_S = 5.0
@@ -131,9 +134,7 @@ def deliver_pending(sessions: sessionmaker[Session], sender: Sender, *, worker: 
     report = DeliveryReport()
     groups = _claim(sessions, worker, options, report)
     for position, group in enumerate(groups):
-        message = build_message(group.events, count=len(group.ids), channel_name=group.channel_name,
-                                first_ids=options.first_ids, payload_chars=options.payload_chars,
-                                window_s=options.window_s, secrets=sender.secrets)
+        message = _message(group, options, sender)
         try:
             sender.post(message)
         except Throttled as exc:
@@ -144,9 +145,11 @@ def deliver_pending(sessions: sessionmaker[Session], sender: Sender, *, worker: 
                 session.execute(RELEASE_UNTIL, {"ids": rest, "wait_s": exc.retry_after_s, "error": str(exc)})
             report.failed += len(rest)
             break
-        except NotDelivered as exc:
+        except Exception as exc:  # noqa: BLE001 - NotDelivered, or anything else the client raised
+            if not isinstance(exc, NotDelivered):
+                log.exception("posting alerts %s to Slack failed unexpectedly; they will be tried again", group.ids)
             with sessions.begin() as session:
-                session.execute(RELEASE, {"ids": group.ids, "error": str(exc), "first_s": FIRST_RETRY_S,
+                session.execute(RELEASE, {"ids": group.ids, "error": str(exc)[:500], "first_s": FIRST_RETRY_S,
                                           "max_s": options.retry_max_s})
             report.failed += len(group.ids)
             continue
@@ -158,6 +161,19 @@ def deliver_pending(sessions: sessionmaker[Session], sender: Sender, *, worker: 
         next_in = session.execute(NEXT_DUE).scalar()
     report.next_in_s = None if next_in is None else max(0.0, float(next_in))
     return report
+
+
+def _message(group: _Group, options: DeliveryOptions, sender: Sender) -> SlackMessage:
+    try:
+        return build_message(group.events, count=len(group.ids), channel_name=group.channel_name,
+                             first_ids=options.first_ids, payload_chars=options.payload_chars,
+                             window_s=options.window_s, secrets=sender.secrets)
+    except Exception:  # noqa: BLE001 - the rows are claimed: a bare message is better than none
+        log.exception("could not lay out alerts %s; sending them bare", group.ids)
+        first = group.events[0]
+        line = escape(f"{first.name} ×{len(group.ids)} (event {first.id}; wheelctl events --parent "
+                      f"{first.parent_id or first.id})")
+        return SlackMessage(text=line, attachments=[])
 
 
 def any_due(sessions: sessionmaker[Session]) -> bool:

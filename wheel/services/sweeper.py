@@ -8,6 +8,9 @@ A cancellation held for an order Wheel never received (Amazon: an order cancelle
 Pending is never pulled) is expired after `held_cancellation_max_age_s`, with an error event, so
 it is said once instead of waiting in silence for ever. It still follows its order if the order
 turns up after all.
+
+Alerts waiting in the alerts outbox (a post Slack did not take, a burst held for its window, a
+delivery task Redis lost) get a delivery pass (wheel/services/alerts.py).
 """
 
 from __future__ import annotations
