@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from wheel.db.models import Event
+from wheel.db.models import AlertRow, Event
 
 log = logging.getLogger("wheel.events")
 
@@ -29,6 +29,13 @@ class NewEvent:
     payload: dict[str, Any] = field(default_factory=dict)
     # Same key, same event: a redelivered task that records it again writes nothing.
     dedupe_key: str | None = None
+    # An alert for the ops team (a row in the alerts outbox, written with the event). By default
+    # every error, and nothing else; a warning that needs someone says alert=True.
+    alert: bool | None = None
+
+    @property
+    def alerts(self) -> bool:
+        return self.level == "error" if self.alert is None else self.alert
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,18 @@ def record(session: Session, event: NewEvent) -> Recorded:
         event.parent_id or "-",
         _summary(event.payload),
     )
+    _outbox_alerts(session, [(new_id, event)])
     return Recorded(new_id, True, event)
+
+
+def _outbox_alerts(session: Session, created: list[tuple[int, NewEvent]]) -> None:
+    """The alert rows of new events, in the transaction that records them: an alert exists exactly
+    when its event does, and a Slack outage delays it without blocking anything
+    (wheel/services/alerts.py delivers them)."""
+    rows = [{"event_id": event_id, "name": e.name, "channel_id": e.channel_id, "level": e.level}
+            for event_id, e in created if e.alerts]
+    if rows:
+        session.connection().execute(insert(AlertRow.__table__).values(rows))
 
 
 def _clean(value: Any) -> Any:
@@ -116,4 +134,5 @@ def record_many(session: Session, events: list[NewEvent]) -> list[Recorded]:
             out.append(Recorded(created[event.dedupe_key], True, event))
         else:
             out.append(Recorded(existing[event.dedupe_key], False, event))
+    _outbox_alerts(session, [(r.id, r.event) for r in out if r.created])
     return out

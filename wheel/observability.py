@@ -19,7 +19,7 @@ from wheel.settings import Settings
 SECRET_KEYS = ("refresh_token", "client_secret", "client_id", "x-amz-access-token", "x_amz_access_token",
                "access_token", "app_secret", "app_id", "authorization", "basic", "password", "token", "secret",
                "secrets", "_secrets", "_known_secrets", "credentials", "_credentials", "_auth", "auth", "form",
-               "database_url", "redis_url", "oms_url", "slack_token", "sentry_dsn", "dsn")
+               "database_url", "redis_url", "oms_url", "slack_token", "slack_webhook_url", "sentry_dsn", "dsn")
 
 
 def sentry_options(settings: Settings, *, component: str, integrations: list | None = None) -> dict:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OPERATIONS = ("ranging", "deranging", "inventory", "pricing")
+# Secret settings shown with only their password masked; every other secret is masked whole.
+MASKED_AS_URL = ("database_url", "redis_url", "oms_url")
 
 
 class Settings(BaseSettings):
@@ -119,9 +120,24 @@ class Settings(BaseSettings):
     flower_port: int = Field(default=5555, ge=1, le=65535)
     flower_basic_auth: SecretStr | None = None
 
-    # Alerts. Both optional: without them alerts go to the log only.
+    # Alerts (wheel/notifications.py). Slack through a bot token and channel (chat.postMessage) or an
+    # incoming webhook; the token wins if both are set; with neither, alerts go to the log only.
+    # Each secret is the variable, or else the secret `slack-token` / `slack-webhook-url` (the
+    # environment variable WHEEL_SECRET_SLACK_TOKEN or the file <secrets_dir>/slack-token, as
+    # channel secrets are read: wheel/secrets.py).
     slack_token: SecretStr | None = None
     slack_channel: str = "#wheel-alerts"
+    slack_webhook_url: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_timeout_s: float = Field(default=10.0, gt=0)
+    # Alerts of one event name and channel within this window make one message (the first goes at
+    # once, the rest of the window in one message with their count and first event ids).
+    alert_burst_window_s: float = Field(default=60.0, ge=0)
+    alert_burst_ids: int = Field(default=5, ge=1)
+    # The event's payload in a message is cut to this many characters.
+    alert_payload_chars: int = Field(default=1500, ge=100, le=2800)
+    # A post that failed is tried again after 5 s, doubling up to this.
+    alert_retry_max_s: float = Field(default=300.0, gt=0)
     sentry_dsn: SecretStr | None = None
     dashboard_url: str = "http://127.0.0.1:3000"
 
@@ -152,7 +168,8 @@ class Settings(BaseSettings):
         out: dict[str, object] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
-                value = redact_url(value.get_secret_value()) if name.endswith("_url") else "***"
+                # A webhook's secret is its path, not a password: masked whole.
+                value = redact_url(value.get_secret_value()) if name in MASKED_AS_URL else "***"
             elif isinstance(value, str) and name.endswith("_url"):
                 value = redact_url(value)
             out[name] = value

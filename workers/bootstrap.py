@@ -35,10 +35,11 @@ from wheel.db import make_engine, make_sessionmaker
 from wheel.db.models import Channel
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter, QuotaGate
-from wheel.notifications import Alerter, alerter_from_settings
+from wheel.notifications import Sender, sender_from_settings
 from wheel.observability import init_sentry
 from wheel.quota import RedisQuotaGate, effective_quotas
 from wheel.secrets import SecretStore
+from wheel.services.alerts import DeliveryOptions
 from wheel.services.outbox import Outlet
 from wheel.services.sync import channel_config
 from wheel.settings import Settings
@@ -178,8 +179,14 @@ class Container:
         return http_config(self.settings)
 
     @cached_property
-    def alerter(self) -> Alerter:
-        return alerter_from_settings(self.settings)
+    def alert_sender(self) -> Sender:
+        return sender_from_settings(self.settings, self.secrets)
+
+    @cached_property
+    def alert_options(self) -> DeliveryOptions:
+        s = self.settings
+        return DeliveryOptions(window_s=s.alert_burst_window_s, first_ids=s.alert_burst_ids,
+                               payload_chars=s.alert_payload_chars, retry_max_s=s.alert_retry_max_s)
 
     @cached_property
     def redis(self) -> redis.Redis:

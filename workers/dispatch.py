@@ -61,8 +61,21 @@ class Dispatcher:
     def clear_publish_flag(self) -> None:
         self._flags().delete(PUBLISH_FLAG)
 
-    def alert(self, event_id: int) -> None:
-        self._app.send_task(queues.ALERT, args=[event_id], queue=queues.NOTIFICATIONS_QUEUE)
+    def alert(self, event_id: int | None = None) -> None:
+        """A delivery pass of the alerts outbox soon (the event's alert is a row already, written
+        with it: wheel/events.py), unless one is already waiting to start; the flag is cleared when
+        a pass starts, so alerts written during a pass get a pass of their own."""
+        if self._flags().set(ALERT_FLAG, "1", nx=True, px=30_000):
+            self._app.send_task(queues.ALERT, queue=queues.NOTIFICATIONS_QUEUE)
+
+    def alert_later(self, countdown: float) -> None:
+        """A pass when the next held or retried alert is due, unless one is already on its way.
+        A lost one costs nothing: the sweeper starts a pass whenever alerts are due."""
+        if self._flags().set(ALERT_LATER_FLAG, "1", nx=True, px=int(countdown * 1000) + 5_000):
+            self._app.send_task(queues.ALERT, queue=queues.NOTIFICATIONS_QUEUE, countdown=countdown)
+
+    def clear_alert_flag(self) -> None:
+        self._flags().delete(ALERT_FLAG)
 
     def _flags(self) -> redis.Redis:
         if self._redis is None:
@@ -71,6 +84,8 @@ class Dispatcher:
 
 
 PUBLISH_FLAG = "wheel:publish-pending"
+ALERT_FLAG = "wheel:alert-pending"
+ALERT_LATER_FLAG = "wheel:alert-later"
 
 
 def sync_flag(channel_id: str) -> str:

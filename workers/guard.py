@@ -135,7 +135,8 @@ def _sync(c: Container, task: str, args: list[Any], error: str, task_id: str, ab
 
 def _alert(c: Container, task: str, args: list[Any], error: str, task_id: str, abandoned: bool) -> list[Recorded]:
     return _record_only(c, task, args, error, task_id, abandoned, level="warning",
-                        fix=f"the alert for event {args[0] if args else '?'} was not sent; the event is in the log")
+                        fix="a delivery pass of the alerts outbox failed; its alerts stay pending "
+                            "and the sweeper starts another pass")
 
 
 GIVE_UP: dict[str, GiveUp] = {

@@ -106,6 +106,7 @@ def sweep(self) -> str:
         send_publish=dispatch.publish,
         send_poll=dispatch.poll_submission,
         held_cancellation_max_age_s=c.settings.held_cancellation_max_age_s,
+        send_alerts=dispatch.alert,
     )
     _send_alerts(dispatch, report.alerts)
     if report.inbox or report.channels or report.runs or report.outbox:
@@ -174,10 +175,13 @@ def publish(self) -> str:
     return f"{report.sent} sent in {report.batches} batches" + (" (busy)" if report.busy else "")
 
 
-# Slack may be down for a moment: a few tries, then a warning event (workers/guard.py) and the log.
-@shared_task(name=queues.ALERT, bind=True, autoretry_for=(Exception,), retry_backoff=2, retry_backoff_max=60,
-             max_retries=5)
-def alert(self, event_id: int) -> str:
-    c, _ = _context(self)
-    alerts.send_alert(c.sessions, event_id, alerter=c.alerter, dashboard_url=c.settings.dashboard_url)
-    return "sent"
+# One pass over the alerts outbox (wheel/services/alerts.py). Slack being down is not an error
+# here: the rows stay pending with a later attempt, and a pass is sent for when they are due.
+@shared_task(name=queues.ALERT, bind=True, **RETRY_DB)
+def alert(self, event_id: int | None = None) -> str:  # event_id: tasks sent before the outbox carried one
+    c, dispatch = _context(self)
+    dispatch.clear_alert_flag()
+    report = alerts.deliver_pending(c.sessions, c.alert_sender, worker=c.worker_id, options=c.alert_options)
+    if report.next_in_s is not None:
+        dispatch.alert_later(max(0.5, report.next_in_s))
+    return report.summary()

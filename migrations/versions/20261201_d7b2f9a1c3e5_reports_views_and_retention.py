@@ -185,8 +185,7 @@ SELECT x.kind, x.channel_id, x.queue, count(*) AS waiting, min(x.created_at) AS 
   FROM outbox x
  WHERE x.sent_at IS NULL
  GROUP BY x.kind, x.channel_id, x.queue
--- The alert outbox's backlog joins in here at merge, as a UNION ALL of its unsent rows in these
--- columns (kind 'alert', channel_id, queue NULL).
+-- The alert outbox's backlog is reports.alert_outbox_backlog (migration c4a1e7d2b9f0).
 """)
 
 # In dependency order: listing_state before the view that reads it.

@@ -47,7 +47,7 @@ def test_a_task_that_kills_its_worker_is_started_a_bounded_number_of_times_then_
     assert abandoned.level == "error"
     assert abandoned.payload["task"] == DIE_IF and abandoned.payload["args"] == ["poison", "poison", str(log)]
     assert f"started {limit} times" in abandoned.payload["error"]
-    # The alert went out (no Slack in tests: the log alerter).
+    # The alert went out (no Slack configured here: the log sender, wheel/notifications.py).
     wait_for(lambda: "ALERT :rotating_light: system/task-abandoned" in stack.workers[0].output(), 30, "the alert")
     time.sleep(3)  # and it is not delivered again
     assert starts(log).count("poison") == limit

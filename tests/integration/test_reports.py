@@ -32,7 +32,7 @@ from tests.support.pipeline import (
 from wheel.db import migrate
 
 VIEWS = ("operations_per_day", "failure_reasons_last_7_days", "listing_state", "skus_not_on_marketplace",
-         "orders_per_day", "pull_lag", "oms_outbox_backlog")
+         "orders_per_day", "pull_lag", "oms_outbox_backlog", "alert_outbox_backlog")
 
 
 def ist_today():
@@ -145,6 +145,22 @@ def test_pull_lag_and_the_oms_backlog(sessions, filled, puller):
     assert rows(sessions, "SELECT * FROM reports.oms_outbox_backlog") == []
     [day] = rows(sessions, "SELECT orders_sent, cancelled_lines_sent FROM reports.orders_per_day")
     assert (day["orders_sent"], day["cancelled_lines_sent"]) == (5, 1)
+
+
+def test_the_alert_backlog_counts_the_alerts_slack_has_not_taken(sessions, filled):
+    """The error events of the run (UA's refusal, the unreadable message) wait in the alert outbox
+    until a delivery posts them: the view counts them by name and channel, and forgets them once sent."""
+    with sessions() as session:
+        expected = dict(session.execute(text(
+            "SELECT name || '@' || coalesce(channel_id, '-'), count(*) FROM events WHERE level = 'error' "
+            "GROUP BY 1")).all())
+    assert expected  # the run recorded errors
+    backlog = {f"{r['event']}@{r['channel_id'] or '-'}": r["waiting"]
+               for r in rows(sessions, "SELECT * FROM reports.alert_outbox_backlog")}
+    assert backlog == expected
+    with sessions.begin() as session:
+        session.execute(text("UPDATE alerts SET sent_at = now()"))
+    assert rows(sessions, "SELECT * FROM reports.alert_outbox_backlog") == []
 
 
 def test_no_view_shows_a_customer(engine):

@@ -35,7 +35,8 @@ TEST_DATABASE_URL, TEST_REDIS_URL = _for_this_worker(
     os.environ.get("WHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
 )
 TEST_AMQP_URL = os.environ.get("WHEEL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-TABLES = ("health_alerts", "heartbeats", "events", "submissions", "listings", "inbox", "outbox", "cancellations", "orders", "job_runs", "schedules", "channels")
+TABLES = ("alerts", "health_alerts", "heartbeats", "events", "submissions", "listings", "inbox", "outbox", "cancellations",
+          "orders", "job_runs", "schedules", "channels")
 
 
 def recreate_database(url: str) -> None:

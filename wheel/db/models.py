@@ -8,16 +8,16 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Float,
-    Numeric,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     Text,
     UniqueConstraint,
     func,
@@ -398,3 +398,35 @@ class Heartbeat(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     at: Mapped[datetime] = _now()
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+class AlertRow(Base):
+    """An alert for the ops team on its way to Slack: the alerts outbox (wheel/services/alerts.py).
+
+    Written in the transaction that records its event (wheel/events.py), so an alert exists exactly
+    when its event does. Delivery claims rows (`claimed_at`), commits the claim, posts, then marks
+    them sent: a row is posted at most once. A post that fails puts the row back with a later
+    `next_attempt_at`; `message_first_id` names the alert whose message carried it (a burst is one
+    message).
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_due", "next_attempt_at", postgresql_where=text("sent_at IS NULL AND claimed_at IS NULL")),
+        Index(None, "name", "channel_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id", ondelete="CASCADE"), nullable=False,
+                                          unique=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    channel_id: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    next_attempt_at: Mapped[datetime] = _now()
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_first_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)

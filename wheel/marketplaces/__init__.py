@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
 from wheel.marketplaces.amazon import make_adapter as _amazon
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
 from wheel.marketplaces.flipkart import make_adapter as _flipkart
 from wheel.marketplaces.tatacliq import make_adapter as _tatacliq
 from wheel.secrets import SecretStore

@@ -36,6 +36,8 @@ BEAT_HEARTBEAT = "beat"
 # outbox (alerts, ...) adds its entry here and is then checked and shown by `wheelctl status`.
 OUTBOXES: dict[str, str] = {
     "oms": "SELECT min(created_at) AS oldest, count(*) AS waiting FROM outbox WHERE sent_at IS NULL",
+    # Alerts not yet posted to Slack, including any a delivery claimed and never marked sent.
+    "alerts": "SELECT min(created_at) AS oldest, count(*) AS waiting FROM alerts WHERE sent_at IS NULL",
 }
 
 

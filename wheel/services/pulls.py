@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,7 +32,7 @@ from wheel.events import NewEvent, Recorded, record, record_many
 from wheel.marketplaces.base import OrderPage, OrderSource, PullWindow, QuotaGate, QuotaWait
 from wheel.marketplaces.errors import AuthError, MarketplaceError, TransientError
 from wheel.oms.orders import cancellation_document, order_document, order_to_json
-from wheel.services.schedules import DueRun, record_cron, utcnow
+from wheel.services.schedules import DueRun, cron_event, record_cron, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +236,10 @@ def _warn(session: Session, run: DueRun, warnings: dict[str, str], outcome: Pull
     """A warning event (and alert) per kind the source reported, once a day per schedule: the pull
     went through, but the ops team should act before it does not."""
     for kind, message in warnings.items():
-        recorded = record_cron(session, run, "warning", level="warning",
-                               key=f"schedule:{run.schedule_id}:warning:{kind}:{now().date().isoformat()}",
-                               payload={"kind": kind, "error": message})
+        # A warning with an alert (wheel/events.py alerts errors only, by default).
+        recorded = record(session, replace(cron_event(
+            run, "warning", level="warning", key=f"schedule:{run.schedule_id}:warning:{kind}:{now().date().isoformat()}",
+            payload={"kind": kind, "error": message}), alert=True))
         if recorded.created:
             outcome.alerts.append(recorded)
 
@@ -516,14 +517,15 @@ def _store_request(session: Session, run: DueRun, channel: Channel, request: Can
     parent = session.execute(
         select(OrderRow.event_id).where(OrderRow.channel_id == channel.id, OrderRow.order_id == request.order_id)
     ).scalar_one_or_none()
-    recorded = record(session, _event(
+    recorded = record(session, replace(_event(
         run, "cancellation/requested", level="warning", parent_id=parent or outcome.parent_id,
         key=f"cancel-request:{channel.id}:{request.order_id}:{_digest(','.join(sorted(line_ids)))}",
         payload={"order_id": request.order_id, "lines": line_ids, "skus": [line.sku for line in request.lines],
                  "requester": request.requester, "reason": request.reason,
                  "action": f"the {request.requester.lower()} asked to cancel {', '.join(l.sku for l in request.lines)} "
                            f"of order {request.order_id} ({request.reason or 'no reason given'}): cancel it in "
-                           f"Seller Central before it ships, or ship it; a cancellation then reaches the OMS"}))
+                           f"Seller Central before it ships, or ship it; a cancellation then reaches the OMS"}),
+        alert=True))  # a warning with an alert: the seller must answer it
     if recorded.created:
         outcome.alerts.append(recorded)
 

@@ -8,6 +8,9 @@ A cancellation held for an order Wheel never received (Amazon: an order cancelle
 Pending is never pulled) is expired after `held_cancellation_max_age_s`, with an error event, so
 it is said once instead of waiting in silence for ever. It still follows its order if the order
 turns up after all.
+
+Alerts waiting in the alerts outbox (a post Slack did not take, a burst held for its window, a
+delivery task Redis lost) get a delivery pass (wheel/services/alerts.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.events import NewEvent, Recorded, record
+from wheel.services import alerts as alerts_outbox
 from wheel.services import outbox, schedules, sync
 
 STALE_INBOX = text(
@@ -74,6 +78,7 @@ class SweepReport:
     expired: int = 0  # held cancellations expired (orders)
     alerts: list[Recorded] = field(default_factory=list)
     submissions: int = 0
+    alerts_due: bool = False  # alerts waiting in the alerts outbox: a delivery pass was sent
 
 
 def sweep(
@@ -87,6 +92,7 @@ def sweep(
     send_publish: Callable[[], None] | None = None,
     send_poll: Callable[[str, str, str], None] | None = None,
     held_cancellation_max_age_s: float | None = None,
+    send_alerts: Callable[[], None] | None = None,
     limit: int = 5000,
 ) -> SweepReport:
     params = {"deadline": deadline_s, "limit": limit}
@@ -117,7 +123,12 @@ def sweep(
         polls = sync.stale_submissions(sessions, deadline_s=deadline_s)
         for channel_id, marketplace, reference in polls:
             send_poll(channel_id, marketplace, reference)
-    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox, len(alerts), alerts, len(polls))
+    # Alerts due (a retry after a Slack outage, a burst's held rows, a pass Redis lost): a pass.
+    alerts_due = send_alerts is not None and alerts_outbox.any_due(sessions)
+    if alerts_due:
+        send_alerts()
+    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox, len(alerts), alerts, len(polls),
+                       alerts_due)
 
 
 def expire_held_cancellations(session: Session, max_age_s: float, *, limit: int = 5000) -> list[Recorded]:

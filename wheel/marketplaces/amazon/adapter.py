@@ -12,8 +12,19 @@ from typing import Any
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
 from wheel.marketplaces.amazon import mapping, orders
 from wheel.marketplaces.amazon.client import LwaCredentials, SpApiClient, with_context
-from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, Polled,
-                                    PullCapabilities, PullWindow, Quota, QuotaGate, Submitted)
+from wheel.marketplaces.base import (
+    Call,
+    Capabilities,
+    ChannelConfig,
+    HttpConfig,
+    OrderPage,
+    Polled,
+    PullCapabilities,
+    PullWindow,
+    Quota,
+    QuotaGate,
+    Submitted,
+)
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.secrets import SecretNotFound, SecretStore
 

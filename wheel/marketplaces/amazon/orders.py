@@ -29,8 +29,17 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from wheel.domain import (Address, Cancellation, CancellationRequest, CancelledLine, Order, OrderLine, Payment,
-                          Unmappable, sku_problem)
+from wheel.domain import (
+    Address,
+    Cancellation,
+    CancellationRequest,
+    CancelledLine,
+    Order,
+    OrderLine,
+    Payment,
+    Unmappable,
+    sku_problem,
+)
 from wheel.marketplaces.base import OrderPage, PullWindow
 
 SEARCH_ORDERS = "/orders/2026-01-01/orders"

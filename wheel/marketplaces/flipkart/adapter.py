@@ -23,8 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
-from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
-                                     PullWindow, Quota, QuotaGate)
+from wheel.marketplaces.base import (
+    Call,
+    Capabilities,
+    ChannelConfig,
+    HttpConfig,
+    OrderPage,
+    PullCapabilities,
+    PullWindow,
+    Quota,
+    QuotaGate,
+)
 from wheel.marketplaces.errors import AuthError, PermanentError
 from wheel.marketplaces.flipkart import mapping, orders
 from wheel.marketplaces.flipkart.client import FlipkartClient

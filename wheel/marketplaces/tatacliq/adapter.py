@@ -12,8 +12,16 @@ import requests
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
 from wheel.marketplaces import http
-from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
-                                     PullWindow, QuotaGate)
+from wheel.marketplaces.base import (
+    Call,
+    Capabilities,
+    ChannelConfig,
+    HttpConfig,
+    OrderPage,
+    PullCapabilities,
+    PullWindow,
+    QuotaGate,
+)
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.tatacliq import mapping, orders, paths
 from wheel.secrets import SecretNotFound, SecretStore
