@@ -11,7 +11,7 @@ watermark anyway). A run whose task was lost is sent again by the sweeper (`stal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from croniter import croniter
 from sqlalchemy import select, text
@@ -222,9 +222,3 @@ def last_runs(session: Session, schedule_ids: list[int]) -> dict[int, JobRun]:
         .order_by(JobRun.schedule_id, JobRun.due_at.desc())
     ).scalars()
     return {run.schedule_id: run for run in rows}
-
-
-def lag(schedule: Schedule, now: datetime | None = None) -> timedelta | None:
-    if schedule.watermark is None:
-        return None
-    return (now or utcnow()) - schedule.watermark

@@ -10,10 +10,18 @@ from urllib.parse import quote
 
 import requests
 
-from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
+from wheel.domain import ItemResult, ListingUpdate
 from wheel.marketplaces import http
-from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
-                                     PullWindow, QuotaGate)
+from wheel.marketplaces.base import (
+    Call,
+    Capabilities,
+    ChannelConfig,
+    HttpConfig,
+    OrderPage,
+    PullCapabilities,
+    PullWindow,
+    QuotaGate,
+)
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.tatacliq import mapping, orders, paths
 from wheel.secrets import SecretNotFound, SecretStore
@@ -141,9 +149,6 @@ class TataCliqAdapter:
             f"{what} answered more than {self._max_answer:,} bytes, the channel's limit (option max_answer_mb="
             f"{self._max_answer_mb:g}): {taken}; {fix}: wheelctl channels set {self.channel.id} --option "
             f"max_answer_mb={_more(self._max_answer_mb)}", code="ANSWER_TOO_LARGE")
-
-    def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
-        raise NotImplementedError("Tata CLiQ publishes no way to read listings back")
 
 
 def _not_json(response: requests.Response, what: str, secrets: tuple[str, ...]) -> str:
