@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-OPERATIONS = ("ranging", "deranging", "inventory", "pricing")
+from wheel.domain import OPERATIONS
 
 
 class Settings(BaseSettings):

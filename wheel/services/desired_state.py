@@ -17,10 +17,7 @@ from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from wheel.db.models import InboxMessage, Listing
-from wheel.domain import InventoryItem, PriceItem, RangingItem
-
-# The listing field each operation sets.
-FIELD_OF_OPERATION = {"ranging": "ranged", "deranging": "ranged", "inventory": "quantity", "pricing": "price"}
+from wheel.domain import FIELD_OF_OPERATION, InventoryItem, PriceItem, RangingItem, operation_of
 
 # The columns each field's value lives in.
 VALUE_COLUMNS = {"ranged": ("ranged",), "quantity": ("quantity",), "price": ("mrp", "selling_price")}
@@ -109,7 +106,7 @@ def apply(
             continue
         if row is not None and row.settled < row.version < version:
             # The value waiting to be pushed will never be: this one replaces it.
-            old_op = operation if name != "ranged" else ("ranging" if row.ranged else "deranging")
+            old_op = operation if name != "ranged" else operation_of(name, row.ranged)
             supersede(row.version, old_op, channel_id, {"sku": sku})
         params.append(_params(channel_id, name, item, version))
     if params:

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.events import NewEvent, Recorded, record
-from wheel.services import outbox, schedules, sync
+from wheel.services import outbox, schedules, submissions
 
 STALE_INBOX = text(
     """
@@ -66,7 +66,7 @@ EXPIRE_HELD = text(
 
 
 @dataclass(frozen=True)
-class SweepReport:
+class SweepResult:
     inbox: int
     channels: int
     runs: int = 0
@@ -88,7 +88,7 @@ def sweep(
     send_poll: Callable[[str, str, str], None] | None = None,
     held_cancellation_max_age_s: float | None = None,
     limit: int = 5000,
-) -> SweepReport:
+) -> SweepResult:
     params = {"deadline": deadline_s, "limit": limit}
     with sessions.begin() as session:
         inbox_ids = list(session.execute(STALE_INBOX, params).scalars())
@@ -114,10 +114,10 @@ def sweep(
     polls = []
     if send_poll is not None:
         # A submission in flight (an Amazon feed) whose poll task Redis lost: poll it again.
-        polls = sync.stale_submissions(sessions, deadline_s=deadline_s)
+        polls = submissions.stale_submissions(sessions, deadline_s=deadline_s)
         for channel_id, marketplace, reference in polls:
             send_poll(channel_id, marketplace, reference)
-    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox, len(alerts), alerts, len(polls))
+    return SweepResult(len(inbox_ids), len(channels), len(runs), stale_outbox, len(alerts), alerts, len(polls))
 
 
 def expire_held_cancellations(session: Session, max_age_s: float, *, limit: int = 5000) -> list[Recorded]:
