@@ -1,5 +1,5 @@
 """A channel that cannot push at all (credentials refused or missing, a setting wrong): its
-values wait, dirty, and one alert an hour says so (docs/contracts.md, contract 3)."""
+values wait, dirty, and one alert an hour says so (docs/contracts.md, contract 2)."""
 
 from __future__ import annotations
 

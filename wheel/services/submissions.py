@@ -1,6 +1,6 @@
 """Submissions in flight (Amazon feeds): the marketplace judges them later, so their listings
 pass from the sync run to the submission, and a poll task settles them once it has ended
-(docs/contracts.md, contract 3)."""
+(docs/contracts.md, contract 2)."""
 
 from __future__ import annotations
 

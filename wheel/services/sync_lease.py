@@ -1,4 +1,4 @@
-"""This worker's lease on the listings a sync run claimed (docs/contracts.md, contract 3).
+"""This worker's lease on the listings a sync run claimed (docs/contracts.md, contract 2).
 
 A request is started only while the lease has time left for it; the quota gate the adapter gets
 checks the lease before every request, so no request starts on a lease that ran out.
@@ -31,8 +31,9 @@ class Lease:
 
     A request is started only while the lease has at least `request_budget_s` left (the longest
     a request can take); when it has less, the lease of every SKU still held is renewed first.
-    A SKU whose lease already ran out may be another worker's now, and is not pushed (review:
-    a push that outlived its lease let an older value land after a newer one).
+    A SKU whose lease already ran out may be another worker's now, and is not pushed: a push
+    that outlived its lease could land an older value after a newer one (docs/contracts.md,
+    contract 2; tests/integration/test_push_races.py).
     """
 
     def __init__(self, sessions, channel_id: str, worker: str, lease_s: float, request_budget_s: float):
