@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, text
 
 from wheel.db.models import Channel, Event, Listing
-from wheel.marketplaces import adapter_for
+from wheel.marketplaces import MARKETPLACES, adapter_for
 from wheel.marketplaces.base import HttpConfig
 from wheel.sandbox.core import ChannelBehaviour
 from wheel.services import submissions, sync
@@ -76,7 +76,7 @@ def channels(sessions, sandbox, secrets):
         (secrets.secrets_dir / ref).write_text(secret)
         with sessions.begin() as session:
             add_channel(session, channel_id=channel_id, marketplace=marketplace, base_url=f"{sandbox.base_url}/{marketplace}",
-                        credentials_ref=ref, known_marketplaces=("amazon", "flipkart", "tatacliq"), options=options)
+                        credentials_ref=ref, known_marketplaces=MARKETPLACES, options=options)
         return ref
 
     return make

@@ -10,25 +10,18 @@ from urllib.parse import quote
 
 import requests
 
-from wheel.domain import ItemResult, ListingUpdate
+from wheel.domain import (CANCELLATIONS, DERANGING, INVENTORY, ORDER_JOBS, ORDERS, PRICING, RANGING, ItemResult,
+                          ListingUpdate)
 from wheel.marketplaces import http
-from wheel.marketplaces.base import (
-    Call,
-    Capabilities,
-    ChannelConfig,
-    HttpConfig,
-    OrderPage,
-    PullCapabilities,
-    PullWindow,
-    QuotaGate,
-)
+from wheel.marketplaces.base import (Call, Capabilities, ChannelConfig, HttpConfig, OrderPage, PullCapabilities,
+                                     PullWindow, QuotaGate)
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.tatacliq import mapping, orders, paths
 from wheel.secrets import SecretNotFound, SecretStore
 
-PATHS = {"ranging": paths.RANGING, "deranging": paths.DERANGING, "inventory": paths.INVENTORY, "pricing": paths.PRICING}
+PATHS = {RANGING: paths.RANGING, DERANGING: paths.DERANGING, INVENTORY: paths.INVENTORY, PRICING: paths.PRICING}
 # Pull job -> (operation, the quota's key; path).
-PULLS = {"orders": ("newOrders", paths.NEW_ORDERS), "cancellations": ("cancelledOrders", paths.CANCELLED_ORDERS)}
+PULLS = {ORDERS: ("newOrders", paths.NEW_ORDERS), CANCELLATIONS: ("cancelledOrders", paths.CANCELLED_ORDERS)}
 # The most one order answer may be (channel option max_answer_mb): about 135,000 sandbox-sized
 # orders. New orders are read as they arrive, so this bounds a pull's time and traffic, not its
 # memory. An answer past half of it is said (a warning, once a day), before intake is at risk.
@@ -41,7 +34,7 @@ class TataCliqAdapter:
     # No quotas are published; a channel may set its own.
     capabilities = Capabilities(max_batch={k: mapping.MAX_BATCH for k in PATHS}, quotas={})
     # No filters and no paging: every pull answers everything open (or cancelled), so no window.
-    pull_capabilities = PullCapabilities(jobs=("orders", "cancellations"), settle_lag_s=0, overlap_s=0,
+    pull_capabilities = PullCapabilities(jobs=ORDER_JOBS, settle_lag_s=0, overlap_s=0,
                                          uses_window=False)
 
     def __init__(self, channel: ChannelConfig, http_config: HttpConfig, token: str,
@@ -100,7 +93,7 @@ class TataCliqAdapter:
             secrets=self._secrets,
             stream=True,
         )
-        if job == "orders":
+        if job == ORDERS:
             yield from self._new_orders(response, what)
             return
         body = _read_bounded(response, self._max_answer, what, lambda: self._over_limit(what, None))
