@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from wheel.marketplaces import AMAZON, FLIPKART, TATACLIQ
+
 
 @dataclass(frozen=True)
 class DemoChannel:
@@ -18,11 +20,11 @@ class DemoChannel:
 
 
 DEMO_CHANNELS = (
-    DemoChannel("UA", "tatacliq", "tatacliq-ua", "demo-token-ua", {"token": "demo-token-ua"}),
-    DemoChannel("UB", "tatacliq", "tatacliq-ub", "demo-token-ub", {"token": "demo-token-ub", "fail_status": 500}),
-    DemoChannel("UF", "flipkart", "flipkart-uf", json.dumps({"app_id": "demo-app-uf", "app_secret": "demo-secret-uf"}),
+    DemoChannel("UA", TATACLIQ, "tatacliq-ua", "demo-token-ua", {"token": "demo-token-ua"}),
+    DemoChannel("UB", TATACLIQ, "tatacliq-ub", "demo-token-ub", {"token": "demo-token-ub", "fail_status": 500}),
+    DemoChannel("UF", FLIPKART, "flipkart-uf", json.dumps({"app_id": "demo-app-uf", "app_secret": "demo-secret-uf"}),
                 {"client_id": "demo-app-uf", "token": "demo-secret-uf"}),
-    DemoChannel("UZ", "amazon", "amazon-uz",
+    DemoChannel("UZ", AMAZON, "amazon-uz",
                 json.dumps({"client_id": "demo-lwa-uz", "client_secret": "demo-lwa-secret-uz", "refresh_token": "demo-refresh-uz"}),
                 {"client_id": "demo-lwa-uz", "client_secret": "demo-lwa-secret-uz", "token": "demo-refresh-uz"},
                 {"seller_id": "UZ"}),
@@ -38,6 +40,6 @@ def sandbox_config() -> dict:
 def options(channel: DemoChannel, sandbox_url: str) -> dict:
     # The OMS learns an order's source from EntryType.
     common = {**channel.options, "oms_header": {"EntryType": channel.id}}
-    if channel.marketplace == "amazon":
+    if channel.marketplace == AMAZON:
         return {**common, "lwa_url": f"{sandbox_url}/amazon/auth/o2/token"}
     return common

@@ -8,8 +8,19 @@ from decimal import Decimal
 from typing import Protocol, TypeVar
 
 FIELDS = ("ranged", "quantity", "price")
-# The operation (and event name prefix) a field's change belongs to.
-OPERATION_OF_FIELD = {"quantity": "inventory", "price": "pricing"}
+
+# The OMS's operations (docs/contracts.md), each also the event name prefix of its changes.
+RANGING, DERANGING, INVENTORY, PRICING = "ranging", "deranging", "inventory", "pricing"
+OPERATIONS = (RANGING, DERANGING, INVENTORY, PRICING)
+# The listing field each operation sets.
+FIELD_OF_OPERATION = {RANGING: "ranged", DERANGING: "ranged", INVENTORY: "quantity", PRICING: "price"}
+
+
+def operation_of(field_name: str, ranged: bool | None) -> str:
+    """The operation a change of `field_name` belongs to (a ranged change: by its new value)."""
+    if field_name == "ranged":
+        return RANGING if ranged else DERANGING
+    return INVENTORY if field_name == "quantity" else PRICING
 
 
 class ChannelItem(Protocol):
@@ -117,7 +128,9 @@ def group_by_channel(items: list[T]) -> dict[str, list[T]]:
 
 # -- orders and cancellations (marketplace -> OMS) ---------------------------------------------
 
-ORDER_JOBS = ("orders", "cancellations")
+# The scheduled pulls (jobs) of orders and cancellations.
+ORDERS, CANCELLATIONS = "orders", "cancellations"
+ORDER_JOBS = (ORDERS, CANCELLATIONS)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-OPERATIONS = ("ranging", "deranging", "inventory", "pricing")
+from wheel.domain import OPERATIONS
+
 # Secret settings shown with only their password masked; every other secret is masked whole.
 MASKED_AS_URL = ("database_url", "redis_url", "oms_url")
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import redis
 from celery import Celery
 
+from wheel.services.sync import COALESCE_S
 from workers import queues
-
-# Updates arriving this close together for one channel are pushed by one sync run.
-COALESCE_S = 0.3
 
 
 class Dispatcher:

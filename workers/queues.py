@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheel.db.models import MARKETPLACES
+from wheel.marketplaces import MARKETPLACES
 
 OMS_QUEUE = "oms"  # parsing OMS messages, sweeping
 NOTIFICATIONS_QUEUE = "notifications"

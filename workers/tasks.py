@@ -8,7 +8,7 @@ from celery import shared_task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
-from wheel.services import alerts, oms_messages, outbox, pulls, retention, sweeper, sync
+from wheel.services import alerts, oms_messages, outbox, pulls, retention, submissions, sweeper, sync
 from workers import health, queues
 from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
@@ -74,7 +74,7 @@ def sync_channel(self, channel_id: str) -> str:
 @shared_task(name=queues.POLL_SUBMISSION, bind=True, **RETRY_DB)
 def poll_submission(self, channel_id: str, reference: str) -> str:
     c, dispatch = _context(self)
-    outcome = sync.poll_submission(
+    outcome = submissions.poll_submission(
         c.sessions,
         channel_id,
         reference,

@@ -56,7 +56,7 @@ def pull(sessions, adapters, settings, amazon):
     def source_for(channel):
         return adapters(channel_config(channel)), RedisQuotaGate(client, channel.id, {})
 
-    def run() -> pulls.PullOutcome:
+    def run() -> pulls.PullResult:
         time.sleep(1.2)  # every change so far is inside the window (whole seconds)
         with sessions.begin() as session:
             due = schedules.run_now(session, CHANNEL, "orders")

@@ -39,7 +39,7 @@ def pull(sessions, sandbox, secrets, adapters, settings):
     def source_for(channel):
         return adapters(channel_config(channel)), RedisQuotaGate(client, channel.id, {})
 
-    def run(job: str = "orders") -> pulls.PullOutcome:
+    def run(job: str = "orders") -> pulls.PullResult:
         with sessions.begin() as session:
             due = schedules.run_now(session, "UF", job)
         outcome = pulls.run_pull(sessions, due.run_id, source_for=source_for, queues=queues, worker="test",

@@ -72,7 +72,7 @@ def pull(sessions, adapters, settings, queues, channel):
         adapter = adapters(channel_config(ch))
         return adapter, RedisQuotaGate(client, ch.id, {})
 
-    def run(job: str = "orders") -> pulls.PullOutcome:
+    def run(job: str = "orders") -> pulls.PullResult:
         with sessions.begin() as session:
             due = schedules.run_now(session, "UT", job)
         return pulls.run_pull(sessions, due.run_id, source_for=source_for, queues=queues, worker="test",
@@ -118,7 +118,7 @@ def test_the_sample_order_reaches_the_oms_queue_as_the_documented_document(sandb
     [delivery] = drain(transport, settings.queue_orders)
     assert canonical(delivery.body) == canonical(EXPECTED)
     assert validate_document(delivery.body) == "order"
-    assert delivery.message_id == pulls.message_id_for(1)
+    assert delivery.message_id == outbox.message_id_for(1)
     with sessions() as session:
         status, sent_at = session.execute(text("SELECT status, sent_at FROM orders")).one()
         names = session.execute(text("SELECT name FROM events ORDER BY id")).scalars().all()
@@ -331,7 +331,7 @@ def test_an_order_total_too_big_for_wheel_fails_that_order_and_the_others_go_on(
         schedules.ensure_schedules(session, session.get(Channel, "UZ"))
     client = redis.Redis.from_url(settings.redis_url)
 
-    def pull() -> pulls.PullOutcome:
+    def pull() -> pulls.PullResult:
         with sessions.begin() as session:
             due = schedules.run_now(session, "UZ", "orders")
         return pulls.run_pull(sessions, due.run_id, queues=queues, worker="test", initial_lookback_s=3600,

@@ -18,13 +18,14 @@ from sqlalchemy import select, text
 from sandbox.core import ChannelBehaviour
 from tests.support.gates import RecordingGate
 from wheel.db.models import Channel, Event, Listing
-from wheel.marketplaces import adapter_for
+from wheel.marketplaces import MARKETPLACES, adapter_for
 from wheel.marketplaces.base import HttpConfig
-from wheel.services import sync as sync_service
+from wheel.services import submissions, sync
 from wheel.services.channels import add_channel
 from wheel.services.inbox import IncomingMessage, store_batch
 from wheel.services.oms_messages import process_message
 from wheel.services.sync import channel_config, run_sync
+from wheel.services.sync_lease import Lease
 
 QUEUES = {"Q.RANGING": "ranging", "Q.DERANGING": "deranging", "Q.INVENTORY": "inventory", "Q.PRICING": "pricing"}
 AMAZON_SECRET = {"client_id": "lwa-uz", "client_secret": "lwa-secret-uz", "refresh_token": "refresh-uz"}
@@ -75,7 +76,7 @@ def channels(sessions, sandbox, secrets):
         (secrets.secrets_dir / ref).write_text(secret)
         with sessions.begin() as session:
             add_channel(session, channel_id=channel_id, marketplace=marketplace, base_url=f"{sandbox.base_url}/{marketplace}",
-                        credentials_ref=ref, known_marketplaces=("amazon", "flipkart", "tatacliq"), options=options)
+                        credentials_ref=ref, known_marketplaces=MARKETPLACES, options=options)
         return ref
 
     return make
@@ -119,14 +120,14 @@ def test_a_quantity_arriving_between_claim_and_park_is_not_lost(sessions, sandbo
     with sessions() as session:
         channel = session.get(Channel, "UZ")
         session.expunge(channel)
-    claimed = sync_service._claim(sessions, channel, "w:1", 120, 10, 0.0)
+    claimed = sync._claim(sessions, channel, "w:1", 120, 10, 0.0)
     assert [c.sku for c in claimed] == ["S1"] and claimed[0].update.quantity is None
 
     # The inventory message is applied after the claim and before the park.
     send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 7)))
     adapter = adapter_for(channel_config(channel), HttpConfig(2, 5), secrets)
-    sync_service._push(sessions, channel, adapter, RecordingGate(), sync_service._Lease(sessions, "UZ", "w:1", 120, 7.0),
-                       claimed, [0.01], sync_service.SyncOutcome("UZ"))
+    sync._push(sessions, channel, adapter, RecordingGate(), Lease(sessions, "UZ", "w:1", 120, 7.0),
+                       claimed, [0.01], sync.SyncResult("UZ"))
 
     row = listing(sessions, "UZ", "S1")
     assert row.quantity == 7 and row.dirty and row.quantity_version > row.quantity_settled
@@ -210,7 +211,7 @@ def test_a_feed_in_flight_holds_its_skus_no_worker_waits_on_it_and_no_second_fee
     # A newer quantity while the feed is in flight: no second feed, no PATCH, until it has ended.
     send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 10)))
     assert run(sessions, secrets, "UZ", worker="w:2").skus == 0
-    poll = lambda: sync_service.poll_submission(  # noqa: E731
+    poll = lambda: submissions.poll_submission(  # noqa: E731
         sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 5), secrets),
         gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01])
     assert poll().status == "waiting"
@@ -234,7 +235,7 @@ def test_a_fatal_feed_is_not_taken_as_a_verdict_its_skus_are_pushed_again(sessio
     send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 1), ("S2", 2)))
     [feed_id] = run(sessions, secrets, "UZ").submitted
 
-    outcome = sync_service.poll_submission(
+    outcome = submissions.poll_submission(
         sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 5), secrets),
         gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01, 0.01])
 

@@ -95,7 +95,7 @@ class Puller:
         self.transport.connect()
         self.transport.declare([settings.queue_orders, settings.queue_cancellations])
 
-    def pull(self, channel: str, job: str = "orders") -> pulls.PullOutcome:
+    def pull(self, channel: str, job: str = "orders") -> pulls.PullResult:
         with self.sessions.begin() as session:
             due = schedules.run_now(session, channel, job)
         return pulls.run_pull(self.sessions, due.run_id, source_for=self._source, queues=self.queues, worker="test",

@@ -16,6 +16,7 @@ from tests.support.processes import Process, celery_beat, celery_worker, wait_fo
 from tests.support.services import free_port, settings_env
 from wheel.db import make_engine, make_sessionmaker
 from wheel.db.models import Event
+from wheel.marketplaces import MARKETPLACES
 from wheel.services.channels import add_channel
 from wheel.settings import Settings
 
@@ -49,7 +50,7 @@ class Stack:
         with self.sessions.begin() as session:
             add_channel(session, channel_id=channel_id, marketplace=marketplace,
                         base_url=f"{self.sandbox_url}/{marketplace}", credentials_ref=ref,
-                        known_marketplaces=("amazon", "flipkart", "tatacliq"), **kwargs)
+                        known_marketplaces=MARKETPLACES, **kwargs)
 
     def start_sandbox(self) -> None:
         self.sandbox.start()

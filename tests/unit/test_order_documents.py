@@ -12,10 +12,7 @@ from lxml import etree
 from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment
 from wheel.oms.orders import (
     cancellation_document,
-    cancellation_from_json,
-    cancellation_to_json,
     order_document,
-    order_from_json,
     order_to_json,
     validate_document,
 )
@@ -201,25 +198,13 @@ def test_validate_document_uses_the_hardened_parser():
 # -- JSON -------------------------------------------------------------------------------------
 
 
-def test_an_order_round_trips_through_json_exactly():
+def test_an_order_is_stored_as_json_exactly():
+    # The orders.document column: money as the strings it came as ("900.0" stays "900.0").
     order = replace(ORDER, lines=(*ORDER.lines, OrderLine("L2", "SKU2", 3, Decimal("1E+3"))))
     data = json.loads(json.dumps(order_to_json(order)))
     assert data["payments"] == [{"amount": "900.0", "reference": "000000-1545216772601"}]
-    back = order_from_json(data)
-    assert back == order
-    assert str(back.lines[0].line_total) == "900.0" and str(back.lines[1].line_total) == "1E+3"
-
-
-def test_a_cancellation_round_trips_through_json_exactly():
-    for cancellation in (CANCELLATION, replace(CANCELLATION, whole_order=True, lines=())):
-        assert cancellation_from_json(json.loads(json.dumps(cancellation_to_json(cancellation)))) == cancellation
-
-
-def test_bad_stored_json_is_a_value_error():
-    data = order_to_json(ORDER)
-    with pytest.raises(ValueError, match="money must be a string"):
-        order_from_json({**data, "payments": [{"amount": 900.0, "reference": "R"}]})
-    with pytest.raises(ValueError, match="not a stored order"):
-        order_from_json({k: v for k, v in data.items() if k != "lines"})
-    with pytest.raises(ValueError, match="not a stored cancellation"):
-        cancellation_from_json({**cancellation_to_json(CANCELLATION), "lines": [{"line_id": "L1", "sku": "S", "quantity": "2"}]})
+    assert data["lines"] == [
+        {"line_id": "200058001702351", "sku": "200374", "quantity": 1, "line_total": "900.0"},
+        {"line_id": "L2", "sku": "SKU2", "quantity": 3, "line_total": "1E+3"},
+    ]
+    assert (data["channel_id"], data["order_id"], data["bill_to"]["city"]) == ("TATACLIQ", "181219-001-345786", "Chennai")

@@ -6,10 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
+
+DATABASE_EXISTS = text("SELECT 1 FROM pg_database WHERE datname = :name")
 
 
 def alembic_config(database_url: str) -> Config:
@@ -25,12 +28,12 @@ def ensure_database(database_url: str) -> bool:
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            exists = connection.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            ).scalar()
+            exists = connection.execute(DATABASE_EXISTS, {"name": url.database}).scalar()
             if exists:
                 return False
-            connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+            # A database name is an identifier, which no parameter can carry: psycopg quotes it.
+            create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database))
+            connection.exec_driver_sql(create.as_string(connection.connection.dbapi_connection))
             return True
     finally:
         admin.dispose()

@@ -20,11 +20,14 @@ from sqlalchemy import (
     Numeric,
     Text,
     UniqueConstraint,
+    column,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from wheel.marketplaces import MARKETPLACES
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,9 +36,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-MARKETPLACES = ("amazon", "flipkart", "tatacliq")
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -50,9 +50,7 @@ class Channel(Base):
 
     __tablename__ = "channels"
     __table_args__ = (
-        CheckConstraint(
-            "marketplace IN ('amazon', 'flipkart', 'tatacliq')", name="known_marketplace"
-        ),
+        CheckConstraint(column("marketplace").in_(MARKETPLACES), name="known_marketplace"),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -1,22 +1,25 @@
-"""Marketplace adapters, one subpackage per marketplace, registered by marketplace name."""
+"""Marketplace adapters, one subpackage per marketplace, registered by marketplace name: the one
+list of marketplaces Wheel knows (the channels table's check, the workers' queues, the CLI's
+choices and the demo all take it from here)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from wheel.marketplaces.amazon import make_adapter as _amazon
+from wheel.marketplaces import amazon, flipkart, tatacliq
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
-from wheel.marketplaces.flipkart import make_adapter as _flipkart
-from wheel.marketplaces.tatacliq import make_adapter as _tatacliq
 from wheel.secrets import SecretStore
 
 AdapterFactory = Callable[[ChannelConfig, HttpConfig, SecretStore], MarketplaceAdapter]
 
+AMAZON, FLIPKART, TATACLIQ = "amazon", "flipkart", "tatacliq"
+
 ADAPTERS: dict[str, AdapterFactory] = {
-    "amazon": _amazon,
-    "flipkart": _flipkart,
-    "tatacliq": _tatacliq,
+    AMAZON: amazon.make_adapter,
+    FLIPKART: flipkart.make_adapter,
+    TATACLIQ: tatacliq.make_adapter,
 }
+MARKETPLACES: tuple[str, ...] = tuple(ADAPTERS)
 
 # The marketplaces Wheel knows, in one place: queues, channel checks and the CLI all read this.
 MARKETPLACES: tuple[str, ...] = tuple(ADAPTERS)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
+from wheel.domain import ORDER_JOBS, ItemResult, ListingUpdate, MarketplaceListing
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class OrderPage:
 @dataclass(frozen=True)
 class PullCapabilities:
     # The jobs this marketplace runs; Amazon's one query serves both orders and cancellations.
-    jobs: tuple[str, ...] = ("orders", "cancellations")
+    jobs: tuple[str, ...] = ORDER_JOBS
     # A window may end no later than this long before now (Amazon's 2-minute rule).
     settle_lag_s: float = 0.0
     # Each window starts this long before the last watermark, to catch late-indexed orders.

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from lxml import etree
 
-from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment
+from wheel.domain import Address, Cancellation, Order
 from wheel.oms.xml import OmsMessageError, parse, schema
 
 SCHEMAS = {"order": "order.xsd", "cancellation": "order-cancellation.xsd"}
@@ -156,51 +156,3 @@ def order_to_json(order: Order) -> dict[str, Any]:
         "lines": [{"line_id": line.line_id, "sku": line.sku, "quantity": line.quantity, "line_total": str(line.line_total)}
                   for line in order.lines],
     }
-
-
-def order_from_json(data: Mapping[str, Any]) -> Order:
-    """The order `order_to_json` gave, or ValueError saying what is missing or wrong."""
-    try:
-        return Order(
-            channel_id=data["channel_id"],
-            order_id=data["order_id"],
-            bill_to=Address(**data["bill_to"]),
-            ship_to=Address(**data["ship_to"]),
-            payments=tuple(Payment(_decimal(p["amount"]), p["reference"]) for p in data["payments"]),
-            lines=tuple(OrderLine(line["line_id"], line["sku"], _int(line["quantity"]), _decimal(line["line_total"]))
-                        for line in data["lines"]),
-        )
-    except (KeyError, TypeError, InvalidOperation) as exc:
-        raise ValueError(f"not a stored order: {type(exc).__name__} {exc}") from None
-
-
-def cancellation_to_json(cancellation: Cancellation) -> dict[str, Any]:
-    """The cancellation as JSON-able data."""
-    return {**asdict(cancellation), "lines": [asdict(line) for line in cancellation.lines]}
-
-
-def cancellation_from_json(data: Mapping[str, Any]) -> Cancellation:
-    """The cancellation `cancellation_to_json` gave, or ValueError saying what is missing or wrong."""
-    try:
-        return Cancellation(
-            channel_id=data["channel_id"],
-            order_id=data["order_id"],
-            lines=tuple(CancelledLine(line["line_id"], line["sku"], _int(line["quantity"])) for line in data["lines"]),
-            reason_code=data["reason_code"],
-            reason_text=data["reason_text"],
-            whole_order=bool(data.get("whole_order", False)),
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"not a stored cancellation: {type(exc).__name__} {exc}") from None
-
-
-def _decimal(value: object) -> Decimal:
-    if not isinstance(value, str):  # a JSON number would have gone through a float
-        raise TypeError(f"money must be a string, not {value!r}")
-    return Decimal(value)
-
-
-def _int(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"a quantity must be an integer, not {value!r}")
-    return value

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from lxml import etree
 
-from wheel.domain import InventoryItem, Price, PriceItem, RangingItem
+from wheel.domain import DERANGING, INVENTORY, PRICING, RANGING, InventoryItem, Price, PriceItem, RangingItem
 from wheel.oms.xml import OmsMessageError, parse, validate
 
 T = TypeVar("T", RangingItem, InventoryItem, PriceItem)
@@ -79,8 +79,8 @@ def decode_pricing(body: bytes, *, max_bytes: int) -> list[PriceItem]:
 
 
 DECODERS = {
-    "ranging": decode_ranging,
-    "deranging": decode_deranging,
-    "inventory": decode_inventory,
-    "pricing": decode_pricing,
+    RANGING: decode_ranging,
+    DERANGING: decode_deranging,
+    INVENTORY: decode_inventory,
+    PRICING: decode_pricing,
 }

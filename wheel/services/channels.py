@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -10,6 +10,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wheel.db.models import Channel
+from wheel.marketplaces.base import ChannelConfig, MarketplaceAdapter, QuotaGate
+
+AdapterLookup = Callable[[ChannelConfig], MarketplaceAdapter]
+GateLookup = Callable[[Channel, MarketplaceAdapter], QuotaGate]
+
+
+def channel_config(channel: Channel) -> ChannelConfig:
+    """What an adapter is told of its channel (a plain value, no database row)."""
+    return ChannelConfig(channel.id, channel.marketplace, channel.base_url, channel.credentials_ref,
+                         options=dict(channel.options or {}), version=channel.updated_at.isoformat())
 
 
 class ChannelError(ValueError):

@@ -13,37 +13,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select, text, tuple_
+from sqlalchemy import bindparam, func, or_, select, text, true, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wheel.db.models import InboxMessage, Listing
-from wheel.domain import InventoryItem, PriceItem, RangingItem
-
-# The listing field each operation sets.
-FIELD_OF_OPERATION = {"ranging": "ranged", "deranging": "ranged", "inventory": "quantity", "pricing": "price"}
+from wheel.domain import FIELD_OF_OPERATION, InventoryItem, PriceItem, RangingItem, operation_of
 
 # The columns each field's value lives in.
 VALUE_COLUMNS = {"ranged": ("ranged",), "quantity": ("quantity",), "price": ("mrp", "selling_price")}
 
 
 def _upsert(field: str):
-    """Set a field's value and version, only when the version is newer than the one in place."""
+    """Set a field's value and version, only when the version is newer than the one in place
+    (parameters: channel_id, sku, ean, the field's value columns, version)."""
+    table = Listing.__table__
     columns = VALUE_COLUMNS[field]
-    values = ", ".join(f":{c}" for c in columns)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
-    return text(
-        f"""
-        INSERT INTO listings (channel_id, sku, ean, {", ".join(columns)}, {field}_version, dirty, dirty_since)
-        VALUES (:channel_id, :sku, :ean, {values}, :version, true, now())
-        ON CONFLICT (channel_id, sku) DO UPDATE SET
-            ean = EXCLUDED.ean, {updates}, {field}_version = EXCLUDED.{field}_version,
-            attempts = 0, dirty = true, dirty_since = coalesce(listings.dirty_since, now()), updated_at = now()
-        WHERE listings.{field}_version < EXCLUDED.{field}_version
-        """
+    version = table.c[field + "_version"]
+    statement = insert(table).values(
+        channel_id=bindparam("channel_id"), sku=bindparam("sku"), ean=bindparam("ean"),
+        **{column: bindparam(column) for column in columns},
+        **{version.name: bindparam("version")}, dirty=true(), dirty_since=func.now(),
+    )
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.channel_id, table.c.sku],
+        set_={"ean": excluded.ean, **{column: excluded[column] for column in columns},
+              version.name: excluded[version.name], "attempts": 0, "dirty": true(),
+              "dirty_since": func.coalesce(table.c.dirty_since, func.now()), "updated_at": func.now()},
+        where=version < excluded[version.name],
     )
 
 
 UPSERT = {field: _upsert(field) for field in VALUE_COLUMNS}
+# Every row exists before the upserts lock them.
+ENSURE_ROWS = text("INSERT INTO listings (channel_id, sku, ean) VALUES (:channel_id, :sku, :ean) ON CONFLICT DO NOTHING")
 
 SAME_PLACE = ("the value from this message's place in the order is already in place (this is a replay); a "
               "replay never overwrites it: `wheelctl resync` pushes the current value again")
@@ -76,7 +80,7 @@ def apply(
     # Make sure every row exists (waiting for a concurrent insert of the same SKU to commit), then
     # lock them in a fixed order (no deadlocks between workers) and see what they held.
     session.execute(
-        text("INSERT INTO listings (channel_id, sku, ean) VALUES (:channel_id, :sku, :ean) ON CONFLICT DO NOTHING"),
+        ENSURE_ROWS,
         [{"channel_id": channel_id, "sku": sku, "ean": item.ean} for channel_id, sku, item in keys],
     )
     version_col = getattr(Listing, f"{name}_version")
@@ -109,7 +113,7 @@ def apply(
             continue
         if row is not None and row.settled < row.version < version:
             # The value waiting to be pushed will never be: this one replaces it.
-            old_op = operation if name != "ranged" else ("ranging" if row.ranged else "deranging")
+            old_op = operation if name != "ranged" else operation_of(name, row.ranged)
             supersede(row.version, old_op, channel_id, {"sku": sku})
         params.append(_params(channel_id, name, item, version))
     if params:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.db.models import Channel, InboxMessage
-from wheel.domain import group_by_channel
+from wheel.domain import DERANGING, INVENTORY, PRICING, RANGING, group_by_channel
 from wheel.events import NewEvent, Recorded, record
 from wheel.oms.ranging import DECODERS
 from wheel.oms.xml import OmsMessageError
@@ -23,17 +23,19 @@ from wheel.services import desired_state
 
 # The `oms` event that logs a message, by the operation its queue carries.
 OMS_EVENT_NAMES = {
-    "ranging": "oms/items-ranged",
-    "deranging": "oms/items-deranged",
-    "inventory": "oms/inventory-updated",
-    "pricing": "oms/prices-updated",
+    RANGING: "oms/items-ranged",
+    DERANGING: "oms/items-deranged",
+    INVENTORY: "oms/inventory-updated",
+    PRICING: "oms/prices-updated",
 }
 # Enough of the raw message in the event for the dashboard; the inbox keeps all of it.
 EXCERPT_BYTES = 4096
+# This transaction's commit does not wait for the disk (see process_message).
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
 
 @dataclass
-class Processed:
+class ProcessResult:
     inbox_id: int
     oms_event_id: int | None = None
     channels: list[tuple[str, str]] = field(default_factory=list)  # (channel id, marketplace) to sync
@@ -47,14 +49,14 @@ def process_message(
     *,
     operation_for_queue: Callable[[str], str | None],
     max_message_bytes: int,
-) -> Processed:
+) -> ProcessResult:
     """Parse the message and record what it wants; idempotent (a processed message is left alone)."""
-    result = Processed(inbox_id)
+    result = ProcessResult(inbox_id)
     with sessions.begin() as session, session.no_autoflush:
         # Safe without waiting for the disk: if Postgres crashes and loses this commit, the message
         # is still `received` and the sweeper processes it again; and any later synchronous commit
         # (a push settling) flushes this one first, the log being sequential.
-        session.execute(text("SET LOCAL synchronous_commit = off"))
+        session.execute(ASYNC_COMMIT)
         message = session.execute(
             select(InboxMessage).where(InboxMessage.id == inbox_id).with_for_update()
         ).scalar_one_or_none()

@@ -18,18 +18,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from wheel.db.locks import PUBLISHER_LOCK, TRY_XACT_LOCK
+from wheel.db.models import OutboxMessage
 from wheel.events import NewEvent, Recorded, record, record_many
 
-PUBLISHER_LOCK = 0x77686C0B  # "whl" + publisher
-
+# The ids of new rows are drawn first: each message id is derived from its row id.
+NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, :n)")
 PENDING = text(
     """
     SELECT id, kind, channel_id, order_id, queue, message_id, body, event_id
       FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
+MARK_SENT = text("UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY(:ids)")
+MARK_ORDERS_SENT = text(
+    """
+    UPDATE orders o SET status = 'sent', sent_at = now()
+      FROM unnest(CAST(:channels AS text[]), CAST(:orders AS text[])) AS t(channel_id, order_id)
+     WHERE o.channel_id = t.channel_id AND o.order_id = t.order_id
+    """
+)
+MARK_CANCELLATIONS_SENT = text("UPDATE cancellations SET status = 'sent' WHERE outbox_id = ANY(:ids)")
+# A failed put or commit is counted on the oldest pending row.
+COUNT_FAILURE = text(
+    """
+    UPDATE outbox SET attempts = attempts + 1, last_error = :e
+     WHERE id = (SELECT min(id) FROM outbox WHERE sent_at IS NULL) RETURNING id, channel_id
+    """
+)
+COUNT_PENDING = text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 STALE = text(
     """
     UPDATE outbox SET enqueued_at = now()
@@ -41,7 +61,7 @@ STALE = text(
 
 
 @dataclass
-class PublishReport:
+class PublishResult:
     sent: int = 0
     busy: bool = False
     batches: int = 0
@@ -55,42 +75,57 @@ class Outlet:
         self.put, self.commit = put, commit
 
 
+def message_id_for(outbox_id: int) -> str:
+    """The OMS message id of an outbox row: stable, so a re-put after a crash carries the same id.
+    24 characters, the size of an IBM MQ MsgId."""
+    return f"WHEEL-OUTBOX-{outbox_id:011d}"
+
+
+def add_messages(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Write outbox rows (kind, channel_id, order_id, queue, body, event_id) in one statement;
+    their ids, in order. The message id is derived from the row id, so it is drawn first."""
+    if not rows:
+        return []
+    ids = list(session.execute(NEXT_IDS, {"n": len(rows)}).scalars())
+    session.execute(insert(OutboxMessage).values([
+        {**row, "id": outbox_id, "message_id": message_id_for(outbox_id)} for outbox_id, row in zip(ids, rows)
+    ]))
+    return ids
+
+
 def publish_pending(sessions: sessionmaker[Session], outlet: Outlet, *, batch_size: int,
-                    max_batches: int = 1000) -> PublishReport:
+                    max_batches: int = 1000) -> PublishResult:
     """Publish every pending row, a batch at a time. Raises what the transport raises (nothing is
     marked sent for the batch in hand); the caller retries."""
-    report = PublishReport()
+    result = PublishResult()
     for _ in range(max_batches):
         with sessions.begin() as session:
-            if not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PUBLISHER_LOCK}).scalar_one():
-                report.busy = True
-                return report
+            if not session.execute(TRY_XACT_LOCK, {"k": PUBLISHER_LOCK}).scalar_one():
+                result.busy = True
+                return result
             rows = session.execute(PENDING, {"limit": batch_size}).all()
             if not rows:
-                return report
+                return result
             for row in rows:
                 outlet.put(row.queue, bytes(row.body), message_id=row.message_id,
                            headers={"wheel-kind": row.kind, "wheel-channel": row.channel_id, "wheel-order": row.order_id})
             outlet.commit()
             _mark_sent(session, rows)
-            report.sent += len(rows)
-            report.batches += 1
-    return report
+            result.sent += len(rows)
+            result.batches += 1
+    return result
 
 
 def _mark_sent(session: Session, rows: list[Any]) -> None:
     ids = [row.id for row in rows]
-    session.execute(text("UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY(:ids)"),
-                    {"ids": ids})
+    session.execute(MARK_SENT, {"ids": ids})
     orders = [row for row in rows if row.kind == "order"]
     if orders:
         session.execute(
-            text("""UPDATE orders o SET status = 'sent', sent_at = now()
-                      FROM unnest(CAST(:channels AS text[]), CAST(:orders AS text[])) AS t(channel_id, order_id)
-                     WHERE o.channel_id = t.channel_id AND o.order_id = t.order_id"""),
+            MARK_ORDERS_SENT,
             {"channels": [r.channel_id for r in orders], "orders": [r.order_id for r in orders]},
         )
-    session.execute(text("UPDATE cancellations SET status = 'sent' WHERE outbox_id = ANY(:ids)"), {"ids": ids})
+    session.execute(MARK_CANCELLATIONS_SENT, {"ids": ids})
     record_many(session, [NewEvent(
         type="domain", name=f"{row.kind}/sent-to-oms", parent_id=row.event_id, channel_id=row.channel_id,
         payload={"order_id": row.order_id, "queue": row.queue, "message_id": row.message_id},
@@ -103,13 +138,12 @@ def note_failure(sessions: sessionmaker[Session], error: str, *, attempt: int) -
     failing attempt of a task, so a long outage is visible without flooding the log)."""
     with sessions.begin() as session:
         oldest = session.execute(
-            text("""UPDATE outbox SET attempts = attempts + 1, last_error = :e
-                     WHERE id = (SELECT min(id) FROM outbox WHERE sent_at IS NULL) RETURNING id, channel_id"""),
+            COUNT_FAILURE,
             {"e": error[:2000]},
         ).first()
         if oldest is None:
             return None
-        pending = session.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar_one()
+        pending = session.execute(COUNT_PENDING).scalar_one()
         return record(session, NewEvent(
             type="system", name="system/oms-publish-failed", level="error" if attempt >= 3 else "warning",
             payload={"error": error, "pending": pending, "attempt": attempt,
@@ -122,9 +156,3 @@ def stale_pending(sessions: sessionmaker[Session], *, deadline_s: float) -> bool
     with sessions.begin() as session:
         return session.execute(STALE, {"deadline": deadline_s}).first() is not None
 
-
-def counts(session: Session) -> dict[str, int]:
-    row = session.execute(text(
-        "SELECT count(*) FILTER (WHERE sent_at IS NULL) AS pending, count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent FROM outbox"
-    )).one()
-    return {"pending": row.pending, "sent": row.sent}

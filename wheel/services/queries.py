@@ -30,7 +30,8 @@ def latest_events(
     return list(session.execute(query.order_by(Event.id.desc()).limit(limit)).scalars())
 
 
-LATEST_ORDERS = """
+LATEST_ORDERS = text(
+    """
     SELECT o.channel_id AS channel, o.order_id, o.status, o.lines, o.total, o.received_at, o.sent_at, o.failure,
            (SELECT string_agg(c.line_id || ':' || c.status, ' ' ORDER BY c.id) FROM cancellations c
              WHERE c.channel_id = o.channel_id AND c.order_id = o.order_id) AS cancelled
@@ -48,10 +49,11 @@ LATEST_ORDERS = """
      GROUP BY c.channel_id, c.order_id, c.status
      ORDER BY received_at DESC
      LIMIT :limit
-"""
+    """
+)
 
 
 def latest_orders(session: Session, *, channel_id: str | None, status: str | None, limit: int) -> list[dict]:
 
-    rows = session.execute(text(LATEST_ORDERS), {"channel": channel_id, "status": status, "limit": limit}).mappings()
+    rows = session.execute(LATEST_ORDERS, {"channel": channel_id, "status": status, "limit": limit}).mappings()
     return [dict(row) for row in rows]

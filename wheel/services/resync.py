@@ -16,6 +16,20 @@ from wheel.domain import MarketplaceListing
 from wheel.marketplaces.base import MarketplaceAdapter, QuotaGate
 from wheel.services.sync import effective_quantity, run_sync
 
+# Fields made due again: the next sync run pushes the desired values.
+_DUE_AGAIN = ("dirty = true, dirty_since = coalesce(dirty_since, now()), attempts = 0, next_attempt_at = now() "
+              "WHERE channel_id = :c AND sku = ANY(:skus)")
+MARK_FOR_PUSH = {
+    "ranged": text("UPDATE listings SET ranged_settled = 0, " + _DUE_AGAIN),
+    "quantity": text("UPDATE listings SET quantity_settled = 0, " + _DUE_AGAIN),
+    "price": text("UPDATE listings SET price_settled = 0, " + _DUE_AGAIN),
+}
+MARK_ALL_FOR_PUSH = text(
+    "UPDATE listings SET ranged_settled = 0, quantity_settled = 0, price_settled = 0, dirty = true, "
+    "dirty_since = coalesce(dirty_since, now()), attempts = 0, next_attempt_at = now() "
+    "WHERE channel_id = :c AND (:all OR sku = ANY(:skus)) "
+    "AND (ranged_version > 0 OR quantity_version > 0 OR price_version > 0)"
+)
 READ_CHUNK = 10
 # A resync pushes in short sync runs, so that its progress shows, and waits at most this long for
 # a quota or a retry between them.
@@ -75,11 +89,7 @@ def mark_for_push(sessions: sessionmaker[Session], channel_id: str, differences:
         by_field.setdefault(difference.field, []).append(difference.sku)
     with sessions.begin() as session:
         for field, skus in by_field.items():
-            session.execute(
-                text(f"UPDATE listings SET {field}_settled = 0, dirty = true, dirty_since = coalesce(dirty_since, now()), "
-                     "attempts = 0, next_attempt_at = now() WHERE channel_id = :c AND sku = ANY(:skus)"),
-                {"c": channel_id, "skus": skus},
-            )
+            session.execute(MARK_FOR_PUSH[field], {"c": channel_id, "skus": skus})
     return len({d.sku for d in differences})
 
 
@@ -87,10 +97,7 @@ def mark_all_for_push(sessions: sessionmaker[Session], channel_id: str, skus: Se
     """Push the whole desired state again (for a marketplace that cannot be read back)."""
     with sessions.begin() as session:
         result = session.execute(
-            text("UPDATE listings SET ranged_settled = 0, quantity_settled = 0, price_settled = 0, dirty = true, "
-                 "dirty_since = coalesce(dirty_since, now()), attempts = 0, next_attempt_at = now() "
-                 "WHERE channel_id = :c AND (:all OR sku = ANY(:skus)) "
-                 "AND (ranged_version > 0 OR quantity_version > 0 OR price_version > 0)"),
+            MARK_ALL_FOR_PUSH,
             {"c": channel_id, "all": not skus, "skus": list(skus or [])},
         )
         return result.rowcount

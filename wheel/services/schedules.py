@@ -11,7 +11,7 @@ watermark anyway). A run whose task was lost is sent again by the sweeper (`stal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from croniter import croniter
 from sqlalchemy import select, text
@@ -19,16 +19,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wheel.db.models import Channel, JobRun, Schedule
-from wheel.domain import ORDER_JOBS
+from wheel.domain import CANCELLATIONS, ORDER_JOBS, ORDERS
 from wheel.events import NewEvent, Recorded, record
+from wheel.marketplaces import AMAZON, FLIPKART, TATACLIQ
 
 # Defaults that respect each API's quota. Cron expressions have 5 fields, or 6 with seconds last
 # ("* * * * * */10": every 10 seconds). Amazon's one searchOrders query (about 1 per 3 minutes
 # sustained) serves both orders and cancellations, so Amazon has no cancellations job.
 DEFAULT_CRON: dict[str, dict[str, str]] = {
-    "amazon": {"orders": "*/3 * * * *"},
-    "flipkart": {"orders": "* * * * *", "cancellations": "*/5 * * * *"},
-    "tatacliq": {"orders": "*/2 * * * *", "cancellations": "*/10 * * * *"},
+    AMAZON: {ORDERS: "*/3 * * * *"},
+    FLIPKART: {ORDERS: "* * * * *", CANCELLATIONS: "*/5 * * * *"},
+    TATACLIQ: {ORDERS: "*/2 * * * *", CANCELLATIONS: "*/10 * * * *"},
 }
 
 
@@ -100,7 +101,7 @@ def get(session: Session, channel_id: str, job: str, *, lock: bool = False) -> S
         if channel is None:
             raise ScheduleError(f"no channel {channel_id}")
         served = jobs_for(channel.marketplace)
-        hint = (" (Amazon's orders job pulls cancellations too)" if channel.marketplace == "amazon" and job == "cancellations"
+        hint = (" (Amazon's orders job pulls cancellations too)" if channel.marketplace == AMAZON and job == CANCELLATIONS
                 else f"; it has: {', '.join(served) or 'none'}")
         raise ScheduleError(f"channel {channel_id} ({channel.marketplace}) has no {job} job{hint}")
     return schedule
@@ -125,6 +126,7 @@ def set_enabled(session: Session, channel_id: str, job: str, enabled: bool, now:
     return schedule
 
 
+SET_NEXT_RUN = text("UPDATE schedules SET next_run_at = :next WHERE id = :id")
 DUE = text(
     """
     SELECT s.id, s.channel_id, s.job, s.cron, s.next_run_at, c.marketplace
@@ -165,9 +167,7 @@ def fire_due(session: Session, now: datetime | None = None, *, max_catchup: int 
             ).scalar_one_or_none()
             if run_id is not None:
                 fired.append(DueRun(run_id, row.id, row.channel_id, row.marketplace, row.job, due_at, trigger))
-        session.execute(
-            text("UPDATE schedules SET next_run_at = :next WHERE id = :id"), {"next": following, "id": row.id}
-        )
+        session.execute(SET_NEXT_RUN, {"next": following, "id": row.id})
     return fired
 
 
@@ -222,9 +222,3 @@ def last_runs(session: Session, schedule_ids: list[int]) -> dict[int, JobRun]:
         .order_by(JobRun.schedule_id, JobRun.due_at.desc())
     ).scalars()
     return {run.schedule_id: run for run in rows}
-
-
-def lag(schedule: Schedule, now: datetime | None = None) -> timedelta | None:
-    if schedule.watermark is None:
-        return None
-    return (now or utcnow()) - schedule.watermark

@@ -22,8 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.events import NewEvent, Recorded, record
-from wheel.services import alerts as alerts_outbox
-from wheel.services import outbox, schedules, sync
+from wheel.services import alerts, outbox, schedules, submissions
 
 STALE_INBOX = text(
     """
@@ -70,7 +69,7 @@ EXPIRE_HELD = text(
 
 
 @dataclass(frozen=True)
-class SweepReport:
+class SweepResult:
     inbox: int
     channels: int
     runs: int = 0
@@ -94,7 +93,7 @@ def sweep(
     held_cancellation_max_age_s: float | None = None,
     send_alerts: Callable[[], None] | None = None,
     limit: int = 5000,
-) -> SweepReport:
+) -> SweepResult:
     params = {"deadline": deadline_s, "limit": limit}
     with sessions.begin() as session:
         inbox_ids = list(session.execute(STALE_INBOX, params).scalars())
@@ -113,21 +112,21 @@ def sweep(
         stale_outbox = outbox.stale_pending(sessions, deadline_s=deadline_s)
         if stale_outbox:
             send_publish()
-    alerts: list[Recorded] = []
+    expired: list[Recorded] = []
     if held_cancellation_max_age_s is not None:
         with sessions.begin() as session:
-            alerts = expire_held_cancellations(session, held_cancellation_max_age_s, limit=limit)
+            expired = expire_held_cancellations(session, held_cancellation_max_age_s, limit=limit)
     polls = []
     if send_poll is not None:
         # A submission in flight (an Amazon feed) whose poll task Redis lost: poll it again.
-        polls = sync.stale_submissions(sessions, deadline_s=deadline_s)
+        polls = submissions.stale_submissions(sessions, deadline_s=deadline_s)
         for channel_id, marketplace, reference in polls:
             send_poll(channel_id, marketplace, reference)
     # Alerts due (a retry after a Slack outage, a burst's held rows, a pass Redis lost): a pass.
-    alerts_due = send_alerts is not None and alerts_outbox.any_due(sessions)
+    alerts_due = send_alerts is not None and alerts.any_due(sessions)
     if alerts_due:
         send_alerts()
-    return SweepReport(len(inbox_ids), len(channels), len(runs), stale_outbox, len(alerts), alerts, len(polls),
+    return SweepResult(len(inbox_ids), len(channels), len(runs), stale_outbox, len(expired), expired, len(polls),
                        alerts_due)
 
 

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from wheel.db import migrate as migrations
-from wheel.services.sweeper import sweep as run_sweeper
+from wheel.db import migrate
+from wheel.services import sweeper
 from workers import bootstrap
 from workers.checks import check_services
 from workers.cli.output import sessions_of, settings_of
@@ -21,19 +21,19 @@ def settings(ctx: click.Context) -> None:
         click.echo(f"WHEEL_{name.upper()}={value}")
 
 
-@click.command()
+@click.command("migrate")
 @click.option("--check", is_flag=True, help="Only check that the models and migrations agree.")
 @click.pass_context
-def migrate(ctx: click.Context, check: bool) -> None:
+def migrate_command(ctx: click.Context, check: bool) -> None:
     """Create the database if it is missing and bring its schema up to date."""
     url = settings_of(ctx).database_url
     if check:
-        migrations.check(url)
+        migrate.check(url)
         click.echo("models and migrations agree")
         return
-    if migrations.ensure_database(url):
+    if migrate.ensure_database(url):
         click.echo("created the database")
-    migrations.upgrade(url)
+    migrate.upgrade(url)
     click.echo("database schema is up to date")
 
 
@@ -53,15 +53,15 @@ def services_check(ctx: click.Context) -> None:
         sys.exit(1)
 
 
-@click.command()
+@click.command("sweep")
 @click.pass_context
-def sweep(ctx: click.Context) -> None:
+def sweep_command(ctx: click.Context) -> None:
     """Re-send the tasks of work still pending past its deadline (beat does this periodically)."""
     settings = settings_of(ctx)
     dispatch = bootstrap.dispatcher(bootstrap.celery_app(settings))
-    report = run_sweeper(sessions_of(ctx), deadline_s=settings.sweeper_deadline_s,
-                         send_process=dispatch.process_message, send_sync=dispatch.sync)
+    report = sweeper.sweep(sessions_of(ctx), deadline_s=settings.sweeper_deadline_s,
+                           send_process=dispatch.process_message, send_sync=dispatch.sync)
     click.echo(f"re-sent {report.inbox} message tasks and {report.channels} channel syncs")
 
 
-COMMANDS = [settings, migrate, services, sweep]
+COMMANDS = [settings, migrate_command, services, sweep_command]

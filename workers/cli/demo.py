@@ -9,7 +9,7 @@ import click
 import requests
 from sqlalchemy.engine import make_url
 
-from wheel import demo as demo_setup
+from wheel import demo
 from wheel.db.models import Channel
 from wheel.marketplaces import MARKETPLACES
 from wheel.services.channels import add_channel
@@ -19,12 +19,12 @@ from workers.cli.output import fail, sessions_of, settings_of
 from workers.queues import ALL_QUEUES
 
 
-@click.group()
-def demo() -> None:
+@click.group("demo")
+def demo_group() -> None:
     """The demo set-up `make run` uses."""
 
 
-@demo.command("seed")
+@demo_group.command("seed")
 @click.option("--sandbox-url", default=None, help="Sandbox base URL (default: from WHEEL_SANDBOX_HOST/PORT).")
 @click.option("--sandbox-config", type=click.Path(dir_okay=False), default="var/sandbox.json", show_default=True,
               help="Where to write the sandbox's channel config.")
@@ -35,22 +35,22 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
     base = sandbox_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}"
     settings.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with sessions_of(ctx).begin() as session:
-        for channel in demo_setup.DEMO_CHANNELS:
+        for channel in demo.DEMO_CHANNELS:
             add_channel(session, channel_id=channel.id, marketplace=channel.marketplace,
                         base_url=f"{base}/{channel.marketplace}", credentials_ref=channel.credentials_ref,
-                        known_marketplaces=MARKETPLACES, retry_delays_s=demo_setup.DEMO_RETRY_DELAYS_S, replace=True,
-                        options=demo_setup.options(channel, base))
+                        known_marketplaces=MARKETPLACES, retry_delays_s=demo.DEMO_RETRY_DELAYS_S, replace=True,
+                        options=demo.options(channel, base))
             ensure_schedules(session, session.get(Channel, channel.id))
             secret = settings.secrets_dir / channel.credentials_ref
             secret.write_text(channel.secret)
             secret.chmod(0o600)
     Path(sandbox_config).parent.mkdir(parents=True, exist_ok=True)
-    Path(sandbox_config).write_text(json.dumps(demo_setup.sandbox_config(), indent=2))
-    click.echo(f"seeded demo channels {', '.join(c.id for c in demo_setup.DEMO_CHANNELS)} "
+    Path(sandbox_config).write_text(json.dumps(demo.sandbox_config(), indent=2))
+    click.echo(f"seeded demo channels {', '.join(c.id for c in demo.DEMO_CHANNELS)} "
                f"(secrets in {settings.secrets_dir}, sandbox config in {sandbox_config})")
 
 
-@demo.command("orders")
+@demo_group.command("orders")
 @click.option("--channel", "channels", multiple=True, help="Sandbox channel(s) (default: UA, UF and UZ).")
 @click.option("--count", type=click.IntRange(0, 100000), default=5, show_default=True, help="Orders per channel.")
 @click.option("--cancel", type=click.IntRange(0, 100000), default=0, show_default=True,
@@ -86,7 +86,7 @@ def demo_orders(ctx: click.Context, channels: tuple[str, ...], count: int, cance
     click.echo("beat pulls them on each channel's schedule (`wheelctl jobs list`); `wheelctl jobs run-now UA orders` pulls at once")
 
 
-@demo.command("banner")
+@demo_group.command("banner")
 @click.pass_context
 def demo_banner(ctx: click.Context) -> None:
     """Print what `make run` starts, where, and the command that sends a sample message."""
@@ -111,4 +111,4 @@ def demo_banner(ctx: click.Context) -> None:
     click.echo("\n".join(lines))
 
 
-COMMANDS = [demo]
+COMMANDS = [demo_group]

@@ -13,19 +13,19 @@ from rich.progress import Progress
 from wheel.db.models import Channel
 from wheel.marketplaces.base import QuotaWait
 from wheel.marketplaces.errors import MarketplaceError
-from wheel.services import resync as resync_service
+from wheel.services import resync
 from workers import bootstrap
 from workers.cli.output import fail, sessions_of, settings_of, table
 
 
-@click.command()
+@click.command("resync")
 @click.argument("channel_id")
 @click.option("--sku", "skus", multiple=True, help="Only this SKU (repeatable); default: every SKU Wheel knows.")
 @click.option("--dry-run", is_flag=True, help="Show the differences; push nothing.")
 @click.option("--push-all", is_flag=True,
               help="Do not read the marketplace; push the whole desired state (for Tata CLiQ, which cannot be read).")
 @click.pass_context
-def resync(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all: bool) -> None:
+def resync_command(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all: bool) -> None:
     """Compare what the marketplace holds with what Wheel wants, and push the differences."""
     settings = settings_of(ctx)
     sessions = sessions_of(ctx)
@@ -37,34 +37,34 @@ def resync(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all:
         adapter, gate = bootstrap.channel_adapter(settings, channel)
     except Exception as exc:  # noqa: BLE001 - the reason is the message
         fail(f"cannot reach {channel.marketplace} for {channel_id}: {exc}")
-    listings = resync_service.desired(sessions, channel_id, skus)
+    listings = resync.desired(sessions, channel_id, skus)
     if not listings:
         fail(f"Wheel holds no desired state for {channel_id}" + (f" and SKUs {', '.join(skus)}" if skus else ""))
     if push_all:
         if dry_run:
             click.echo(f"would push the desired state of {len(listings)} SKUs")
             return
-        marked = resync_service.mark_all_for_push(sessions, channel_id, skus)
+        marked = resync.mark_all_for_push(sessions, channel_id, skus)
     else:
         if not adapter.capabilities.reads_listings:
             fail(f"{channel.marketplace} offers no way to read listings back; use --push-all to push the desired state")
         with Progress(transient=True) as progress:
             task = progress.add_task(f"reading {len(listings)} SKUs from {channel.marketplace}", total=len(listings))
             try:
-                held = resync_service.read(adapter, gate, [listing.sku for listing in listings],
+                held = resync.read(adapter, gate, [listing.sku for listing in listings],
                                            lambda n: progress.advance(task, n))
             except (MarketplaceError, QuotaWait) as exc:
                 fail(f"reading {channel_id} failed: {exc}")
-        differences = resync_service.compare(channel, listings, held)
+        differences = resync.compare(channel, listings, held)
         table(["sku", "field", "wheel wants", "marketplace has"],
               [[d.sku, d.field, d.wheel, "-" if d.marketplace is None else d.marketplace] for d in differences])
         click.echo(f"{len(differences)} differences in {len({d.sku for d in differences})} of {len(listings)} SKUs")
         if dry_run or not differences:
             return
-        marked = resync_service.mark_for_push(sessions, channel_id, differences)
+        marked = resync.mark_for_push(sessions, channel_id, differences)
     with Progress() as progress:
         task = progress.add_task(f"pushing {marked} SKUs to {channel_id}", total=marked)
-        result = resync_service.push_marked(
+        result = resync.push_marked(
             sessions, channel_id, adapter, gate, worker=f"wheelctl-resync:{os.getpid()}",
             lease_s=settings.push_lease_s, retry_delays_s=settings.push_retry_delays_s,
             request_budget_s=settings.http_connect_timeout_s + settings.http_read_timeout_s,
@@ -75,4 +75,4 @@ def resync(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all:
                f"events; see `wheelctl events --channel {channel_id}`")
 
 
-COMMANDS = [resync]
+COMMANDS = [resync_command]

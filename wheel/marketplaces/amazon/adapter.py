@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
+from wheel.domain import ORDERS, ItemResult, ListingUpdate, MarketplaceListing
 from wheel.marketplaces.amazon import mapping, orders
 from wheel.marketplaces.amazon.client import LwaCredentials, SpApiClient, with_context
 from wheel.marketplaces.base import (
@@ -71,7 +71,7 @@ class AmazonAdapter:
             ranging_needs_quantity=True,
         )
         # searchOrders by lastUpdatedTime serves new orders and cancellations alike.
-        self.pull_capabilities = PullCapabilities(jobs=("orders",), settle_lag_s=order_lag_s + order_lag_margin_s,
+        self.pull_capabilities = PullCapabilities(jobs=(ORDERS,), settle_lag_s=order_lag_s + order_lag_margin_s,
                                                   overlap_s=ORDER_OVERLAP_S)
         # SKU -> Amazon product type. A SKU's product type does not change once listed, so this
         # per-instance cache saves a look-up per push (adapters are rebuilt when the channel changes).
@@ -110,7 +110,7 @@ class AmazonAdapter:
              quota: QuotaGate) -> Iterator[OrderPage]:
         """searchOrders pages of the orders updated in `window` (from `cursor`'s paginationToken);
         each page's cursor holds the next token, None on the last page."""
-        if job != "orders":
+        if job != ORDERS:
             raise ValueError(f"Amazon pulls one job, 'orders' (cancellations included), not {job!r}")
         token = cursor.get("token") if cursor else None
         if token is not None and (not isinstance(token, str) or not token):

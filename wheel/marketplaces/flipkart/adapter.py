@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
+from wheel.domain import CANCELLATIONS, ORDER_JOBS, ORDERS, ItemResult, ListingUpdate, MarketplaceListing
 from wheel.marketplaces.base import (
     Call,
     Capabilities,
@@ -66,7 +66,7 @@ class FlipkartAdapter:
         reads_listings=True,
         ranging_needs_quantity=True,
     )
-    pull_capabilities = PullCapabilities(jobs=("orders", "cancellations"), settle_lag_s=0, overlap_s=600)
+    pull_capabilities = PullCapabilities(jobs=ORDER_JOBS, settle_lag_s=0, overlap_s=600)
 
     def __init__(self, channel: ChannelConfig, client: FlipkartClient):
         self.channel = channel
@@ -138,9 +138,9 @@ class FlipkartAdapter:
 
     def pull(self, job: str, window: PullWindow, cursor: dict[str, Any] | None,
              quota: QuotaGate) -> Iterator[OrderPage]:
-        if job == "orders":
+        if job == ORDERS:
             return self._pull_orders(window, cursor, quota)
-        if job == "cancellations":
+        if job == CANCELLATIONS:
             return self._pull_cancellations(window, cursor, quota)
         raise PermanentError(f"Flipkart has no pull job {job!r}")
 

@@ -10,7 +10,17 @@ from urllib.parse import quote
 
 import requests
 
-from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing
+from wheel.domain import (
+    CANCELLATIONS,
+    DERANGING,
+    INVENTORY,
+    ORDER_JOBS,
+    ORDERS,
+    PRICING,
+    RANGING,
+    ItemResult,
+    ListingUpdate,
+)
 from wheel.marketplaces import http
 from wheel.marketplaces.base import (
     Call,
@@ -26,9 +36,9 @@ from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
 from wheel.marketplaces.tatacliq import mapping, orders, paths
 from wheel.secrets import SecretNotFound, SecretStore
 
-PATHS = {"ranging": paths.RANGING, "deranging": paths.DERANGING, "inventory": paths.INVENTORY, "pricing": paths.PRICING}
+PATHS = {RANGING: paths.RANGING, DERANGING: paths.DERANGING, INVENTORY: paths.INVENTORY, PRICING: paths.PRICING}
 # Pull job -> (operation, the quota's key; path).
-PULLS = {"orders": ("newOrders", paths.NEW_ORDERS), "cancellations": ("cancelledOrders", paths.CANCELLED_ORDERS)}
+PULLS = {ORDERS: ("newOrders", paths.NEW_ORDERS), CANCELLATIONS: ("cancelledOrders", paths.CANCELLED_ORDERS)}
 # The most one order answer may be (channel option max_answer_mb): about 135,000 sandbox-sized
 # orders. New orders are read as they arrive, so this bounds a pull's time and traffic, not its
 # memory. An answer past half of it is said (a warning, once a day), before intake is at risk.
@@ -41,7 +51,7 @@ class TataCliqAdapter:
     # No quotas are published; a channel may set its own.
     capabilities = Capabilities(max_batch={k: mapping.MAX_BATCH for k in PATHS}, quotas={})
     # No filters and no paging: every pull answers everything open (or cancelled), so no window.
-    pull_capabilities = PullCapabilities(jobs=("orders", "cancellations"), settle_lag_s=0, overlap_s=0,
+    pull_capabilities = PullCapabilities(jobs=ORDER_JOBS, settle_lag_s=0, overlap_s=0,
                                          uses_window=False)
 
     def __init__(self, channel: ChannelConfig, http_config: HttpConfig, token: str,
@@ -100,7 +110,7 @@ class TataCliqAdapter:
             secrets=self._secrets,
             stream=True,
         )
-        if job == "orders":
+        if job == ORDERS:
             yield from self._new_orders(response, what)
             return
         body = _read_bounded(response, self._max_answer, what, lambda: self._over_limit(what, None))
@@ -149,9 +159,6 @@ class TataCliqAdapter:
             f"{what} answered more than {self._max_answer:,} bytes, the channel's limit (option max_answer_mb="
             f"{self._max_answer_mb:g}): {taken}; {fix}: wheelctl channels set {self.channel.id} --option "
             f"max_answer_mb={_more(self._max_answer_mb)}", code="ANSWER_TOO_LARGE")
-
-    def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
-        raise NotImplementedError("Tata CLiQ publishes no way to read listings back")
 
 
 def _not_json(response: requests.Response, what: str, secrets: tuple[str, ...]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from wheel.domain import ItemResult, ListingUpdate
+from wheel.domain import DERANGING, INVENTORY, PRICING, RANGING, ItemResult, ListingUpdate
 from wheel.marketplaces.base import Call
 
 # The call kind (and path) for each field's change; ranging splits by the flag's value.
@@ -27,14 +27,14 @@ def plan(updates: Sequence[ListingUpdate]) -> list[Call]:
     groups: dict[tuple[str, str], list[ListingUpdate]] = {}
     for update in updates:
         if update.ranged is not None:
-            groups.setdefault(("ranging" if update.ranged else "deranging", "ranged"), []).append(update)
+            groups.setdefault((RANGING if update.ranged else DERANGING, "ranged"), []).append(update)
         if update.quantity is not None:
-            groups.setdefault(("inventory", "quantity"), []).append(update)
+            groups.setdefault((INVENTORY, "quantity"), []).append(update)
         if update.price is not None:
-            groups.setdefault(("pricing", "price"), []).append(update)
+            groups.setdefault((PRICING, "price"), []).append(update)
     calls = []
     # Deranging before inventory, ranging after it: a SKU never shows stock while unlisted.
-    for kind in ("deranging", "pricing", "inventory", "ranging"):
+    for kind in (DERANGING, PRICING, INVENTORY, RANGING):
         for (group_kind, field), members in groups.items():
             if group_kind != kind:
                 continue
@@ -45,9 +45,9 @@ def plan(updates: Sequence[ListingUpdate]) -> list[Call]:
 
 
 def body(call: Call) -> list[dict[str, Any]]:
-    if call.kind in ("ranging", "deranging"):
+    if call.kind in (RANGING, DERANGING):
         return [{"ean": u.ean, "sku": u.sku} for u in call.updates]
-    if call.kind == "inventory":
+    if call.kind == INVENTORY:
         return [{"sku": u.sku, "ean": u.ean, "quantity": u.quantity} for u in call.updates]
     return [{"sku": u.sku, "ean": u.ean, "mrp": money(u.price.mrp), "sellingPrice": money(u.price.selling_price)}
             for u in call.updates]

@@ -18,7 +18,17 @@ from decimal import Decimal
 
 from lxml import etree
 
-from wheel.domain import Address, Cancellation, CancelledLine, Order, OrderLine, Payment, Unmappable, sku_problem
+from wheel.domain import (
+    ORDERS,
+    Address,
+    Cancellation,
+    CancelledLine,
+    Order,
+    OrderLine,
+    Payment,
+    Unmappable,
+    sku_problem,
+)
 from wheel.marketplaces.base import OrderPage
 from wheel.marketplaces.errors import PermanentError
 from wheel.oms.xml import OmsMessageError, parse
@@ -66,7 +76,7 @@ def read_page(job: str, channel_id: str, body: bytes, what: str, *, secrets: tup
               max_bytes: int | None = None) -> OrderPage:
     """The one page of a pull ("orders" or "cancellations") from the whole answer's bytes."""
     limit = max_bytes if max_bytes is not None else MAX_ANSWER_BYTES
-    if job == "orders":
+    if job == ORDERS:
         if len(body) > limit:
             raise PermanentError(f"{what} answered {len(body):,} bytes, over the {limit:,}-byte limit")
         reader = NewOrdersReader(channel_id, what, secrets=secrets, page_size=None)
