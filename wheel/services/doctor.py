@@ -76,13 +76,13 @@ def within(name: str, run: Callable[[], list[Check]], timeout_s: float = CHECK_T
         if not outcome:
             return [Check(name, FAIL, f"no answer within {timeout_s:g} s")]
         if isinstance(outcome[0], Exception):
-            return [Check(name, FAIL, f"{type(outcome[0]).__name__}: {_first_line(outcome[0])}")]
+            return [Check(name, FAIL, f"{type(outcome[0]).__name__}: {first_line(outcome[0])}")]
         return outcome[0]
 
     return wait
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else ""
 
@@ -91,7 +91,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def postgres(database_url: str, how_to_start: str) -> list[Check]:
-    """Reachable, with the database there, and its schema at the migrations' head."""
+    """Reachable, with the database there."""
     url = make_url(database_url)
     where = url.render_as_string()  # the password shown as ***
     try:
@@ -99,14 +99,14 @@ def postgres(database_url: str, how_to_start: str) -> list[Check]:
                              dbname=url.database, connect_timeout=int(CALL_TIMEOUT_S)):
             pass
     except psycopg.OperationalError as exc:
-        message = _first_line(exc)
+        message = first_line(exc)
         if "does not exist" in message and "database" in message:
             return [Check("Postgres", FAIL, f"{where}: {message}", "wheelctl migrate (creates the database and its schema)")]
         return [Check("Postgres", FAIL, f"{where} does not answer: {message}", how_to_start)]
-    return [Check("Postgres", OK, f"{where} answers"), schema(database_url)]
+    return [Check("Postgres", OK, f"{where} answers")]
 
 
-def schema(database_url: str) -> Check:
+def schema(database_url: str) -> list[Check]:
     """The database's Alembic revision against the head of the migrations in this Wheel."""
     scripts = ScriptDirectory.from_config(alembic_config(database_url))
     heads = set(scripts.get_heads())
@@ -117,15 +117,15 @@ def schema(database_url: str) -> Check:
     finally:
         engine.dispose()
     if current == heads:
-        return Check("schema", OK, f"at the migrations' head ({', '.join(sorted(heads))})")
+        return [Check("schema", OK, f"at the migrations' head ({', '.join(sorted(heads))})")]
     if not current:
-        return Check("schema", FAIL, "the database has no schema yet", "wheelctl migrate")
+        return [Check("schema", FAIL, "the database has no schema yet", "wheelctl migrate")]
     known = {rev.revision for rev in scripts.walk_revisions()}
     if current - known:
-        return Check("schema", FAIL, f"at revision {', '.join(sorted(current))}, which this Wheel's migrations do not "
-                     "have: a newer Wheel migrated it", "run the Wheel version that migrated it, or upgrade this one")
-    return Check("schema", FAIL, f"at revision {', '.join(sorted(current))}, behind the migrations' head "
-                 f"{', '.join(sorted(heads))}", "wheelctl migrate")
+        return [Check("schema", FAIL, f"at revision {', '.join(sorted(current))}, which this Wheel's migrations do not "
+                      "have: a newer Wheel migrated it", "run the Wheel version that migrated it, or upgrade this one")]
+    return [Check("schema", FAIL, f"at revision {', '.join(sorted(current))}, behind the migrations' head "
+                  f"{', '.join(sorted(heads))}", "wheelctl migrate")]
 
 
 def beat(sessions, max_silence_s: float, start_command: str, now: datetime | None = None) -> list[Check]:
