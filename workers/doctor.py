@@ -137,13 +137,18 @@ def consumer_checks(settings: Settings, marketplaces_in_use: set[str] | None) ->
 
 def run(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     secrets = bootstrap.secret_store(settings)
+    broker = broker_name(settings)
     first: list[Callable[[], list[Check]]] = [
         within("settings", lambda: settings_checks(settings, environ)),
-        within("Postgres", lambda: doctor.postgres(settings.database_url, HOW_TO_START["Postgres"])),
-        within("Redis", lambda: redis_check(settings)),
-        within("OMS transport", lambda: oms_queues(settings)),
+        within("Postgres", lambda: doctor.postgres(settings.database_url, HOW_TO_START["Postgres"]),
+               on_timeout=f"check that Postgres runs ({HOW_TO_START['Postgres']}) and WHEEL_DATABASE_URL"),
+        within("Redis", lambda: redis_check(settings),
+               on_timeout=f"check that Redis runs ({HOW_TO_START['Redis']}) and WHEEL_REDIS_URL"),
+        within("OMS transport", lambda: oms_queues(settings),
+               on_timeout=f"check that {broker} runs ({HOW_TO_START[broker]}) and WHEEL_OMS_URL"),
         within("Slack", lambda: doctor.slack(_secret(settings.slack_token), _secret(_webhook(settings)),
-                                             base_url=getattr(settings, "slack_api_url", doctor.SLACK_API_URL))),
+                                             base_url=getattr(settings, "slack_api_url", doctor.SLACK_API_URL)),
+               on_timeout="check the network to slack.com"),
         within("Sentry", lambda: doctor.sentry(_secret(settings.sentry_dsn))),
     ]
     rows = [row for wait in first for row in wait()]
@@ -154,25 +159,32 @@ def run(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     channels = None
     if postgres_ok:
         sessions = bootstrap.sessions(settings, "wheelctl-doctor", pool_size=2)
-        second.append(within("schema", lambda: doctor.schema(settings.database_url)))
-        second.append(within("beat", lambda: doctor.beat(sessions, settings.health_beat_max_silence_s, BEAT_COMMAND)))
+        second.append(within("schema", lambda: doctor.schema(settings.database_url), on_timeout="wheelctl migrate --check"))
+        second.append(within("beat", lambda: doctor.beat(sessions, settings.health_beat_max_silence_s, BEAT_COMMAND),
+                             on_timeout="wheelctl status (Postgres is slow to answer)"))
         found: list = []
 
         def list_channels() -> list[Check]:
             found.extend(doctor.enabled_channels(sessions))
             return [] if found else [Check("channels", WARN, "no enabled channel", "wheelctl channels add --help")]
 
-        listed = within("channels", list_channels)()
+        listed = within("channels", list_channels, on_timeout="wheelctl channels list (Postgres is slow to answer)")()
         rows += listed
         channels = None if any(r.status == FAIL for r in listed) else list(found)
+    else:
+        rows.append(Check("schema, beat, channels", WARN, "not checked: they are read from Postgres, which does not "
+                          "answer", HOW_TO_START["Postgres"]))
     for channel in channels or []:
         secret = doctor.channel_secret(channel, secrets)
         rows.append(secret)
         if secret.status == OK:
-            second.append(within(f"channel {channel.id}", lambda c=channel: doctor.channel_credentials(c, secrets)))
+            second.append(within(f"channel {channel.id} ({channel.marketplace})",
+                                 lambda c=channel: doctor.channel_credentials(c, secrets),
+                                 on_timeout=f"check the network and the channel's base URL ({channel.base_url})"))
     if redis_ok:
         in_use = {c.marketplace for c in channels} if channels is not None else None
-        second.append(within("workers", lambda: consumer_checks(settings, in_use)))
+        second.append(within("workers", lambda: consumer_checks(settings, in_use),
+                             on_timeout="wheelctl status (shows the queues and their consumers)"))
     else:
         rows.append(Check("workers", FAIL, "not asked: they answer through Redis, which does not", HOW_TO_START["Redis"]))
     rows += [row for wait in second for row in wait()]

@@ -54,11 +54,12 @@ class Check:
         return asdict(self)
 
 
-def within(name: str, run: Callable[[], list[Check]], timeout_s: float = CHECK_TIMEOUT_S) -> Callable[[], list[Check]]:
+def within(name: str, run: Callable[[], list[Check]], timeout_s: float = CHECK_TIMEOUT_S, *,
+           on_timeout: str = "") -> Callable[[], list[Check]]:
     """Start `run` on a daemon thread now; the returned callable waits for its rows, at most until
-    `timeout_s` after the start. A check still running then is a failure that says so (its thread
-    is left behind: it ends when its own call times out, or with the process). An exception the
-    check did not expect is a failure too, its type and first line shown."""
+    `timeout_s` after the start. A check still running then is a failure that says so, with the fix
+    `on_timeout` (its thread is left behind: it ends when its own call times out, or with the
+    process). An exception the check did not expect is a failure too, its type and first line shown."""
     outcome: list = []
 
     def target() -> None:
@@ -74,7 +75,7 @@ def within(name: str, run: Callable[[], list[Check]], timeout_s: float = CHECK_T
     def wait() -> list[Check]:
         thread.join(max(0.0, deadline - time.monotonic()))
         if not outcome:
-            return [Check(name, FAIL, f"no answer within {timeout_s:g} s")]
+            return [Check(name, FAIL, f"no answer within {timeout_s:g} s", on_timeout)]
         if isinstance(outcome[0], Exception):
             return [Check(name, FAIL, f"{type(outcome[0]).__name__}: {first_line(outcome[0])}")]
         return outcome[0]
