@@ -105,12 +105,17 @@ def retry_after(headers) -> float:
         return DEFAULT_RETRY_AFTER_S
 
 
+def slack_secrets(settings: Settings, secrets: SecretStore) -> tuple[str | None, str | None]:
+    """Slack's bot token and incoming-webhook URL: each the setting, or else its secret."""
+    return (_secret(settings.slack_token, secrets, "slack-token"),
+            _secret(settings.slack_webhook_url, secrets, "slack-webhook-url"))
+
+
 def sender_from_settings(settings: Settings, secrets: SecretStore) -> Sender:
-    token = _secret(settings.slack_token, secrets, "slack-token")
+    token, url = slack_secrets(settings, secrets)
     if token:
         return WebApiSender(token, settings.slack_channel, timeout_s=settings.slack_timeout_s,
                             base_url=settings.slack_api_url)
-    url = _secret(settings.slack_webhook_url, secrets, "slack-webhook-url")
     if url:
         return WebhookSender(url, timeout_s=settings.slack_timeout_s)
     return LogSender()

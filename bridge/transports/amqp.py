@@ -188,6 +188,15 @@ class AmqpTransport:
             return 0
         return int(count)
 
+    def exists(self, queue: str) -> bool:
+        # A passive declare never creates the queue; on a missing one the broker closes the channel.
+        try:
+            self._channel.queue_declare(queue=queue, passive=True)
+        except amqp.exceptions.NotFound:
+            self._open_channel()
+            return False
+        return True
+
     def _queue(self, name: str) -> kombu.Queue:
         arguments = self._queue_arguments.get(name, QUEUE_ARGUMENTS)
         return kombu.Queue(name, exchange="", routing_key=name, durable=True, queue_arguments=arguments)

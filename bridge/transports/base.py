@@ -71,4 +71,8 @@ class Transport(Protocol):
     def depth(self, queue: str) -> int:
         """How many messages the queue holds (the health check counts the backout queue)."""
 
+    def exists(self, queue: str) -> bool:
+        """Whether the queue exists (and this connection may look at it), asked passively: it is never
+        created, and nothing is taken from it or put on it (`wheelctl doctor`)."""
+
     def close(self) -> None: ...

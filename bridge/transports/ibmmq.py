@@ -296,6 +296,17 @@ class IbmMqTransport:
             finally:
                 handle.close()
 
+    def exists(self, queue: str) -> bool:
+        """Open the queue for inquire only, then close it: MQRC_UNKNOWN_OBJECT_NAME means it is not
+        defined. Any other refusal (MQRC_NOT_AUTHORIZED, ...) is raised as an IbmMqError naming it."""
+        constants = self._mq.CMQC
+        try:
+            with self._mq_errors(f"open {queue} on"):
+                self._open_queue(queue, constants.MQOO_INQUIRE | constants.MQOO_FAIL_IF_QUIESCING).close()
+        except IbmMqQueueMissing:
+            return False
+        return True
+
     def _open_queue(self, name: str, options: int) -> Any:
         try:
             return self._mq.Queue(self._connected(), name, options)

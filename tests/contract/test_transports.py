@@ -123,6 +123,14 @@ class TransportContract:
         assert transport.get_one(queues[2], wait_s=5) is not None
         assert transport.depth(queues[2]) == 2
 
+    def test_exists_says_whether_a_queue_is_there_without_creating_it(self, transport, queues):
+        assert transport.exists(queues[0])
+        missing = f"TEST.MISSING.{uuid.uuid4().hex[:8]}"
+        assert not transport.exists(missing)
+        assert not transport.exists(missing)  # still not there: asking did not create it
+        transport.put(queues[0], b"x", message_id="m-1")  # the connection still works after a refusal
+        assert transport.exists(queues[0]) and transport.depth(queues[0]) == 1
+
     def test_get_one_takes_one_message(self, transport, queues):
         transport.put(queues[1], b"one", message_id="m-1")
         transport.put(queues[1], b"two", message_id="m-2")

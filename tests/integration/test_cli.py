@@ -18,7 +18,7 @@ COMMANDS = [
     ["inbox", "show"], ["inbox", "replay"], ["demo"], ["demo", "seed"], ["demo", "banner"], ["services"],
     ["services", "check"], ["sweep"], ["settings"], ["jobs"], ["jobs", "list"], ["jobs", "set"], ["jobs", "enable"],
     ["jobs", "disable"], ["jobs", "run-now"], ["orders"], ["orders", "list"], ["oms", "tail"], ["demo", "orders"],
-    ["status"], ["flower"],
+    ["status"], ["flower"], ["doctor"],
 ]
 
 

@@ -135,6 +135,12 @@ class MarketplaceAdapter(Protocol):
         """What the marketplace holds for these SKUs (a resync compares it with the desired state)."""
         ...
 
+    def check_credentials(self) -> str:
+        """One cheap authenticated call (no listing or order is changed), for `wheelctl doctor`: what
+        the marketplace accepted, in a few words. Raises AuthError when it refuses the channel's
+        credentials, TransientError when it cannot be reached, ConfigurationError for a bad URL."""
+        ...
+
 
 # -- pulling orders and cancellations ----------------------------------------------------------
 

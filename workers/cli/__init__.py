@@ -12,11 +12,37 @@ import logging
 import click
 
 from wheel.settings import Settings
-from workers.cli import admin, channels, demo, events, jobs, oms, orders, processes, resync, status
+from workers import bootstrap
+from workers.checks import service_down
+from workers.cli import admin, channels, demo, doctor, events, jobs, oms, orders, processes, resync, status
 from workers.cli.output import fail
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class WheelGroup(click.Group):
+    """Runs a command; when it fails because Postgres, Redis or the OMS broker does not answer, says
+    so in one line (the service, where, how to start it: workers/checks.py) and exits 2, instead
+    of a traceback. Every other error is left as it is."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            line = service_down(exc, settings, _transport_errors(settings)) if settings is not None else None
+            if line is None:
+                raise
+            fail(line)
+
+
+def _transport_errors(settings: Settings) -> tuple[type[BaseException], ...]:
+    """The OMS transport's connection errors (AMQP's are kombu's for its URL, IBM MQ's its own)."""
+    try:
+        return tuple(bootstrap.transport(settings).connection_errors)
+    except Exception:  # noqa: BLE001 - a transport that cannot even be built has no errors to name
+        return ()
+
+
+@click.group(cls=WheelGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
 @click.version_option(package_name="wheel-middleware")
 @click.pass_context
@@ -30,9 +56,12 @@ def main(ctx: click.Context, log_level: str) -> None:
     try:
         ctx.obj = Settings()
     except Exception as exc:  # noqa: BLE001 - pydantic says which variable is wrong
+        if ctx.invoked_subcommand == doctor.DOCTOR:
+            ctx.obj = exc  # the doctor reports it as its first check
+            return
         fail(f"invalid settings: {exc}")
 
 
-for group in (admin, processes, channels, oms, events, jobs, orders, demo, resync, status):
+for group in (admin, processes, channels, oms, events, jobs, orders, demo, resync, status, doctor):
     for command in group.COMMANDS:
         main.add_command(command)

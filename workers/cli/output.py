@@ -31,10 +31,11 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def table(headers: list[str], rows: list[list]) -> None:
+def table(headers: list[str], rows: list[list], styles: list[str | None] | None = None) -> None:
+    """Rows under headers; `styles`, one per row, colours a row (rich style names, e.g. "red")."""
     grid = Table(*headers, box=None, pad_edge=False, highlight=False)
-    for row in rows:
-        grid.add_row(*[str(v) for v in row])
+    for index, row in enumerate(rows):
+        grid.add_row(*[str(v) for v in row], style=styles[index] if styles else None)
     Console(width=200 if not sys.stdout.isatty() else None).print(grid)
 
 

@@ -80,6 +80,13 @@ class AmazonAdapter:
     def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
         return mapping.plan(updates, self.capabilities.bulk_threshold)
 
+    def check_credentials(self) -> str:
+        """Login with Amazon's token exchange with the channel's refresh token, client id and secret
+        (https://developer-docs.amazon.com/sp-api/docs/connecting-to-the-selling-partner-api, step 1):
+        no SP-API call, so no operation's quota is spent."""
+        self.client.access_token(refresh=True)
+        return "Login with Amazon issued an access token"
+
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult] | Submitted:
         if call.kind == "feed":
             return self._submit_feed(call, quota, request_id)

@@ -78,6 +78,12 @@ class FlipkartAdapter:
     def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
         return mapping.plan(updates)
 
+    def check_credentials(self) -> str:
+        """A fresh client-credentials token for the app id and secret (FK-DOCS, "Authentication"):
+        the token call takes no operation's quota."""
+        self._client.check_token()
+        return "Flipkart issued an access token"
+
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
         operation = call.operation
         unlisting = {u.sku for u in call.updates

@@ -124,6 +124,11 @@ class FlipkartClient:
 
     # -- the token ----------------------------------------------------------------------------
 
+    def check_token(self) -> None:
+        """Ask for a new token now (AuthError when the app id or secret is refused); it is kept."""
+        with self._lock:
+            self._fetch_token()
+
     def _current_token(self) -> str:
         with self._lock:
             if self._token is None or time.monotonic() >= self._renew_at:

@@ -90,6 +90,17 @@ class TataCliqAdapter:
                                            self._secrets), status=response.status_code) from None
         return mapping.results(call, answer)
 
+    def check_credentials(self) -> str:
+        """A GET of the cancelled lines with the bearer token, closed as soon as its status line and
+        headers are in: Tata CLiQ has no token or "who am I" call (paths.py), and this is its one
+        read that changes nothing. The body (possibly large) is never read."""
+        path = paths.CANCELLED_ORDERS.format(channel_id=quote(self.channel.id, safe=""))
+        response = http.send(self._session, "GET", self.channel.base_url.rstrip("/") + path,
+                             f"Tata CLiQ GET {path}", headers={"Accept": "application/xml"},
+                             timeout=self._timeout, secrets=self._secrets, stream=True)
+        response.close()
+        return f"Tata CLiQ took the bearer token (GET {path}: HTTP {response.status_code})"
+
     def pull(self, job: str, window: PullWindow, cursor: dict[str, Any] | None,
              quota: QuotaGate) -> Iterator[OrderPage]:
         """The one GET's answer, mapped: new orders a page at a time as they arrive, cancelled lines
