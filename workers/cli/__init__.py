@@ -12,7 +12,7 @@ import logging
 import click
 
 from wheel.settings import Settings
-from workers.cli import admin, channels, demo, events, jobs, oms, orders, processes, resync
+from workers.cli import admin, channels, demo, events, jobs, messages, oms, orders, processes, resync
 from workers.cli.output import fail
 
 
@@ -33,6 +33,6 @@ def main(ctx: click.Context, log_level: str) -> None:
         fail(f"invalid settings: {exc}")
 
 
-for group in (admin, processes, channels, oms, events, jobs, orders, demo, resync):
+for group in (admin, processes, channels, oms, messages, events, jobs, orders, demo, resync):
     for command in group.COMMANDS:
         main.add_command(command)
