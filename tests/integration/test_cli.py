@@ -18,6 +18,8 @@ COMMANDS = [
     ["inbox", "show"], ["inbox", "replay"], ["demo"], ["demo", "seed"], ["demo", "banner"], ["services"],
     ["services", "check"], ["sweep"], ["settings"], ["jobs"], ["jobs", "list"], ["jobs", "set"], ["jobs", "enable"],
     ["jobs", "disable"], ["jobs", "run-now"], ["orders"], ["orders", "list"], ["oms", "tail"], ["demo", "orders"],
+    ["messages"], ["messages", "list"], ["messages", "show"], ["messages", "replay"], ["jobs", "rewind"],
+    ["orders", "retry"], ["orders", "release"], ["orders", "expire"],
 ]
 
 

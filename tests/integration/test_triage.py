@@ -15,7 +15,7 @@ from sqlalchemy import event, select, text
 
 from tests.support.processes import wheelctl
 from tests.support.services import settings_env
-from wheel.db.models import Event, InboxMessage, Listing
+from wheel.db.models import InboxMessage, Listing
 from wheel.events import NewEvent, record
 from wheel.services.inbox import IncomingMessage, store_batch
 from wheel.services.oms_messages import process_message

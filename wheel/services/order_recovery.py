@@ -18,9 +18,11 @@ what it sends to the OMS is upserted, evented and outboxed exactly as a pulled o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select, text, update
@@ -130,8 +132,25 @@ def _amazon(channel: Channel, order_id: str, raw: Any) -> OrderPage:
                      requests=[mapped.request] if mapped.request else [], raw={order_id: raw})
 
 
+# A number Flipkart wrote with a fraction, as the stored record keeps it (a string: `jsonable`).
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+(?:[eE][-+]?[0-9]+)?")
+
+
+def _numbers(value: Any) -> Any:
+    """Flipkart's answer as its client parsed it (fractions as Decimals), from the stored record,
+    where `flipkart.orders.jsonable` wrote each Decimal as its exact string. A text field that looks
+    like a fraction becomes a Decimal too, which the mapper reads back as the same text."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return Decimal(value)
+    if isinstance(value, dict):
+        return {key: _numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers(item) for item in value]
+    return value
+
+
 def _flipkart(channel: Channel, order_id: str, raw: Any) -> OrderPage:
-    shipments = raw if isinstance(raw, list) else [raw]
+    shipments = _numbers(raw if isinstance(raw, list) else [raw])
     try:
         order = flipkart_orders.to_order(channel.id, order_id, shipments)
     except flipkart_orders.Refused as why:

@@ -1,4 +1,5 @@
-"""What every command shares: the settings and database of the run, errors, tables and JSON lines."""
+"""What every command shares: the settings and database of the run, errors, tables and JSON lines,
+times as people read and type them, and asking before a command pushes to a live marketplace."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def ago(when: datetime | None, now: datetime) -> str:
     seconds = (now - when).total_seconds()
     if abs(seconds) < 90:
         return f"in {-seconds:.0f}s" if seconds < 0 else f"{seconds:.0f}s ago"
-    return when.strftime("%Y-%m-%d %H:%M:%S")
+    return display_time(when)
 
 
 # -- times shown to people, and times people type -------------------------------------------------
