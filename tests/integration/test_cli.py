@@ -19,6 +19,8 @@ COMMANDS = [
     ["services", "check"], ["sweep"], ["settings"], ["jobs"], ["jobs", "list"], ["jobs", "set"], ["jobs", "enable"],
     ["jobs", "disable"], ["jobs", "run-now"], ["orders"], ["orders", "list"], ["oms", "tail"], ["demo", "orders"],
     ["status"], ["flower"], ["doctor"],
+    ["messages"], ["messages", "list"], ["messages", "show"], ["messages", "replay"], ["jobs", "rewind"],
+    ["orders", "retry"], ["orders", "release"], ["orders", "expire"],
 ]
 
 

@@ -128,6 +128,8 @@ class Event(Base):
         Index(None, "channel_id", "created_at"),
         Index(None, "type", "created_at"),
         Index(None, "parent_id"),
+        # The SKUs a payload names (migration a9c8e7f6d5b4 defines the function): `wheelctl events --sku`.
+        Index("ix_events_skus", func.event_skus(text("payload")), postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -67,7 +67,7 @@ class PullResult:
                 f"{self.failures} unmappable, {self.calls} calls")
 
 
-def _header(channel: models.Channel) -> dict[str, str]:
+def oms_header(channel: models.Channel) -> dict[str, str]:
     """Extra attributes for every document's <Order> (channel option `oms_header`: an object, or
     its JSON text as `channels set --option` stores it)."""
     header = channel.options.get("oms_header") if isinstance(channel.options, dict) else None
@@ -84,7 +84,7 @@ def _header(channel: models.Channel) -> dict[str, str]:
 
 def store_page(session: Session, run: DueRun, channel: models.Channel, page: OrderPage, queues: OmsQueues,
                 outcome: PullResult) -> None:
-    header = _header(channel)
+    header = oms_header(channel)
     # An order and a cancellation of it stored at once (the orders and cancellations pulls run side
     # by side) must see each other: lock each order id for the transaction, in one order (no deadlock).
     keys = sorted({order_key(channel.id, oid) for oid in
@@ -114,7 +114,7 @@ def _store_orders(session: Session, run: DueRun, channel: models.Channel, page: 
     documents: dict[str, tuple[Order, bytes]] = {}
     for order in page.orders:
         try:
-            _check_total(order)
+            check_total(order)
             documents[order.order_id] = (order, order_document(order, header))
         except ValueError as exc:
             raw = page.raw.get(order.order_id)
@@ -171,7 +171,7 @@ def _store_orders(session: Session, run: DueRun, channel: models.Channel, page: 
         released = Cancellation(channel.id, order_id,
                                 tuple(CancelledLine(r.line_id, r.sku, r.quantity) for r in rows if r.line_id != "*"),
                                 rows[0].reason_code, rows[0].reason_text, any(r.whole_order for r in rows))
-        _outbox_cancellation(session, run, channel, released, [r.id for r in rows], events[order_id], header, queues,
+        outbox_cancellation(session, run, channel, released, [r.id for r in rows], events[order_id], header, queues,
                              outcome, order_lines=order.lines)
 
 
@@ -212,7 +212,7 @@ def _total(order: Order) -> Decimal:
 MAX_TOTAL = Decimal("999999999999.99")
 
 
-def _check_total(order: Order) -> None:
+def check_total(order: Order) -> None:
     """An order whose total Wheel cannot store is unmappable (kept, said), not a page that fails for ever."""
     total = _total(order)
     if abs(total) >= MAX_TOTAL + Decimal("0.005"):  # what Postgres would round up past the column
@@ -333,7 +333,7 @@ def _store_cancellation(session: Session, run: DueRun, channel: models.Channel, 
         outcome.cancellations += 1
         return
     order_lines = tuple(_lines_of(order_row.document))
-    _outbox_cancellation(session, run, channel, fresh, new_ids, order_row.event_id, header, queues, outcome,
+    outbox_cancellation(session, run, channel, fresh, new_ids, order_row.event_id, header, queues, outcome,
                          order_lines=order_lines)
 
 
@@ -395,7 +395,7 @@ def _lines_of(document: dict[str, Any] | None) -> list[CancelledLine]:
     return [CancelledLine(str(l["line_id"]), str(l["sku"]), int(l["quantity"])) for l in (document or {}).get("lines", [])]
 
 
-def _outbox_cancellation(session: Session, run: DueRun, channel: models.Channel, cancellation: Cancellation, row_ids: list[int],
+def outbox_cancellation(session: Session, run: DueRun, channel: models.Channel, cancellation: Cancellation, row_ids: list[int],
                          parent_id: int | None, header: dict[str, str], queues: OmsQueues, outcome: PullResult,
                          *, order_lines) -> None:
     all_line_ids = {line.line_id for line in order_lines}

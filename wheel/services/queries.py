@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from datetime import datetime
+
+from sqlalchemy import Text, func, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from wheel.db.models import Event
+
+# The levels, least severe first: `--level warning` shows warnings and errors.
+LEVELS = ("debug", "info", "warning", "error")
 
 
 def latest_events(
@@ -15,9 +21,14 @@ def latest_events(
     name: str | None = None,
     channel_id: str | None = None,
     parent_id: int | None = None,
+    level: str | None = None,
+    since: datetime | None = None,
+    sku: str | None = None,
     limit: int = 50,
 ) -> list[Event]:
-    """The newest events first. `name` may end with `*` to match a prefix (`ranging/*`)."""
+    """The newest events first. `name` may end with `*` to match a prefix (`ranging/*`); `level` is
+    the least severe level shown; `sku` finds the events whose payload names the SKU, through the
+    index on `event_skus(payload)` (the function the migration a9c8e7f6d5b4 defines)."""
     query = select(Event)
     if type:
         query = query.where(Event.type == type)
@@ -27,6 +38,13 @@ def latest_events(
         query = query.where(Event.channel_id == channel_id)
     if parent_id is not None:
         query = query.where((Event.parent_id == parent_id) | (Event.id == parent_id))
+    if level:
+        query = query.where(Event.level.in_(LEVELS[LEVELS.index(level):]))
+    if since is not None:
+        query = query.where(Event.created_at >= since)
+    if sku:
+        # The very expression the index is built on, so that Postgres can use it.
+        query = query.where(func.event_skus(Event.payload, type_=ARRAY(Text)).contains(literal([sku], ARRAY(Text))))
     return list(session.execute(query.order_by(Event.id.desc()).limit(limit)).scalars())
 
 

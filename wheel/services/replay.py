@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.db.models import InboxMessage
 
+# The transport key of a replay: replay:<original id>:<uuid>.
+REPLAY_KEY_PREFIX = "replay:"
+
 
 class ReplayError(LookupError):
     pass
@@ -30,7 +33,7 @@ def replay(sessions: sessionmaker[Session], inbox_id: int, body: bytes | None = 
         copy = InboxMessage(
             version=original.version if original.version is not None else original.id,
             queue=original.queue,
-            transport_message_id=f"replay:{inbox_id}:{uuid.uuid4().hex}",
+            transport_message_id=f"{REPLAY_KEY_PREFIX}{inbox_id}:{uuid.uuid4().hex}",
             body=new_body,
             body_sha256=hashlib.sha256(new_body).hexdigest(),
             size=len(new_body),

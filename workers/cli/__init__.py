@@ -14,8 +14,8 @@ import click
 from wheel.settings import Settings
 from workers import bootstrap
 from workers.checks import service_down
-from workers.cli import admin, channels, demo, doctor, events, jobs, oms, orders, processes, resync, status
-from workers.cli.output import fail
+from workers.cli import admin, channels, demo, doctor, events, jobs, messages, oms, orders, processes, resync, status
+from workers.cli.output import fail, use_display_zone
 
 
 class WheelGroup(click.Group):
@@ -60,8 +60,9 @@ def main(ctx: click.Context, log_level: str) -> None:
             ctx.obj = exc  # the doctor reports it as its first check
             return
         fail(f"invalid settings: {exc}")
+    use_display_zone(ctx.obj.display_tz)
 
 
-for group in (admin, processes, channels, oms, events, jobs, orders, demo, resync, status, doctor):
+for group in (admin, processes, channels, oms, messages, events, jobs, orders, demo, resync, status, doctor):
     for command in group.COMMANDS:
         main.add_command(command)

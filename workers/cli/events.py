@@ -6,8 +6,8 @@ import json
 
 import click
 
-from wheel.services.queries import latest_events
-from workers.cli.output import sessions_of, table
+from wheel.services.queries import LEVELS, latest_events
+from workers.cli.output import WHEN, WHEN_HELP, display_time, sessions_of, table
 
 
 @click.command()
@@ -15,13 +15,17 @@ from workers.cli.output import sessions_of, table
 @click.option("--name", help="Only this name; end with * for a prefix (ranging/*).")
 @click.option("--channel", help="Only this channel.")
 @click.option("--parent", type=int, help="An event and its children (an OMS message and what it caused).")
+@click.option("--level", type=click.Choice(LEVELS), help="This level and worse: --level warning shows warnings and errors.")
+@click.option("--since", type=WHEN, help=f"Only events since then: {WHEN_HELP}.")
+@click.option("--sku", help="Only events that name this SKU (OMS items, pushes, orders, cancellations).")
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table (times in UTC).")
 @click.pass_context
-def events(ctx, type_, name, channel, parent, limit, as_json) -> None:
+def events(ctx, type_, name, channel, parent, level, since, sku, limit, as_json) -> None:
     """Show the latest events, newest first."""
     with sessions_of(ctx)() as session:
-        rows = latest_events(session, type=type_, name=name, channel_id=channel, parent_id=parent, limit=limit)
+        rows = latest_events(session, type=type_, name=name, channel_id=channel, parent_id=parent, level=level,
+                             since=since, sku=sku, limit=limit)
     if as_json:
         for e in rows:
             click.echo(json.dumps({"id": e.id, "parent_id": e.parent_id, "type": e.type, "name": e.name,
@@ -30,7 +34,7 @@ def events(ctx, type_, name, channel, parent, limit, as_json) -> None:
                                    "created_at": e.created_at.isoformat()}))
         return
     table(["id", "parent", "time", "level", "name", "channel", "detail"],
-          [[e.id, e.parent_id or "", e.created_at.strftime("%H:%M:%S.%f")[:-3], e.level, e.name,
+          [[e.id, e.parent_id or "", display_time(e.created_at), e.level, e.name,
             e.channel_id or "", detail(e.payload)] for e in rows])
 
 

@@ -7,7 +7,8 @@ import json
 import click
 from sqlalchemy import select
 
-from wheel.db.models import Schedule
+from wheel.db.models import Channel, Schedule
+from wheel.services.order_recovery import rewind
 from wheel.services.schedules import (
     ScheduleError,
     last_runs,
@@ -17,7 +18,7 @@ from wheel.services.schedules import (
     utcnow,
 )
 from workers import bootstrap
-from workers.cli.output import ago, fail, sessions_of, settings_of, table
+from workers.cli.output import WHEN, WHEN_HELP, ago, display_time, fail, sessions_of, settings_of, table
 
 
 @click.group()
@@ -127,6 +128,44 @@ def jobs_run_now(ctx: click.Context, channel: str, job: str) -> None:
     bootstrap.dispatcher(bootstrap.celery_app(settings_of(ctx))).run_job(run.run_id, run.marketplace)
     click.echo(f"run {run.run_id} sent: {channel} {job} (follow it with `wheelctl jobs list` or "
                f"`wheelctl events --name 'system.cron/*' --channel {channel}`)")
+
+
+@jobs.command("rewind")
+@click.argument("channel")
+@click.argument("job", type=click.Choice(["orders", "cancellations"]))
+@click.option("--to", "to", type=WHEN, required=True, help=f"The new watermark: {WHEN_HELP}.")
+@click.pass_context
+def jobs_rewind(ctx: click.Context, channel: str, job: str, to) -> None:
+    """Set a pull's watermark back, so that its next run reads the marketplace again from then.
+
+    For orders the marketplace had late, or a pull that stored less than it should. Safe: orders
+    are stored once per (channel, order id) and cancelled lines once per line, so what is read
+    again and was stored before is not sent to the OMS twice. Refused for a time in the future,
+    a time after the watermark, and while a pull of the job runs.
+    """
+    settings = settings_of(ctx)
+    sessions = sessions_of(ctx)
+    with sessions() as session:
+        found = session.get(Channel, channel)
+    if found is None:
+        fail(f"no channel {channel}")
+    try:
+        capabilities = bootstrap.channel_adapter(settings, found)[0].pull_capabilities
+    except Exception as exc:  # noqa: BLE001 - the rewind does not need the adapter; it says what it cannot tell
+        click.echo(f"note: cannot build {channel}'s adapter ({exc}); the overlap of its pulls is not known", err=True)
+        capabilities = None
+    try:
+        done = rewind(sessions, channel, job, to, capabilities=capabilities)
+    except ScheduleError as exc:
+        fail(str(exc))
+    click.echo(f"{channel} {job}: watermark {display_time(done.previous)} -> {display_time(done.to)}")
+    if done.resumed_cursor:
+        click.echo("the pull that was to resume from a page starts afresh instead")
+    click.echo(f"the next run re-reads from {display_time(done.rereads_from)} to its start"
+               + (f" (less {capabilities.settle_lag_s:g}s the marketplace needs to settle)" if capabilities
+                  and capabilities.settle_lag_s else "")
+               + "; orders and cancellations stored before are not sent again. Run it now with "
+               f"`wheelctl jobs run-now {channel} {job}`")
 
 
 COMMANDS = [jobs]

@@ -11,9 +11,9 @@ import click
 
 from wheel.db.models import InboxMessage
 from wheel.oms.orders import validate_document
-from wheel.services.replay import ReplayError, replay
 from wheel.settings import Settings
 from workers import bootstrap
+from workers.cli.messages import replay_one
 from workers.cli.output import fail, sessions_of, settings_of
 
 
@@ -108,7 +108,7 @@ def oms_tail(ctx: click.Context, queue: str, count: int | None, wait: float | No
 
 @click.group()
 def inbox() -> None:
-    """Read stored OMS messages and replay them after fixing."""
+    """Read stored OMS messages and replay them after fixing (see also `wheelctl messages`)."""
 
 
 @inbox.command("show")
@@ -131,14 +131,10 @@ def inbox_show(ctx: click.Context, inbox_id: int) -> None:
 @click.option("--body", "body_file", type=click.File("rb"), help="A corrected body (default: the stored one).")
 @click.pass_context
 def inbox_replay(ctx: click.Context, inbox_id: int, body_file) -> None:
-    """Process a stored message again, as a new message (optionally with a corrected body)."""
+    """Process a stored message again, as a new message (optionally with a corrected body).
 
-    try:
-        new_id = replay(sessions_of(ctx), inbox_id, body_file.read() if body_file else None)
-    except ReplayError as exc:
-        fail(str(exc))
-    bootstrap.dispatcher(bootstrap.celery_app(settings_of(ctx))).process_message(new_id)
-    click.echo(f"replayed inbox {inbox_id} as inbox {new_id}; see `wheelctl events --name 'oms/*' --limit 5`")
+    The same as `wheelctl messages replay ID`."""
+    replay_one(ctx, inbox_id, body_file.read() if body_file else None)
 
 
 COMMANDS = [oms, inbox]

@@ -6,6 +6,7 @@ The work is wheel/services/resync.py's; this module only draws its progress.
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 from rich.progress import Progress
@@ -15,7 +16,7 @@ from wheel.marketplaces.base import QuotaWait
 from wheel.marketplaces.errors import MarketplaceError
 from wheel.services import resync
 from workers import bootstrap
-from workers.cli.output import fail, sessions_of, settings_of, table
+from workers.cli.output import confirm_or_refuse, fail, sessions_of, settings_of, table
 
 
 @click.command("resync")
@@ -24,9 +25,16 @@ from workers.cli.output import fail, sessions_of, settings_of, table
 @click.option("--dry-run", is_flag=True, help="Show the differences; push nothing.")
 @click.option("--push-all", is_flag=True,
               help="Do not read the marketplace; push the whole desired state (for Tata CLiQ, which cannot be read).")
+@click.option("--yes", is_flag=True, help="Push without asking (needed from a script: without a terminal, "
+                                        "a resync that would push is refused).")
 @click.pass_context
-def resync_command(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all: bool) -> None:
-    """Compare what the marketplace holds with what Wheel wants, and push the differences."""
+def resync_command(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, push_all: bool, yes: bool) -> None:
+    """Compare what the marketplace holds with what Wheel wants, and push the differences.
+
+    It asks before pushing to the marketplace, unless --yes.
+    """
+    if not (dry_run or yes or sys.stdin.isatty()):
+        confirm_or_refuse(f"resync {channel_id}", yes)  # refuses at once, before any quota is spent
     settings = settings_of(ctx)
     sessions = sessions_of(ctx)
     with sessions() as session:
@@ -44,6 +52,7 @@ def resync_command(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, p
         if dry_run:
             click.echo(f"would push the desired state of {len(listings)} SKUs")
             return
+        confirm_or_refuse(f"Push the desired state of {len(listings)} SKUs to {channel_id} ({channel.marketplace})?", yes)
         marked = resync.mark_all_for_push(sessions, channel_id, skus)
     else:
         if not adapter.capabilities.reads_listings:
@@ -61,6 +70,7 @@ def resync_command(ctx, channel_id: str, skus: tuple[str, ...], dry_run: bool, p
         click.echo(f"{len(differences)} differences in {len({d.sku for d in differences})} of {len(listings)} SKUs")
         if dry_run or not differences:
             return
+        confirm_or_refuse(f"Push {len({d.sku for d in differences})} SKUs to {channel_id} ({channel.marketplace})?", yes)
         marked = resync.mark_for_push(sessions, channel_id, differences)
     with Progress() as progress:
         task = progress.add_task(f"pushing {marked} SKUs to {channel_id}", total=marked)
