@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wheel import __version__
+from wheel.timefmt import zone
 
 OPERATIONS = ("ranging", "deranging", "inventory", "pricing")
 
@@ -77,6 +81,12 @@ class Settings(BaseSettings):
     # Credentials: WHEEL_SECRET_<REF> in the environment, else a file <secrets_dir>/<ref>.
     secrets_dir: Path = Path("/run/secrets/wheel")
 
+    # Logs: "text" (readable lines, the default) or "json" (one JSON object per line), in every process.
+    log_format: Literal["text", "json"] = "text"
+    # Times shown to a person (wheelctl tables, alerts), and the default zone of cron expressions.
+    # Storage stays UTC.
+    display_tz: str = "Asia/Kolkata"
+
     # Sandbox.
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8900
@@ -85,7 +95,19 @@ class Settings(BaseSettings):
     slack_token: SecretStr | None = None
     slack_channel: str = "#wheel-alerts"
     sentry_dsn: SecretStr | None = None
+    # Sentry's environment and release (https://docs.sentry.io/platforms/python/configuration/options/);
+    # the release defaults to this package's version.
+    sentry_environment: str = "production"
+    sentry_release: str = Field(default_factory=lambda: f"wheel-middleware@{__version__}")
+    # Beat checks in with Sentry Crons this often (monitor "wheel-beat"), when Sentry is configured.
+    sentry_checkin_interval_s: float = Field(default=60.0, gt=0)
     dashboard_url: str = "http://127.0.0.1:3000"
+
+    @field_validator("display_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)  # ValueError for a name that is not a zone
+        return value
 
     def queue_for(self, operation: str) -> str:
         return getattr(self, f"queue_{operation}")

@@ -7,11 +7,10 @@ Everything they use is built in workers/bootstrap.py.
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from wheel.settings import Settings
+from workers import bootstrap
 from workers.cli import admin, channels, demo, events, jobs, oms, orders, processes, resync
 from workers.cli.output import fail
 
@@ -25,12 +24,11 @@ def main(ctx: click.Context, log_level: str) -> None:
 
     Settings come from WHEEL_* environment variables (see `wheelctl settings`).
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         ctx.obj = Settings()
     except Exception as exc:  # noqa: BLE001 - pydantic says which variable is wrong
         fail(f"invalid settings: {exc}")
+    bootstrap.start_process(ctx.obj, "wheelctl", level=log_level)
 
 
 for group in (admin, processes, channels, oms, events, jobs, orders, demo, resync):
