@@ -7,7 +7,8 @@ import json
 import click
 
 from wheel.services.queries import latest_events
-from workers.cli.output import sessions_of, table
+from wheel.timefmt import show
+from workers.cli.output import display_tz, sessions_of, table
 
 
 @click.command()
@@ -19,7 +20,7 @@ from workers.cli.output import sessions_of, table
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.pass_context
 def events(ctx, type_, name, channel, parent, limit, as_json) -> None:
-    """Show the latest events, newest first."""
+    """Show the latest events, newest first (times in WHEEL_DISPLAY_TZ; --json in UTC)."""
     with sessions_of(ctx)() as session:
         rows = latest_events(session, type=type_, name=name, channel_id=channel, parent_id=parent, limit=limit)
     if as_json:
@@ -29,9 +30,15 @@ def events(ctx, type_, name, channel, parent, limit, as_json) -> None:
                                    "inbox_id": e.inbox_id, "payload": e.payload,
                                    "created_at": e.created_at.isoformat()}))
         return
+    tz = display_tz(ctx)
     table(["id", "parent", "time", "level", "name", "channel", "detail"],
-          [[e.id, e.parent_id or "", e.created_at.strftime("%H:%M:%S.%f")[:-3], e.level, e.name,
+          [[e.id, e.parent_id or "", _time(e.created_at, tz), e.level, e.name,
             e.channel_id or "", detail(e.payload)] for e in rows])
+
+
+def _time(when, tz: str) -> str:
+    """'14:05:03.123 IST': the time of day to the millisecond, in the display zone."""
+    return show(when, tz, "%H:%M:%S.%f")[:-3] + show(when, tz, " %Z")
 
 
 def detail(payload: dict) -> str:

@@ -7,7 +7,8 @@ import json
 import click
 
 from wheel.services.queries import latest_orders
-from workers.cli.output import sessions_of, table
+from wheel.timefmt import show
+from workers.cli.output import display_tz, sessions_of, table
 
 
 @click.group()
@@ -24,7 +25,7 @@ def orders() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def orders_list(ctx: click.Context, channel: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """The latest orders (and their cancellations), newest first."""
+    """The latest orders (and their cancellations), newest first (times in WHEEL_DISPLAY_TZ; --json in UTC)."""
 
     with sessions_of(ctx)() as session:
         rows = latest_orders(session, channel_id=channel, status=status, limit=limit)
@@ -35,9 +36,10 @@ def orders_list(ctx: click.Context, channel: str | None, status: str | None, lim
     if not rows:
         click.echo("no orders" + (f" on {channel}" if channel else "") + (f" with status {status}" if status else ""))
         return
+    tz = display_tz(ctx)
     table(["channel", "order", "status", "lines", "total", "received", "sent", "cancelled", "detail"],
-           [[r["channel"], r["order_id"], r["status"], r["lines"], r["total"] or "", r["received_at"].strftime("%m-%d %H:%M:%S"),
-             r["sent_at"].strftime("%H:%M:%S") if r["sent_at"] else "-", r["cancelled"] or "-", (r["failure"] or "")[:80]]
+           [[r["channel"], r["order_id"], r["status"], r["lines"], r["total"] or "", show(r["received_at"], tz, "%m-%d %H:%M:%S %Z"),
+             show(r["sent_at"], tz, "%H:%M:%S %Z"), r["cancelled"] or "-", (r["failure"] or "")[:80]]
             for r in rows])
 
 

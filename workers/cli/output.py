@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.settings import Settings
+from wheel.timefmt import show
 from workers import bootstrap
 
 
@@ -43,10 +44,16 @@ def json_line(value: Any) -> None:
     click.echo(json.dumps(value, default=str))
 
 
-def ago(when: datetime | None, now: datetime) -> str:
+def display_tz(ctx: click.Context) -> str:
+    """The zone times are shown in (WHEEL_DISPLAY_TZ); storage and --json stay UTC."""
+    return settings_of(ctx).display_tz
+
+
+def ago(when: datetime | None, now: datetime, tz_name: str) -> str:
+    """A time for a table: "in 5s" or "40s ago" when near, else the time in `tz_name`, zone named."""
     if when is None:
         return "-"
     seconds = (now - when).total_seconds()
     if abs(seconds) < 90:
         return f"in {-seconds:.0f}s" if seconds < 0 else f"{seconds:.0f}s ago"
-    return when.strftime("%Y-%m-%d %H:%M:%S")
+    return show(when, tz_name)
