@@ -82,8 +82,11 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """The readable line, as Wheel has always written it, with the work in hand at the end of its
+    first line. (`make run` names each process at the start of its lines.)"""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(wheel_process)s %(name)s: %(message)s")
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         context = getattr(record, "wheel_context", {})

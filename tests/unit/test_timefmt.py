@@ -61,4 +61,4 @@ def test_a_json_line_has_the_fields_and_the_work_in_hand():
 def test_a_text_line_is_readable_with_its_context_on_the_first_line():
     with log_context(inbox_id=7):
         text = TextFormatter().format(record("stored"))
-    assert text.endswith("WARNING wheel-worker wheel.test: stored [task_name=from-provider inbox_id=7]")
+    assert text.endswith(" WARNING wheel.test: stored [task_name=from-provider inbox_id=7]")
