@@ -28,6 +28,11 @@ log = logging.getLogger("wheel.worker")
 @signals.setup_logging.connect
 def _setup_logging(loglevel=None, **_kwargs) -> None:
     bootstrap.start_celery_logging(app, PROCESS, loglevel or logging.INFO)
+    if PROCESS == "wheel-worker" and app.conf.worker_redirect_stdouts:
+        # What a worker prints becomes log lines, as Celery does when it sets up logging itself
+        # (https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-redirect-stdouts).
+        app.log.redirect_stdouts_to_logger(logging.getLogger("celery.redirected"),
+                                           app.conf.worker_redirect_stdouts_level)
 
 
 @signals.celeryd_after_setup.connect
