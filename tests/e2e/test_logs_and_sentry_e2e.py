@@ -96,23 +96,29 @@ def test_every_process_writes_only_json_lines_with_the_work_in_hand(stack_factor
     assert any(e["level"] == "DEBUG" for e in parsed["wheelctl"])
 
 
-def test_a_worker_error_and_beat_check_ins_reach_sentry_without_secrets(stack_factory, tmp_path):
+def test_errors_of_a_worker_and_the_bridge_and_beat_check_ins_reach_sentry_without_secrets(stack_factory, tmp_path):
     sentry = SentryStandIn().start()
     try:
-        stack = stack_factory({}, sentry_dsn=sentry.dsn, sentry_environment="e2e-test", sentry_checkin_interval_s=1)
+        stack = stack_factory({}, sentry_dsn=sentry.dsn, sentry_environment="e2e-test", sentry_checkin_interval_s=1,
+                              bridge_max_attempts=1)
         stack.env["WHEEL_SECRET_TATACLIQ_UA"] = CHANNEL_SECRET  # a credential the worker holds
         worker = Process("worker0", celery_worker(f"sentry-{uuid.uuid4().hex[:6]}", "oms,notifications", 2)
                          + ["--include", "tests.support.poison"], stack.env, tmp_path)
         stack.workers.append(worker)
         stack.start_worker(worker)
         stack.start_beat()
+        stack.start_bridge()
 
+        # A message Postgres cannot store (a NUL in its id) goes to the backout queue: an error in the bridge.
+        stack.put("ranging", b"<EXTNChannelList/>", message_id="poison\x00id")
         app = celery_app(stack.settings)
         # An error nobody expected, in a task.
         app.send_task(FAIL_WITH, args=[stack.settings.database_url, "SELECT 1 / 0", str(tmp_path / "starts.log")],
                       queue="oms")
-        errors = wait_for(lambda: [e for e in sentry.items("event") if e.get("level") == "error"], 60,
-                          "the worker's error to reach Sentry")
+        errors = wait_for(lambda: [e for e in sentry.items("event") if e.get("level") == "error"
+                                   and ":wheel-worker:" in e["server_name"]], 60, "the worker's error to reach Sentry")
+        [bridge_error, *_] = wait_for(lambda: [e for e in sentry.items("event") if ":wheel-bridge:" in e["server_name"]],
+                                      30, "the bridge's error to reach Sentry")
         checkins = wait_for(lambda: len(sentry.items("check_in")) >= 2 and sentry.items("check_in"), 30,
                             "two check-ins from beat")
         sentry_raw = sentry.raw().decode("utf-8", "replace")
@@ -125,6 +131,8 @@ def test_a_worker_error_and_beat_check_ins_reach_sentry_without_secrets(stack_fa
     assert int(event["server_name"].rpartition(":")[2]) != worker.pid  # a pool process, named by its own pid
     assert event["environment"] == "e2e-test" and event["release"] == f"wheel-middleware@{__version__}"
     assert "DivisionByZero" in sentry_raw
+    assert bridge_error["server_name"] == f"{host}:wheel-bridge:{stack.bridge.pid}" and bridge_error["level"] == "error"
+    assert bridge_error["environment"] == "e2e-test"
     for secret in secrets_of(stack.settings):
         assert secret not in sentry_raw
     assert all(c["monitor_slug"] == "wheel-beat" and c["status"] == "ok" for c in checkins)
