@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.transports.base import ConsumerStandby, Delivery, Transport
 from wheel.events import NewEvent, record
+from wheel.logs import log_context
 from wheel.services.inbox import IncomingMessage, StoredMessage, mark_acked, new_key, store_batch
 
 log = logging.getLogger("wheel.bridge")
@@ -257,10 +258,11 @@ class Bridge:
         except MESSAGE_ERRORS as exc:
             self._failed(pending, exc)
             return
-        self._send(stored)
-        with self.sessions.begin() as session:
-            mark_acked(session, [m.inbox_id for m in stored])
-        self._mq(self.transport.commit, [delivery])
+        with log_context(inbox_id=stored[0].inbox_id if stored else None):
+            self._send(stored)
+            with self.sessions.begin() as session:
+                mark_acked(session, [m.inbox_id for m in stored])
+            self._mq(self.transport.commit, [delivery])
         pending.pop(0)
         self._count([delivery], stored)
 
@@ -392,7 +394,8 @@ class Bridge:
         try:
             self.send_alert(event_id)
         except Exception as failure:  # noqa: BLE001 - the event is recorded; the alert is best effort
-            log.error("bridge: could not send the alert for event %d (%s)", event_id, _describe(failure))
+            with log_context(event_id=event_id):
+                    log.error("bridge: could not send the alert for event %d (%s)", event_id, _describe(failure))
 
     def _wait(self, delay: float, *, keepalive: bool) -> None:
         """Wait `delay` seconds (less if the bridge stops), answering the broker's heartbeats."""

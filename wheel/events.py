@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wheel.db.models import AlertRow, Event
+from wheel.logs import log_context
 
 log = logging.getLogger("wheel.events")
 
@@ -69,14 +70,15 @@ def record(session: Session, event: NewEvent) -> Recorded:
             select(Event.id).where(Event.dedupe_key == event.dedupe_key)
         ).scalar_one()
         return Recorded(existing, False, event)
-    log.log(
-        LEVELS[event.level],
-        "%s channel=%s parent=%s %s",
-        event.name,
-        event.channel_id or "-",
-        event.parent_id or "-",
-        _summary(event.payload),
-    )
+    with log_context(event_id=new_id):
+        log.log(
+            LEVELS[event.level],
+            "%s channel=%s parent=%s %s",
+            event.name,
+            event.channel_id or "-",
+            event.parent_id or "-",
+            _summary(event.payload),
+        )
     _outbox_alerts(session, [(new_id, event)])
     return Recorded(new_id, True, event)
 
@@ -129,8 +131,9 @@ def record_many(session: Session, events: list[NewEvent]) -> list[Recorded]:
     out = []
     for event in events:
         if event.dedupe_key in created:
-            log.log(LEVELS[event.level], "%s channel=%s parent=%s %s", event.name, event.channel_id or "-",
-                    event.parent_id or "-", _summary(event.payload))
+            with log_context(event_id=created[event.dedupe_key]):
+                log.log(LEVELS[event.level], "%s channel=%s parent=%s %s", event.name, event.channel_id or "-",
+                        event.parent_id or "-", _summary(event.payload))
             out.append(Recorded(created[event.dedupe_key], True, event))
         else:
             out.append(Recorded(existing[event.dedupe_key], False, event))

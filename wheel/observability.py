@@ -6,11 +6,25 @@ SP-API call the access token in its headers, Flipkart's token call the app secre
 default scrubber masks only top-level names from a fixed list. No request bodies or headers are
 sent either (send_default_pii off), and the scrubber also runs through nested data with Wheel's
 credential names added, for anything an integration attaches.
+
+Every process reports with the logging and SQLAlchemy integrations (workers and beat add Celery's);
+`server_name` is host, process and pid, so that scaled workers can be told apart. Beat checks in
+with Sentry Crons (`BeatMonitor`): https://docs.sentry.io/platforms/python/crons/
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+
 import sentry_sdk
+from sentry_sdk.crons import MonitorStatus, capture_checkin
+from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from wheel.settings import Settings
@@ -22,16 +36,28 @@ SECRET_KEYS = ("refresh_token", "client_secret", "client_id", "x-amz-access-toke
                "database_url", "redis_url", "oms_url", "slack_token", "slack_webhook_url", "sentry_dsn", "dsn")
 
 
+BEAT_MONITOR = "wheel-beat"
+
+
+def server_name(component: str) -> str:
+    return f"{socket.gethostname()}:{component}:{os.getpid()}"
+
+
 def sentry_options(settings: Settings, *, component: str, integrations: list | None = None) -> dict:
     denylist = sorted({*DEFAULT_DENYLIST, *SECRET_KEYS})
     return dict(
         dsn=settings.sentry_dsn.get_secret_value(),
-        integrations=integrations or [],
+        # Log lines at INFO and above are breadcrumbs, ERROR lines are events (with the exception
+        # of a log.exception); the SQL statements run are breadcrumbs (without their parameters).
+        integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR), SqlalchemyIntegration(),
+                      *(integrations or [])],
+        environment=settings.sentry_environment,
+        release=settings.sentry_release,
         send_default_pii=False,  # no request bodies, headers, cookies or user data
         include_local_variables=False,  # frames' locals hold tokens and secrets (see above)
         max_request_body_size="never",
         event_scrubber=EventScrubber(denylist=denylist, recursive=True),
-        server_name=component,
+        server_name=server_name(component),
     )
 
 
@@ -40,3 +66,29 @@ def init_sentry(settings: Settings, *, component: str, integrations: list | None
         return False
     sentry_sdk.init(**sentry_options(settings, component=component, integrations=integrations))
     return True
+
+
+class BeatMonitor:
+    """Beat's check-ins with Sentry Crons: one "ok" on the first tick, then one every `interval_s`,
+    with the monitor's schedule (an interval in minutes) so Sentry creates the monitor and says
+    when the check-ins stop. Nothing when Sentry is not configured."""
+
+    def __init__(self, interval_s: float, slug: str = BEAT_MONITOR, clock: Callable[[], float] = time.monotonic):
+        self.interval_s, self.slug, self.clock = interval_s, slug, clock
+        self._last: float | None = None
+
+    def monitor_config(self) -> dict:
+        minutes = max(1, math.ceil(self.interval_s / 60))
+        return {"schedule": {"type": "interval", "value": minutes, "unit": "minute"},
+                "checkin_margin": minutes, "max_runtime": 1}
+
+    def tick(self) -> bool:
+        """Check in if it is time; True when a check-in was sent."""
+        if not sentry_sdk.get_client().is_active():
+            return False
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval_s:
+            return False
+        self._last = now
+        capture_checkin(monitor_slug=self.slug, status=MonitorStatus.OK, monitor_config=self.monitor_config())
+        return True

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wheel import __version__
 from wheel.domain import OPERATIONS
+from wheel.timefmt import zone
 
 # Secret settings shown with only their password masked; every other secret is masked whole.
 MASKED_AS_URL = ("database_url", "redis_url", "oms_url")
@@ -88,9 +90,6 @@ class Settings(BaseSettings):
     # How long to wait for workers to say which queues they consume.
     health_inspect_timeout_s: float = Field(default=2.0, gt=0)
 
-    # Times shown to people (wheelctl status) are in this zone, named (an IANA zone name).
-    display_tz: str = "Asia/Kolkata"
-
     # Retention (wheel/services/retention.py): the event log, the raw OMS messages (inbox), and the
     # customers' data of orders sent to the OMS (the marketplace's raw order, the addresses, the sent
     # documents) are purged this many days after they were made, by a task beat runs every
@@ -108,6 +107,12 @@ class Settings(BaseSettings):
 
     # Credentials: WHEEL_SECRET_<REF> in the environment, else a file <secrets_dir>/<ref>.
     secrets_dir: Path = Path("/run/secrets/wheel")
+
+    # Logs: "text" (readable lines, the default) or "json" (one JSON object per line), in every process.
+    log_format: Literal["text", "json"] = "text"
+    # Times shown to a person (wheelctl tables, alerts), and the default zone of cron expressions.
+    # Storage stays UTC.
+    display_tz: str = "Asia/Kolkata"
 
     # Sandbox.
     sandbox_host: str = "127.0.0.1"
@@ -140,15 +145,18 @@ class Settings(BaseSettings):
     # A post that failed is tried again after 5 s, doubling up to this.
     alert_retry_max_s: float = Field(default=300.0, gt=0)
     sentry_dsn: SecretStr | None = None
+    # Sentry's environment and release (https://docs.sentry.io/platforms/python/configuration/options/);
+    # the release defaults to this package's version.
+    sentry_environment: str = "production"
+    sentry_release: str = Field(default_factory=lambda: f"wheel-middleware@{__version__}")
+    # Beat checks in with Sentry Crons this often (monitor "wheel-beat"), when Sentry is configured.
+    sentry_checkin_interval_s: float = Field(default=60.0, gt=0)
     dashboard_url: str = "http://127.0.0.1:3000"
 
     @field_validator("display_tz")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Kolkata, UTC)") from exc
+        zone(value)  # ValueError for a name that is not a zone
         return value
 
     def queue_for(self, operation: str) -> str:

@@ -1,25 +1,43 @@
-"""Times and ages as people read them: in the display zone (WHEEL_DISPLAY_TZ), the zone named.
+"""Times as a person reads them: in the display zone (WHEEL_DISPLAY_TZ, India's by default), with
+the zone named. Storage, JSON output and the logs stay in UTC; only what is shown to a person
+(wheelctl tables, alert text) goes through here.
 
-Stored times are UTC (timestamptz); only what is shown to people is converted here.
+Zones are IANA names (https://www.iana.org/time-zones), read with the standard library's zoneinfo.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_TZ = "Asia/Kolkata"
+# Date, time and the zone's abbreviation: "2026-12-01 14:05:03 IST".
+DEFAULT_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
 
 
-def local(when: datetime | None, tz: str) -> str:
-    """'2026-12-01 19:48:24 IST' (the zone's abbreviation, or its offset where it has none)."""
-    if when is None:
+@lru_cache(maxsize=64)
+def zone(tz_name: str) -> ZoneInfo:
+    """The zone of an IANA name; ValueError (saying what to give) for a name that is not one."""
+    try:
+        return ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz_name!r}: give an IANA name such as 'Asia/Kolkata' or 'UTC'") from exc
+
+
+def local(dt: datetime, tz_name: str) -> datetime:
+    """`dt` in the zone `tz_name`. A naive `dt` is taken to be UTC (how Wheel stores times)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(zone(tz_name))
+
+
+def show(dt: datetime | None, tz_name: str, fmt: str = DEFAULT_FORMAT) -> str:
+    """`dt` as text in the zone `tz_name` (`fmt` is strftime's; keep %Z so the zone is named);
+    "-" for no time."""
+    if dt is None:
         return "-"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    shown = when.astimezone(ZoneInfo(tz))
-    name = shown.tzname() or ""
-    if not name or name[0] in "+-":
-        name = shown.strftime("UTC%z")
-    return f"{shown:%Y-%m-%d %H:%M:%S} {name}"
+    return local(dt, tz_name).strftime(fmt)
 
 
 def age(seconds: float | None) -> str:

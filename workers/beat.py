@@ -4,7 +4,8 @@ Every tick (WHEEL_BEAT_TICK_S) it fires the schedules that are due (see wheel.se
 runs are rows first, unique per schedule and due time, so a restarted beat neither skips nor
 doubles a run, and a second beat fires nothing twice) and then sends their tasks. Edits made with
 `wheelctl jobs ...` are read on the next tick, with no restart. The static entries of
-`beat_schedule` (the sweeper) run as usual.
+`beat_schedule` (the sweeper) run as usual. With Sentry configured, beat checks in with Sentry
+Crons as monitor "wheel-beat" every WHEEL_SENTRY_CHECKIN_INTERVAL_S (wheel/observability.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
+from wheel.observability import BeatMonitor
 from wheel.services import health, schedules
 from workers.bootstrap import dispatcher, sessions
 
@@ -31,6 +33,8 @@ class DatabaseScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         settings = self.app.wheel_settings
         self._tick_s = settings.beat_tick_s
+        # Checks in with Sentry Crons when Sentry is configured (beat_init, workers/app.py).
+        self._monitor = BeatMonitor(settings.sentry_checkin_interval_s)
         self.max_interval = min(self.max_interval or self._tick_s, self._tick_s)
 
     def _db_tick(self) -> None:
@@ -57,6 +61,10 @@ class DatabaseScheduler(Scheduler):
             log.error("could not read the schedules from Postgres (will retry): %s", exc)
         except Exception as exc:  # noqa: BLE001 - the broker may be down; beat must keep going
             log.error("could not send scheduled runs (will retry; the sweeper re-sends lost ones): %s", exc)
+        try:
+            self._monitor.tick()
+        except Exception as exc:  # noqa: BLE001 - a report that cannot be sent must not stop beat
+            log.warning("could not check in with Sentry: %s", exc)
         static_wait = super().tick(*args, **kwargs)
         elapsed = time.monotonic() - started
         return max(0.0, min(static_wait, self._tick_s - elapsed))

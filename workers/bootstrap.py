@@ -1,6 +1,8 @@
 """The composition root: every collaborator Wheel's processes use, built from settings, here only.
 
-Four kinds of process start from this module, and none builds anything of its own:
+Four kinds of process start from this module, and none builds anything of its own. Each sets up
+its logs and error reports here first (`start_process`, and for Celery's processes the signals in
+workers/app.py):
 - a Celery worker: `celery_app` (via workers/app.py), then `container` once per process (after
   the prefork pool forks, never at import time) for the database, Redis, adapters and alerts;
 - beat: `sessions` for the schedules in Postgres, and a `Dispatcher` on its app;
@@ -21,18 +23,21 @@ import threading
 import time
 from functools import cached_property
 
+import celery.apps.worker as celery_worker
 import kombu.exceptions
 import redis
 import redis.exceptions
 import sqlalchemy.exc
-from celery import Celery
+from celery import Celery, current_task
 from kombu import Queue
+from sentry_sdk.integrations.celery import CeleryIntegration
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.consumer import Bridge, BridgeStats
 from bridge.transports import Transport, transport_for_settings, transport_from_url
 from wheel.db import make_engine, make_sessionmaker
 from wheel.db.models import Channel
+from wheel.logs import ContextProvider, configure_logging
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter, QuotaGate
 from wheel.notifications import Sender, sender_from_settings
@@ -62,6 +67,67 @@ RECOVERABLE = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+
+
+# -- logs and error reports ------------------------------------------------------------------------
+
+
+def start_process(settings: Settings, process: str, *, level: str | int = "INFO", integrations: list | None = None,
+                  providers: tuple[ContextProvider, ...] = ()) -> None:
+    """Logging (wheel/logs.py) and Sentry (wheel/observability.py) for a process named `process`."""
+    configure_logging(settings, process=process, level=level, providers=providers)
+    init_sentry(settings, component=process, integrations=integrations)
+
+
+def celery_process(argv: list[str]) -> str:
+    """The name a Celery process logs and reports under: `celery -A workers.app beat` is wheel-beat."""
+    for command in ("worker", "beat", "flower"):
+        if command in argv[1:]:
+            return f"wheel-{command}"
+    return "wheel-celery"
+
+
+def celery_task_context() -> dict[str, object]:
+    """The task Celery is running in this process, for Celery's own lines about it ("Task ...
+    succeeded"), written outside the task's own log context."""
+    task = current_task
+    if not task or task.request.id is None:
+        return {}
+    return {"task_id": task.request.id, "task_name": task.name}
+
+
+def start_celery_logging(app: Celery, process: str, level: str | int = "INFO") -> None:
+    configure_logging(app.wheel_settings, process=process, level=level, providers=(celery_task_context,))
+
+
+def start_celery_sentry(app: Celery, process: str) -> None:
+    # Beat's check-ins are Wheel's own (wheel/observability.py BeatMonitor), not one per task sent.
+    init_sentry(app.wheel_settings, component=process,
+                integrations=[CeleryIntegration(monitor_beat_tasks=False)])
+
+
+def _no_plain_text(app: Celery) -> None:
+    """With JSON logs every line a process writes must be JSON, but Celery's worker and beat print
+    a banner as plain text, and the worker a line when it shuts down: these classes print neither
+    (as `celery -q` would, from the command line). The worker's banner and its shutdown are logged
+    instead (workers/app.py)."""
+
+    class Worker(app.Worker):
+        def on_before_init(self, quiet=False, **kwargs):
+            super().on_before_init(quiet=True, **kwargs)
+
+        def install_platform_tweaks(self, worker):
+            super().install_platform_tweaks(worker)
+            # The same SIGTERM and SIGQUIT handlers, without their line on standard output.
+            celery_worker.install_worker_term_handler(worker, verbose=False)
+            celery_worker.install_worker_term_hard_handler(worker, verbose=False)
+
+    class Beat(app.Beat):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.quiet = True
+
+    app.Worker, app.Beat = Worker, Beat
 
 
 # -- shared parts -------------------------------------------------------------------------------
@@ -145,6 +211,8 @@ def celery_app(settings: Settings) -> Celery:
     # tab) shows every conf key whose name does not look secret, and the settings carry the
     # database and Redis URLs with their passwords.
     app.wheel_settings = settings
+    if settings.log_format == "json":
+        _no_plain_text(app)
     return app
 
 
@@ -292,7 +360,7 @@ def build_bridge(settings: Settings, stop: threading.Event, *, accept_existing_q
 
 def run_bridge(settings: Settings, *, accept_existing_queues: bool = False) -> BridgeStats:
     """The bridge process: consume until SIGTERM or Ctrl-C, finishing the batch in hand."""
-    init_sentry(settings, component="wheel-bridge")
+    start_process(settings, "wheel-bridge", level=logging.getLogger().level or logging.INFO)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

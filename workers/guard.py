@@ -28,6 +28,7 @@ from celery.exceptions import TaskPredicate
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
+from wheel.logs import log_context
 from wheel.services import failures, oms_messages, pulls
 from workers import queues
 from workers.bootstrap import Container, container
@@ -48,11 +49,31 @@ def starts_key(task_id: str) -> str:
     return f"wheel:task-starts:{task_id}"
 
 
+def context_of(name: str, args: tuple | list) -> dict[str, object]:
+    """What a task's arguments say about the work in hand, for its log lines (wheel/logs.py)."""
+    key = ARGUMENT_CONTEXT.get(name)
+    return {key: args[0]} if key and args else {}
+
+
+# The first argument of each task, as it is named in the logs.
+ARGUMENT_CONTEXT = {
+    queues.PROCESS_MESSAGE: "inbox_id",
+    queues.SYNC: "channel_id",
+    queues.POLL_SUBMISSION: "channel_id",
+    queues.RUN_JOB: "run_id",
+    queues.ALERT: "event_id",
+}
+
+
 class WheelTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         task_id = self.request.id
         if task_id is None or self.request.called_directly:
             return super().__call__(*args, **kwargs)
+        with log_context(task_id=task_id, task_name=self.name, **context_of(self.name, args)):
+            return self._guarded(task_id, *args, **kwargs)
+
+    def _guarded(self, task_id: str, *args: Any, **kwargs: Any) -> Any:
         c = container(settings_of(self.app))
         starts = self._count_start(c, task_id)
         limit = c.settings.task_max_deliveries

@@ -122,3 +122,43 @@ def test_oms_tail_prints_what_is_on_an_oms_queue(settings):
     out = run(settings, "oms", "tail", "cancellations", "--wait", "1", "--ids-only").stdout.splitlines()
     assert out[0] == "WHEEL-OUTBOX-00000000042\tcancellation"
     assert out[1].startswith("not-ours\tINVALID")
+
+
+def test_tables_show_times_in_the_display_zone_and_crons_read_in_their_own(settings, sessions):
+    from datetime import datetime, timedelta, timezone
+
+    from wheel.events import NewEvent, record
+    from wheel.timefmt import show
+
+    run(settings, "channels", "add", "UA", "--marketplace", "tatacliq", "--base-url", "http://127.0.0.1:1/tatacliq",
+        "--credentials-ref", "tatacliq-ua")
+    rows = {r["job"]: r for r in map(json.loads, run(settings, "jobs", "list", "--json").stdout.splitlines())}
+    assert rows["orders"]["timezone"] == "Asia/Kolkata"  # a new channel's pulls: the display zone
+
+    # 09:00 in India is 03:30 UTC; shown back in India's time, zone named.
+    out = run(settings, "jobs", "set", "UA", "orders", "0 9 * * *").stdout
+    assert " 09:00:00 IST (the cron read in Asia/Kolkata)" in out
+    [row] = [r for r in map(json.loads, run(settings, "jobs", "list", "--json").stdout.splitlines()) if r["job"] == "orders"]
+    assert row["next_run_at"].endswith("T03:30:00+00:00")  # --json stays UTC
+    # 09:00 UTC is 14:30 in India.
+    out = run(settings, "jobs", "set", "UA", "orders", "0 9 * * *", "--tz", "UTC").stdout
+    assert " 14:30:00 IST (the cron read in UTC)" in out
+    listing = run(settings, "jobs", "list").stdout
+    assert "zone" in listing.splitlines()[0] and "UTC" in listing and "Asia/Kolkata" in listing
+    assert "14:30:00 IST" in listing
+    bad = run(settings, "jobs", "set", "UA", "orders", "0 9 * * *", "--tz", "Mars/Olympus", check=False)
+    assert bad.returncode == 2 and "unknown time zone 'Mars/Olympus'" in bad.stderr
+
+    # Events and orders: their times in India's time, zone named.
+    created = datetime(2026, 12, 1, 8, 35, 3, 123000, tzinfo=timezone.utc)
+    with sessions.begin() as session:
+        event = record(session, NewEvent(type="oms", name="oms/items-ranged", payload={}))
+        session.execute(text("UPDATE events SET created_at = :t WHERE id = :id"), {"t": created, "id": event.id})
+        session.execute(text("INSERT INTO orders (channel_id, order_id, status, raw, received_at, sent_at) "
+                             "VALUES ('UA', 'O-1', 'sent', '{}', :r, :s)"), {"r": created, "s": created + timedelta(minutes=1)})
+    assert "14:05:03.123 IST" in run(settings, "events").stdout
+    orders = run(settings, "orders", "list").stdout
+    assert "12-01 14:05:03 IST" in orders and "14:06:03 IST" in orders
+    in_utc = settings.model_copy(update={"display_tz": "UTC"})
+    assert "08:35:03.123 UTC" in run(in_utc, "events").stdout
+    assert show(created, "Asia/Kolkata", "%Z") == "IST"

@@ -94,3 +94,54 @@ def test_a_run_whose_task_was_lost_is_sent_again(sessions, channel):
         session.execute(text("UPDATE job_runs SET enqueued_at = now() - interval '2 minutes'"))
     with sessions.begin() as session:
         assert [r.run_id for r in schedules.stale_runs(session, deadline_s=60)] == [run.run_id]
+
+
+def test_a_cron_in_india_fires_at_its_wall_clock_time_stored_as_utc(sessions, channel):
+    with sessions.begin() as session:
+        schedule = schedules.set_cron(session, "UT", "orders", "0 9 * * *", now=T0, tz_name="Asia/Kolkata")
+        assert schedule.timezone == "Asia/Kolkata"
+    # T0 is 10:00 UTC = 15:30 IST on 27 November: the next 09:00 IST is 03:30 UTC on the 28th.
+    due = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)
+    assert fire(sessions, due - timedelta(seconds=1)) == []
+    [run] = fire(sessions, due)
+    assert run.due_at == due
+    with sessions() as session:
+        assert session.execute(select(Schedule.next_run_at)).scalar_one() == due + timedelta(days=1)
+
+
+def test_a_zone_with_daylight_saving_keeps_the_local_hour_across_the_change(sessions, channel):
+    # New York moves from UTC-5 to UTC-4 on 8 March 2026 (02:00 local): 09:00 local is 14:00 UTC
+    # before and 13:00 UTC after.
+    start = datetime(2026, 3, 6, 0, 0, tzinfo=timezone.utc)
+    with sessions.begin() as session:
+        schedules.set_cron(session, "UT", "orders", "0 9 * * *", now=start, tz_name="America/New_York")
+    fired = []
+    for day in range(6, 11):
+        fired += fire(sessions, datetime(2026, 3, day, 23, 0, tzinfo=timezone.utc))
+    assert [r.due_at for r in fired] == [
+        datetime(2026, 3, 6, 14, tzinfo=timezone.utc), datetime(2026, 3, 7, 14, tzinfo=timezone.utc),
+        datetime(2026, 3, 8, 13, tzinfo=timezone.utc), datetime(2026, 3, 9, 13, tzinfo=timezone.utc),
+        datetime(2026, 3, 10, 13, tzinfo=timezone.utc),
+    ]
+
+
+def test_a_schedule_keeps_its_zone_unless_told_and_an_unknown_zone_is_refused(sessions, channel):
+    with sessions.begin() as session:
+        schedules.set_cron(session, "UT", "orders", "0 9 * * *", now=T0, tz_name="Asia/Kolkata")
+        assert schedules.set_cron(session, "UT", "orders", "30 9 * * *", now=T0).timezone == "Asia/Kolkata"
+        with pytest.raises(schedules.ScheduleError, match="unknown time zone 'Mars/Olympus'"):
+            schedules.set_cron(session, "UT", "orders", "0 9 * * *", tz_name="Mars/Olympus")
+    with sessions.begin() as session:
+        # Re-enabled, it moves on in its own zone too: 09:30 IST is 04:00 UTC.
+        schedules.set_enabled(session, "UT", "orders", False)
+        schedule = schedules.set_enabled(session, "UT", "orders", True, now=T0)
+        assert schedule.next_run_at == datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)
+
+
+def test_a_schedule_written_without_a_zone_is_read_in_utc(sessions, channel):
+    # The column's default, which the migration gives the schedules made before zones: UTC, what
+    # they meant then.
+    with sessions.begin() as session:
+        session.execute(text("INSERT INTO schedules (channel_id, job, cron) VALUES ('UT', 'cancellations', '0 9 * * *')"))
+    with sessions() as session:
+        assert session.execute(select(Schedule.timezone).where(Schedule.job == "cancellations")).scalar_one() == "UTC"

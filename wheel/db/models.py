@@ -211,6 +211,9 @@ class Schedule(Base):
     channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
     job: Mapped[str] = mapped_column(Text, nullable=False)
     cron: Mapped[str] = mapped_column(Text, nullable=False)
+    # The IANA zone the cron expression is read in ('0 9 * * *' in Asia/Kolkata is 03:30 UTC);
+    # next_run_at, like every stored time, is UTC.
+    timezone: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'UTC'"))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     watermark: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

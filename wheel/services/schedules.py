@@ -6,6 +6,11 @@ Beat calls `fire_due` every tick. It locks the due schedules (`FOR UPDATE SKIP L
 fire the same run twice; a beat restarted late fires the runs it missed (at most `max_catchup`
 per schedule; older ones are folded into the first, since a pull covers everything since its
 watermark anyway). A run whose task was lost is sent again by the sweeper (`stale_runs`).
+
+Each schedule reads its cron expression in a time zone of its own (`schedules.timezone`, an IANA
+name): '0 9 * * *' in Asia/Kolkata fires at 03:30 UTC. croniter walks the local wall clock of that
+zone, so a zone with daylight saving time keeps the local hour across the change
+(https://github.com/pallets-eco/croniter#about-dst). Every time stored is UTC.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from wheel.db.models import Channel, JobRun, Schedule
 from wheel.domain import CANCELLATIONS, ORDER_JOBS, ORDERS
 from wheel.events import NewEvent, Recorded, record
 from wheel.marketplaces import AMAZON, FLIPKART, TATACLIQ
+from wheel.timefmt import zone
 
 # Defaults that respect each API's quota. Cron expressions have 5 fields, or 6 with seconds last
 # ("* * * * * */10": every 10 seconds). Amazon's one searchOrders query (about 1 per 3 minutes
@@ -63,8 +69,18 @@ def validate_cron(expression: str) -> str:
     return expression
 
 
-def next_after(expression: str, after: datetime) -> datetime:
-    return croniter(expression, after).get_next(datetime)
+def validate_timezone(tz_name: str) -> str:
+    try:
+        zone(tz_name)
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from None
+    return tz_name
+
+
+def next_after(expression: str, after: datetime, tz_name: str = "UTC") -> datetime:
+    """The first time after `after` that the expression names, read in the zone `tz_name`; UTC."""
+    local = after.astimezone(zone(tz_name))
+    return croniter(expression, local).get_next(datetime).astimezone(timezone.utc)
 
 
 def jobs_for(marketplace: str) -> tuple[str, ...]:
@@ -72,17 +88,19 @@ def jobs_for(marketplace: str) -> tuple[str, ...]:
 
 
 def ensure_schedules(session: Session, channel: Channel, *, jobs: dict[str, str] | None = None,
-                     now: datetime | None = None) -> list[str]:
-    """Create the channel's schedules that do not exist yet (defaults unless `jobs` says), enabled.
-    Returns the jobs created."""
+                     now: datetime | None = None, tz_name: str = "UTC") -> list[str]:
+    """Create the channel's schedules that do not exist yet (defaults unless `jobs` says), enabled,
+    their cron read in the zone `tz_name`. Returns the jobs created."""
     now = now or utcnow()
+    tz_name = validate_timezone(tz_name)
     wanted = jobs if jobs is not None else DEFAULT_CRON.get(channel.marketplace, {})
     created = []
     for job, cron in wanted.items():
         cron = validate_cron(cron)
         row = session.execute(
             insert(Schedule)
-            .values(channel_id=channel.id, job=job, cron=cron, next_run_at=next_after(cron, now))
+            .values(channel_id=channel.id, job=job, cron=cron, timezone=tz_name,
+                    next_run_at=next_after(cron, now, tz_name))
             .on_conflict_do_nothing(index_elements=["channel_id", "job"])
             .returning(Schedule.id)
         ).scalar_one_or_none()
@@ -107,11 +125,17 @@ def get(session: Session, channel_id: str, job: str, *, lock: bool = False) -> S
     return schedule
 
 
-def set_cron(session: Session, channel_id: str, job: str, expression: str, now: datetime | None = None) -> Schedule:
+def set_cron(session: Session, channel_id: str, job: str, expression: str, now: datetime | None = None, *,
+             tz_name: str | None = None) -> Schedule:
+    """Set a schedule's cron expression, read in the zone `tz_name` (None: the zone it has)."""
     expression = validate_cron(expression)
+    if tz_name is not None:
+        validate_timezone(tz_name)
     schedule = get(session, channel_id, job, lock=True)
     schedule.cron = expression
-    schedule.next_run_at = next_after(expression, now or utcnow())
+    if tz_name is not None:
+        schedule.timezone = tz_name
+    schedule.next_run_at = next_after(expression, now or utcnow(), schedule.timezone)
     schedule.updated_at = utcnow()
     return schedule
 
@@ -121,7 +145,7 @@ def set_enabled(session: Session, channel_id: str, job: str, enabled: bool, now:
     schedule.enabled = enabled
     if enabled:
         # From now on: a schedule switched back on does not fire for the time it was off.
-        schedule.next_run_at = next_after(schedule.cron, now or utcnow())
+        schedule.next_run_at = next_after(schedule.cron, now or utcnow(), schedule.timezone)
     schedule.updated_at = utcnow()
     return schedule
 
@@ -129,7 +153,7 @@ def set_enabled(session: Session, channel_id: str, job: str, enabled: bool, now:
 SET_NEXT_RUN = text("UPDATE schedules SET next_run_at = :next WHERE id = :id")
 DUE = text(
     """
-    SELECT s.id, s.channel_id, s.job, s.cron, s.next_run_at, c.marketplace
+    SELECT s.id, s.channel_id, s.job, s.cron, s.timezone, s.next_run_at, c.marketplace
       FROM schedules s JOIN channels c ON c.id = s.channel_id
      WHERE s.enabled AND c.enabled AND s.next_run_at <= :now
      ORDER BY s.next_run_at
@@ -145,10 +169,10 @@ def fire_due(session: Session, now: datetime | None = None, *, max_catchup: int 
     fired: list[DueRun] = []
     for row in session.execute(DUE, {"now": now}).all():
         due_times = [row.next_run_at]
-        following = next_after(row.cron, row.next_run_at)
+        following = next_after(row.cron, row.next_run_at, row.timezone)
         while following <= now:
             due_times.append(following)
-            following = next_after(row.cron, following)
+            following = next_after(row.cron, following, row.timezone)
         missed = max(0, len(due_times) - max_catchup)
         if missed:
             # A pull covers everything since its watermark: fire the latest few, report the rest.

@@ -7,8 +7,6 @@ Everything they use is built in workers/bootstrap.py.
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from wheel.settings import Settings
@@ -51,8 +49,6 @@ def main(ctx: click.Context, log_level: str) -> None:
 
     Settings come from WHEEL_* environment variables (see `wheelctl settings`).
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         ctx.obj = Settings()
     except Exception as exc:  # noqa: BLE001 - pydantic says which variable is wrong
@@ -61,6 +57,7 @@ def main(ctx: click.Context, log_level: str) -> None:
             return
         fail(f"invalid settings: {exc}")
     use_display_zone(ctx.obj.display_tz)
+    bootstrap.start_process(ctx.obj, "wheelctl", level=log_level)
 
 
 for group in (admin, processes, channels, oms, messages, events, jobs, orders, demo, resync, status, doctor):

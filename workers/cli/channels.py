@@ -16,7 +16,7 @@ from wheel.services.channels import (
     update_channel,
 )
 from wheel.services.schedules import ensure_schedules
-from workers.cli.output import fail, sessions_of, table
+from workers.cli.output import fail, sessions_of, settings_of, table
 
 
 @click.group()
@@ -89,7 +89,7 @@ def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_
                         options=options or None, buffer_stock=buffer_stock, max_quantity=max_quantity,
                         shadow=shadow or None)
             session.flush()
-            created = ensure_schedules(session, session.get(Channel, channel_id))
+            created = ensure_schedules(session, session.get(Channel, channel_id), tz_name=settings_of(ctx).display_tz)
     except ChannelError as exc:
         fail(str(exc))
     click.echo(f"channel {channel_id} saved" + (f"; scheduled pulls: {', '.join(created)} (see `wheelctl jobs list`)" if created else ""))

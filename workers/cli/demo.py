@@ -40,7 +40,7 @@ def demo_seed(ctx: click.Context, sandbox_url: str | None, sandbox_config: str) 
                         base_url=f"{base}/{channel.marketplace}", credentials_ref=channel.credentials_ref,
                         known_marketplaces=MARKETPLACES, retry_delays_s=demo.DEMO_RETRY_DELAYS_S, replace=True,
                         options=demo.options(channel, base))
-            ensure_schedules(session, session.get(Channel, channel.id))
+            ensure_schedules(session, session.get(Channel, channel.id), tz_name=settings.display_tz)
             secret = settings.secrets_dir / channel.credentials_ref
             secret.write_text(channel.secret)
             secret.chmod(0o600)

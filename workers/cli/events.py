@@ -22,7 +22,7 @@ from workers.cli.output import WHEN, WHEN_HELP, display_time, sessions_of, table
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table (times in UTC).")
 @click.pass_context
 def events(ctx, type_, name, channel, parent, level, since, sku, limit, as_json) -> None:
-    """Show the latest events, newest first."""
+    """Show the latest events, newest first (times in WHEEL_DISPLAY_TZ; --json in UTC)."""
     with sessions_of(ctx)() as session:
         rows = latest_events(session, type=type_, name=name, channel_id=channel, parent_id=parent, level=level,
                              since=since, sku=sku, limit=limit)

@@ -26,7 +26,10 @@ def jobs() -> None:
     """Scheduled pulls of orders and cancellations, per channel (read by beat on its next tick).
 
     Cron expressions have 5 fields (minute hour day month weekday), or 6 with seconds last:
-    '*/3 * * * *' is every 3 minutes, '* * * * * */10' every 10 seconds. Times are UTC.
+    '*/3 * * * *' is every 3 minutes, '* * * * * */10' every 10 seconds. Each schedule reads its
+    expression in a time zone of its own (`jobs set --tz`, default WHEEL_DISPLAY_TZ, Asia/Kolkata
+    unless set): '0 9 * * *' is 09:00 in that zone. Times are shown in WHEEL_DISPLAY_TZ, with the
+    zone named; --json gives them in UTC.
     """
 
 
@@ -44,7 +47,7 @@ def _job_call(ctx: click.Context, action) -> object:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def jobs_list(ctx: click.Context, channel: str | None, as_json: bool) -> None:
-    """Every schedule: cron, on/off, last run (start, end, outcome), next run, watermark."""
+    """Every schedule: cron and its zone, on/off, last run (start, end, outcome), next run, watermark."""
 
 
     with sessions_of(ctx)() as session:
@@ -56,7 +59,7 @@ def jobs_list(ctx: click.Context, channel: str | None, as_json: bool) -> None:
         for r in rows:
             run = runs.get(r.id)
             click.echo(json.dumps({
-                "channel": r.channel_id, "job": r.job, "cron": r.cron, "enabled": r.enabled,
+                "channel": r.channel_id, "job": r.job, "cron": r.cron, "timezone": r.timezone, "enabled": r.enabled,
                 "next_run_at": r.next_run_at and r.next_run_at.isoformat(),
                 "last_started_at": r.last_started_at and r.last_started_at.isoformat(),
                 "last_finished_at": r.last_finished_at and r.last_finished_at.isoformat(),
@@ -69,8 +72,8 @@ def jobs_list(ctx: click.Context, channel: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no schedules" + (f" for {channel}" if channel else "") + " (channels get theirs when added)")
         return
-    table(["channel", "job", "cron", "on", "last start", "last end", "outcome", "next run", "watermark", "last run"],
-           [[r.channel_id, r.job, r.cron, "yes" if r.enabled else "no", ago(r.last_started_at, now),
+    table(["channel", "job", "cron", "zone", "on", "last start", "last end", "outcome", "next run", "watermark", "last run"],
+           [[r.channel_id, r.job, r.cron, r.timezone, "yes" if r.enabled else "no", ago(r.last_started_at, now),
              ago(r.last_finished_at, now), (r.last_outcome or "-") + (f": {r.last_error[:60]}" if r.last_error else ""),
              ago(r.next_run_at, now) if r.enabled else "-", ago(r.watermark, now),
              (f"{runs[r.id].orders} orders, {runs[r.id].cancellations} cancellations, {runs[r.id].calls} calls"
@@ -81,16 +84,20 @@ def jobs_list(ctx: click.Context, channel: str | None, as_json: bool) -> None:
 @click.argument("channel")
 @click.argument("job", type=click.Choice(["orders", "cancellations"]))
 @click.argument("cron")
+@click.option("--tz", "tz_name", metavar="ZONE",
+              help="The IANA time zone the expression is read in, e.g. Asia/Kolkata or UTC [default: WHEEL_DISPLAY_TZ].")
 @click.pass_context
-def jobs_set(ctx: click.Context, channel: str, job: str, cron: str) -> None:
-    """Set a job's cron expression, e.g. `wheelctl jobs set UA orders "*/2 * * * *"`."""
+def jobs_set(ctx: click.Context, channel: str, job: str, cron: str, tz_name: str | None) -> None:
+    """Set a job's cron expression, e.g. `wheelctl jobs set UA orders "0 9 * * *" --tz Asia/Kolkata`
+    (09:00 India time)."""
+    zone = tz_name or settings_of(ctx).display_tz
 
     def action(session):
-        schedule = set_cron(session, channel, job, cron)
+        schedule = set_cron(session, channel, job, cron, tz_name=zone)
         return schedule.cron, schedule.next_run_at
 
     expression, next_run = _job_call(ctx, action)
-    click.echo(f"{channel} {job}: {expression}; next run {next_run:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"{channel} {job}: {expression}; next run {display_time(next_run)} (the cron read in {zone})")
 
 
 def _jobs_enable(ctx, channel: str, job: str, enabled: bool) -> None:

@@ -27,7 +27,7 @@ def orders() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def orders_list(ctx: click.Context, channel: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """The latest orders (and their cancellations), newest first."""
+    """The latest orders (and their cancellations), newest first (times in WHEEL_DISPLAY_TZ; --json in UTC)."""
 
     with sessions_of(ctx)() as session:
         rows = latest_orders(session, channel_id=channel, status=status, limit=limit)

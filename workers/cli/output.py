@@ -49,6 +49,7 @@ def json_line(value: Any) -> None:
 
 
 def ago(when: datetime | None, now: datetime) -> str:
+    """A time for a table: "in 5s" or "40s ago" when near, else the time in the display zone, named."""
     if when is None:
         return "-"
     seconds = (now - when).total_seconds()
@@ -73,7 +74,7 @@ def use_display_zone(name: str) -> None:
 
 def display_time(when: datetime | None) -> str:
     """A UTC time as people read it: in the display zone, with the zone named (2026-12-01 20:05:03 IST)."""
-    return timefmt.local(when, _DISPLAY_ZONE.key)
+    return timefmt.show(when, _DISPLAY_ZONE.key)
 
 
 def parse_when(value: str, now: datetime | None = None) -> datetime:

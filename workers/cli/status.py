@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wheel.services.status import jsonable, snapshot
-from wheel.timefmt import age, local
+from wheel.timefmt import age, show
 from workers import bootstrap
 from workers.cli.output import sessions_of, settings_of
 from workers.health import backout_depth, celery_queues
@@ -38,26 +38,26 @@ def status(ctx: click.Context, as_json: bool) -> None:
     tz = settings.display_tz
 
     def when(at, seconds) -> str:
-        return "-" if at is None else f"{local(at, tz)} ({age(seconds)} ago)"
+        return "-" if at is None else f"{show(at, tz)} ({age(seconds)} ago)"
 
     console = Console(width=200 if not sys.stdout.isatty() else None)
-    console.print(f"Wheel status at {local(view['at'], tz)}")
+    console.print(f"Wheel status at {show(view['at'], tz)}")
     table = Table("channel", "marketplace", "on", "unsynced SKUs", "oldest unsynced", "held cancellations",
                   title="Channels", title_justify="left", box=None, pad_edge=False)
     for c in view["channels"]:
         table.add_row(c["id"], c["marketplace"], ("yes" if c["enabled"] else "no") + (" (shadow)" if c["shadow"] else ""),
                       str(c["unsynced"]),
                       f"{c['oldest_unsynced_sku']}, {age(c['oldest_unsynced_age_s'])}" if c["unsynced"] else "-",
-                      f"{c['held_cancellations']} since {local(c['held_since'], tz)}" if c["held_cancellations"] else "0")
+                      f"{c['held_cancellations']} since {show(c['held_since'], tz)}" if c["held_cancellations"] else "0")
     console.print(table)
     table = Table("channel", "job", "on", "last start", "last end", "outcome", "next run",
                   title="Pulls", title_justify="left", box=None, pad_edge=False)
     for c in view["channels"]:
         for p in c["pulls"]:
-            table.add_row(c["id"], p["job"], "yes" if p["enabled"] else "no", local(p["last_started_at"], tz),
-                          local(p["last_finished_at"], tz),
+            table.add_row(c["id"], p["job"], "yes" if p["enabled"] else "no", show(p["last_started_at"], tz),
+                          show(p["last_finished_at"], tz),
                           (p["outcome"] or "-") + (f": {p['error'][:80]}" if p["error"] else ""),
-                          local(p["next_run_at"], tz) if p["enabled"] else "-")
+                          show(p["next_run_at"], tz) if p["enabled"] else "-")
     console.print(table)
     table = Table("queue", "depth", "consumers", title="Celery queues", title_justify="left", box=None, pad_edge=False)
     for name, q in (view["queues"] or {}).items():
