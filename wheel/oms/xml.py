@@ -6,6 +6,7 @@ errors that say what is wrong in words an operator can act on.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
@@ -37,8 +38,9 @@ def parse(body: bytes, *, max_bytes: int) -> etree._Element:
         )
     if not body.strip():
         raise OmsMessageError("message is empty")
+    wide = _check_encoding(body)
     head = body[:4096].lstrip().upper()
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in body.upper():
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in body.upper() or (wide and ("<!DOCTYPE" in wide or "<!ENTITY" in wide)):
         raise OmsMessageError(
             "DOCTYPE and ENTITY declarations are refused (no external entities, no entity "
             "expansion); the OMS documents have none"
@@ -53,6 +55,44 @@ def parse(body: bytes, *, max_bytes: int) -> etree._Element:
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise OmsMessageError("DOCTYPE declarations are refused")
     return root
+
+
+# Byte order marks (XML 1.0, Appendix F), longest first: a UTF-32 LE mark starts as UTF-16 LE's.
+_MARKS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"), (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32"),
+    (b"\xef\xbb\xbf", "utf-8", "UTF-8"), (b"\xff\xfe", "utf-16-le", "UTF-16"), (b"\xfe\xff", "utf-16-be", "UTF-16"),
+)
+# A document in UTF-16 or UTF-32 without a mark, told by how its first '<' is written (Appendix F).
+_UNMARKED = ((b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00", "utf-16-le"), (b"\x00<", "utf-16-be"))
+_DECLARED = re.compile(r"""<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+
+
+def _family(name: str) -> str:
+    """utf-16le, UTF16, ucs-2... as one name per family."""
+    name = re.sub(r"[-_\s]", "", name.lower())
+    return {"ucs2": "utf16", "utf16le": "utf16", "utf16be": "utf16", "ucs4": "utf32", "utf32le": "utf32",
+            "utf32be": "utf32"}.get(name, name)
+
+
+def _check_encoding(body: bytes) -> str | None:
+    """Refuse a byte order mark the XML declaration contradicts (XML 1.0, section 4.3.3: "a fatal
+    error", which libxml2 lets through, believing the mark). Returns the text of a UTF-16 or
+    UTF-32 document, for the DOCTYPE scan that reads ASCII bytes to see into it; else None."""
+    for mark, codec, name in _MARKS:
+        if body.startswith(mark):
+            text = body[len(mark):len(mark) + 4096].decode(codec, errors="replace")
+            declared = _DECLARED.match(text)
+            if declared and _family(declared.group(1)) != _family(name):
+                raise OmsMessageError(
+                    f"the message starts with a {name} byte order mark but its XML declaration says "
+                    f"encoding=\"{declared.group(1)}\"; XML 1.0 (section 4.3.3) makes that a fatal "
+                    "error: the OMS must write the message in the encoding it declares"
+                )
+            return body[len(mark):].decode(codec, errors="replace").upper() if name != "UTF-8" else None
+    for start, codec in _UNMARKED:
+        if body.startswith(start):
+            return body.decode(codec, errors="replace").upper()
+    return None
 
 
 @cache
