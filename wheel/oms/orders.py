@@ -197,7 +197,10 @@ def cancellation_from_json(data: Mapping[str, Any]) -> Cancellation:
 def _decimal(value: object) -> Decimal:
     if not isinstance(value, str):  # a JSON number would have gone through a float
         raise TypeError(f"money must be a string, not {value!r}")
-    return Decimal(value)
+    amount = Decimal(value)
+    if not amount.is_finite():  # order_to_json never writes one: no marketplace order holds NaN
+        raise InvalidOperation(f"money must be a finite amount, not {value!r}")
+    return amount
 
 
 def _int(value: object) -> int:
