@@ -311,3 +311,51 @@ def test_control_and_invisible_characters_in_ids_are_refused(attribute, value, w
 def test_printable_letters_outside_ascii_are_accepted():
     body = document([item(sku="\u0915\u0941\u0930\u094d\u0924\u093e-\U0001F455")])
     assert decode_ranging(body, max_bytes=MAX)[0].sku == "\u0915\u0941\u0930\u094d\u0924\u093e-\U0001F455"
+
+
+def test_a_schema_error_names_the_item_it_is_about_when_items_share_a_line():
+    # The OMS may send a document on one line: the line alone cannot tell its items apart.
+    body = document([item(channel="UA", sku="BAD", flag="N"), item(channel="UB", sku="GOOD")])
+    assert body.count(b"\n") == 1
+    message = refused(body)
+    assert "item BAD on channel UA" in message and "GOOD" not in message
+
+
+def test_an_error_about_the_root_names_no_item():
+    body = b'<soap:Envelope xmlns:soap="urn:s">' + document([item()]).split(b"?>", 1)[1].strip() + b"</soap:Envelope>"
+    assert b"\n" not in body
+    message = refused(body)
+    assert "Envelope" in message and "item S1" not in message
+
+
+def test_a_large_document_of_invalid_items_is_refused_quickly_naming_the_first_ones():
+    # Every schema error made libxml2 walk the item's siblings for its path: 100,000 bad items (a
+    # 7 MB message, under the 10 MB limit) held a worker 77 seconds.
+    rows = [item(sku=f"S{n}", flag="N") for n in range(100_000)]
+    body = b"<EXTNChannelList>\n<EXTNChannelItemList>\n" + "\n".join(rows).encode() + b"\n</EXTNChannelItemList></EXTNChannelList>"
+    started = time.monotonic()
+    message = refused(body, max_bytes=len(body))
+    assert time.monotonic() - started < 15
+    assert message.startswith("ranging.xsd: line 3: item S0 on channel UA: ")
+    assert "line 4: item S1 on channel UA" in message and "(and 99,997 more)" in message
+
+
+def test_a_large_document_with_a_wrong_root_says_so_once():
+    rows = [item(sku=f"S{n}") for n in range(3000)]
+    body = b"<EXTNChannelDerangeList><EXTNChannelItemList>" + "".join(rows).encode() + b"</EXTNChannelItemList></EXTNChannelDerangeList>"
+    message = refused(body)
+    assert message.count("EXTNChannelDerangeList") == 1 and "more" not in message
+
+
+@pytest.mark.parametrize("extra", [b"text", b"<Other/>"])
+def test_a_large_document_with_something_between_its_items_is_refused(extra):
+    rows = [item(sku=f"S{n}").encode() for n in range(3000)]
+    rows[2500] += extra
+    body = b"<EXTNChannelList><EXTNChannelItemList>" + b"".join(rows) + b"</EXTNChannelItemList></EXTNChannelList>"
+    assert "ranging.xsd" in refused(body)
+
+
+def test_a_large_valid_document_decodes_whole():
+    rows = [item(sku=f"S{n}") for n in range(5000)]
+    body = document(rows[:2500], rows[2500:])
+    assert [i.sku for i in decode_ranging(body, max_bytes=MAX * 2)] == [f"S{n}" for n in range(5000)]
