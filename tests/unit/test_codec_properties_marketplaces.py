@@ -373,3 +373,45 @@ def test_nan_is_what_the_json_literal_gives():
     # Why the strategies hold float NaN and infinities beside Decimals: Python's json parses the
     # NaN and Infinity literals with parse_constant, not parse_float.
     assert math.isnan(json.loads("NaN", parse_float=Decimal))
+
+
+def _summary(pages: list[OrderPage]) -> tuple:
+    return ([o for p in pages for o in p.orders], [(f.order_id, f.reason) for p in pages for f in p.failures])
+
+
+@PROPERTY
+@given(st.one_of(tatacliq_answers(), st.binary(max_size=200),
+                 st.sampled_from([b'<!DOCTYPE Orders [<!ENTITY x SYSTEM "file:///etc/passwd">]><Orders/>',
+                                  b"<Orders><Order><OrderNo>1</OrderNo></Order></Orders>"])),
+       st.lists(st.integers(1, 40), max_size=8))
+def test_tatacliq_new_orders_read_as_they_arrive_as_read_whole(body, cuts):
+    """The streamed reader (the adapter feeds it chunks as they arrive) gives what one read of the
+    whole answer gives, wherever the chunks are cut: a DOCTYPE split between chunks included."""
+    def read(chunks: list[bytes]):
+        reader = tatacliq_orders.NewOrdersReader("UT", "Tata CLiQ GET /new-orders", page_size=2)
+        try:
+            pages = [page for chunk in chunks for page in reader.feed(chunk)] + reader.close()
+        except MarketplaceError as exc:
+            assert_refused_in_words(exc)
+            return "refused"
+        for page in pages:
+            assert_valid_page(page, raw_is_json=False)
+        return _summary(pages)
+
+    chunks, rest = [], body
+    for cut in cuts:
+        chunks.append(rest[:cut])
+        rest = rest[cut:]
+    assert read([*chunks, rest]) == read([body])
+
+
+@PROPERTY
+@given(st.one_of(st.text(max_size=40), st.sampled_from(["/v3/shipments/filter?x=1", "/sellers/v3/x", "//evil.example/x",
+                                                         "https://api.flipkart.net/sellers/v3/x", "https://evil.example/x"])))
+def test_flipkart_next_page_urls_stay_on_flipkart_or_are_refused(next_url):
+    try:
+        path = flipkart_orders.page_path(next_url, "https://api.flipkart.net/sellers")
+    except MarketplaceError as exc:
+        assert_refused_in_words(exc)
+        return
+    assert path.startswith("/sellers/") and "://" not in path.split("?")[0] and not path.startswith("//")
