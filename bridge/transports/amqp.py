@@ -227,10 +227,16 @@ class AmqpTransport:
         properties = message.properties or {}
         headers = dict(message.headers or {})
         count = headers.get("x-delivery-count")
+        body = message.body
+        if isinstance(body, str):
+            # py-amqp leaves a message with no body frame (an empty message) with its default body,
+            # the str '' (amqp/basic_message.py, Message.__init__): bytes('') would raise, and the
+            # bridge would fail on that message for ever.
+            body = body.encode("utf-8")
         self._buffer.append(
             Delivery(
                 queue=queue,
-                body=message.body if isinstance(message.body, bytes) else bytes(message.body),
+                body=body if isinstance(body, bytes) else bytes(body),
                 message_id=properties.get("message_id") or None,
                 redelivered=bool(message.delivery_info.get("redelivered")) or bool(count),
                 delivery_count=int(count) if count is not None else None,

@@ -43,6 +43,16 @@ class TransportContract:
         assert delivery.message_id and not delivery.redelivered
         transport.commit([delivery])
 
+    def test_an_empty_message_is_delivered_as_empty_bytes(self, transport, queues):
+        # An OMS can put a message of no bytes at all; the bridge must store it (the worker then
+        # says "message is empty"), not fail on it for ever.
+        transport.put(queues[0], b"", message_id="m-empty")
+        transport.put(queues[0], b"<after/>", message_id="m-after")
+        deliveries = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        deliveries += transport.fetch([queues[0]], max_messages=10, wait_s=1)
+        assert [(d.body, type(d.body)) for d in deliveries] == [(b"", bytes), (b"<after/>", bytes)]
+        transport.commit(deliveries)
+
     def test_message_ids_tell_messages_apart(self, transport, queues):
         transport.put(queues[0], b"same", message_id="m-1")
         transport.put(queues[0], b"same", message_id="m-2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
@@ -22,7 +23,9 @@ def _decode(body: bytes, max_bytes: int, schema: str, tag: str, build: Callable[
     items: list[T] = []
     seen: dict[tuple[str, str], tuple[T, int]] = {}
     for element in root.iter(tag):
-        item = build(element, element.get("ChannelID").strip(), element.get("ItemID").strip(), element.get("EAN").strip())
+        ids = {name: element.get(name).strip() for name in ("ChannelID", "ItemID", "EAN")}
+        _check_printable(element, ids)
+        item = build(element, ids["ChannelID"], ids["ItemID"], ids["EAN"])
         key = (item.channel_id, item.sku)
         if key in seen:
             previous, line = seen[key]
@@ -39,6 +42,25 @@ def _decode(body: bytes, max_bytes: int, schema: str, tag: str, build: Callable[
         # document whose lists are all empty; as the original middleware did, refuse it.
         raise OmsMessageError(f"{schema}: the document names no {tag} (every item list is empty)")
     return items
+
+
+# Unicode categories no OMS id holds: control characters (a tab, U+0085, an escape) and invisible
+# formatting ones (a zero-width space, a right-to-left override, a soft hyphen). The OMS's ids are
+# printable (see sku_problem in wheel/domain.py); with one of these a SKU looks like another, or
+# like nothing, to a person and to a marketplace. The schema's NonBlank cannot say so: XML Schema
+# patterns have no "and", and the OMS's ids may hold inner spaces.
+_UNPRINTABLE = {"Cc": "control character", "Cf": "invisible formatting character"}
+
+
+def _check_printable(element: etree._Element, ids: dict[str, str]) -> None:
+    for name, value in ids.items():
+        bad = next((ch for ch in value if unicodedata.category(ch) in _UNPRINTABLE), None)
+        if bad is not None:
+            raise OmsMessageError(
+                f"line {element.sourceline}: item {ids['ItemID']!r} on channel {ids['ChannelID']!r}: attribute "
+                f"{name} holds the {_UNPRINTABLE[unicodedata.category(bad)]} U+{ord(bad):04X}; the OMS's ids are "
+                "printable characters only"
+            )
 
 
 def _describe(item) -> str:

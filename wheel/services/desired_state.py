@@ -65,6 +65,10 @@ class Superseded:
     reason: str | None = None
 
 
+# (channel, SKU) pairs locked per statement.
+LOCK_CHUNK = 1000
+
+
 def apply(
     session: Session, operation: str, items_by_channel: dict[str, Sequence[RangingItem | InventoryItem | PriceItem]],
     version: int,
@@ -85,15 +89,21 @@ def apply(
     )
     version_col = getattr(Listing, f"{name}_version")
     settled_col = getattr(Listing, f"{name}_settled")
-    current = {
-        (row.channel_id, row.sku): row
-        for row in session.execute(
-            select(Listing.channel_id, Listing.sku, version_col.label("version"), settled_col.label("settled"), Listing.ranged)
-            .where(tuple_(Listing.channel_id, Listing.sku).in_([(channel_id, sku) for channel_id, sku, _ in keys]))
-            .order_by(Listing.channel_id, Listing.sku)
-            .with_for_update()
+    # In chunks: Postgres runs out of stack on a row-value IN list of 10,000 pairs ("stack depth limit
+    # exceeded"). The keys are sorted, so locking chunk after chunk keeps the fixed order.
+    current = {}
+    for start in range(0, len(keys), LOCK_CHUNK):
+        pairs = [(channel_id, sku) for channel_id, sku, _ in keys[start:start + LOCK_CHUNK]]
+        current.update(
+            ((row.channel_id, row.sku), row)
+            for row in session.execute(
+                select(Listing.channel_id, Listing.sku, version_col.label("version"), settled_col.label("settled"),
+                       Listing.ranged)
+                .where(tuple_(Listing.channel_id, Listing.sku).in_(pairs))
+                .order_by(Listing.channel_id, Listing.sku)
+                .with_for_update()
+            )
         )
-    }
     superseded: dict[tuple[int, str, str, str | None], Superseded] = {}
 
     def supersede(inbox_id: int, op: str, channel_id: str, item: dict, reason: str | None = None) -> None:

@@ -264,7 +264,7 @@ def submission_results(update: ListingUpdate, answer: Any) -> list[ItemResult]:
 
 
 def _first_error(issues: Any) -> tuple[str, str] | None:
-    listed = [i for i in issues or [] if isinstance(i, dict)]
+    listed = [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
     chosen = next((i for i in listed if i.get("severity") == "ERROR"), None) or (listed[0] if listed else None)
     if chosen is None:
         return None
@@ -287,7 +287,7 @@ def report_results(messages: Sequence[tuple[int, ListingUpdate, str]], report: A
     summary = report.get("summary") if isinstance(report, dict) else None
     processed = summary.get("messagesProcessed") if isinstance(summary, dict) else None
     errors: dict[int | None, tuple[str, str]] = {}
-    for issue in issues or []:
+    for issue in issues if isinstance(issues, list) else []:
         if isinstance(issue, dict) and issue.get("severity") == "ERROR":
             key = issue.get("messageId")
             errors.setdefault(key if isinstance(key, int) else None,
@@ -308,7 +308,8 @@ def report_results(messages: Sequence[tuple[int, ListingUpdate, str]], report: A
 
 def product_type_of(item: Any, marketplace_id: str) -> str | None:
     """`summaries[].productType` for our marketplace (else the first summary's)."""
-    summaries = [s for s in (item.get("summaries") if isinstance(item, dict) else None) or [] if isinstance(s, dict)]
+    listed = item.get("summaries") if isinstance(item, dict) else None
+    summaries = [s for s in listed if isinstance(s, dict)] if isinstance(listed, list) else []
     chosen = next((s for s in summaries if s.get("marketplaceId") == marketplace_id), summaries[0] if summaries else None)
     product_type = chosen.get("productType") if chosen else None
     return product_type if isinstance(product_type, str) and product_type else None
@@ -361,7 +362,7 @@ def _money(value: Any, *path: str | int) -> Decimal | None:
         # Answers are parsed with parse_float=Decimal, so a float here was never money.
         return None
     try:
-        amount = Decimal(value)
+        # quantize too: an amount of more digits than the context holds (1E+999999) cannot be one
+        return Decimal(value).quantize(CENT)
     except ArithmeticError:
         return None
-    return amount.quantize(CENT) if amount.is_finite() else None

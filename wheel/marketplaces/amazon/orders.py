@@ -23,6 +23,7 @@ one unit (model: ItemPrice), so a line's total is unitPrice x quantityOrdered, t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -163,8 +164,9 @@ def _order(channel_id: str, order_id: str, raw: Mapping[str, Any], items: list[M
 
 
 def jsonable(value: Any) -> Any:
-    """The answer as plain JSON: Decimals (numbers read exactly) become strings."""
-    if isinstance(value, Decimal):
+    """The answer as plain JSON: Decimals (numbers read exactly) become strings, and so do the
+    NaN and Infinity literals (Python's json reads them as floats; Postgres's jsonb refuses them)."""
+    if isinstance(value, Decimal) or (isinstance(value, float) and not math.isfinite(value)):
         return str(value)
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
@@ -225,8 +227,11 @@ def _identity(item: Mapping[str, Any], minimum: int) -> tuple[str, str, int]:
 def _line(item: Mapping[str, Any], currency: str) -> OrderLine:
     line_id, sku, quantity = _identity(item, 1)
     unit = _money(_get(item, "product", "price", "unitPrice"), currency, f"item {line_id} product.price.unitPrice")
-    return OrderLine(line_id=line_id, sku=sku, quantity=quantity,
-                     line_total=(unit * quantity).quantize(CENT, rounding=ROUND_HALF_UP))
+    try:
+        total = (unit * quantity).quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than a Decimal context holds (unitPrice 1E+999999)
+        raise _Problem(f"item {line_id}: product.price.unitPrice {unit} x {quantity} is not an amount") from None
+    return OrderLine(line_id=line_id, sku=sku, quantity=quantity, line_total=total)
 
 
 def _executed(item: Any) -> bool:

@@ -143,7 +143,8 @@ def sku_verdict(item: Any) -> tuple[bool, str | None, str | None]:
         # Not counted as done: nobody may believe a change went through that Flipkart never confirmed.
         return False, "NO_VERDICT", "Flipkart's answer did not mention this SKU"
     status = str(item.get("status", "")).upper()
-    errors = [e for e in [*(item.get("errors") or []), *(item.get("attribute_errors") or [])] if isinstance(e, dict)]
+    errors = [e for key in ("errors", "attribute_errors") if isinstance(item.get(key), list)
+              for e in item[key] if isinstance(e, dict)]
     if status == "SUCCESS":
         return True, None, None
     if status == "WARNING":
@@ -191,7 +192,8 @@ def error_detail(answer: Any) -> tuple[str | None, str] | None:
 def listings_answer(answer: Any) -> tuple[dict[str, dict], dict[str, str]]:
     """The listings Flipkart holds, by SKU; and why it holds none for the others it names."""
     answer = answer if isinstance(answer, dict) else {}
-    available = {sku: detail for sku, detail in (answer.get("available") or {}).items() if isinstance(detail, dict)}
+    held = answer.get("available")
+    available = {sku: detail for sku, detail in (held if isinstance(held, dict) else {}).items() if isinstance(detail, dict)}
     missing: dict[str, str] = {}
     for part, why in (("unavailable", "Flipkart holds no listing for this SKU"),
                       ("invalid", "Flipkart calls this SKU invalid")):
@@ -232,7 +234,12 @@ def not_on_sale_result(result: ItemResult, code: str, why: str) -> ItemResult:
 
 
 def location_ids(detail: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(loc["id"]) for loc in detail.get("locations") or [] if isinstance(loc, dict) and loc.get("id"))
+    return tuple(str(loc["id"]) for loc in _locations(detail) if loc.get("id"))
+
+
+def _locations(detail: Mapping[str, Any]) -> list[dict]:
+    locations = detail.get("locations")
+    return [loc for loc in locations if isinstance(loc, dict)] if isinstance(locations, list) else []
 
 
 def choose_location(ids: Sequence[str], configured: str | None) -> tuple[str | None, str | None]:
@@ -249,7 +256,7 @@ def choose_location(ids: Sequence[str], configured: str | None) -> tuple[str | N
 def marketplace_listing(sku: str, detail: Mapping[str, Any], configured_location: str | None) -> MarketplaceListing:
     """Ranged: on sale, i.e. the listing is active and ENABLED at some location (a deranged SKU must
     be at none); the quantity is the channel's location's."""
-    locations = [loc for loc in detail.get("locations") or [] if isinstance(loc, dict)]
+    locations = _locations(detail)
     location_id, _ = choose_location([str(loc.get("id")) for loc in locations], configured_location)
     location = next((loc for loc in locations if str(loc.get("id")) == location_id), None)
     ranged = quantity = None
@@ -266,6 +273,8 @@ def _price(price: Any) -> Price | None:
     if not isinstance(price, dict) or price.get("mrp") is None or price.get("selling_price") is None:
         return None
     try:
-        return Price(Decimal(str(price["mrp"])), Decimal(str(price["selling_price"])))
+        mrp, selling = Decimal(str(price["mrp"])), Decimal(str(price["selling_price"]))
     except ArithmeticError:
         return None
+    # A NaN or Infinity literal (read as a float) is no price.
+    return Price(mrp, selling) if mrp.is_finite() and selling.is_finite() else None

@@ -128,7 +128,8 @@ def search_answer(answer: Any) -> tuple[list[dict[str, Any]], str | None]:
 def details_answer(answer: Any) -> dict[str, dict[str, Any]]:
     """Shipment details by shipmentId."""
     shipments = answer.get("shipments") if isinstance(answer, dict) else None
-    return {str(s["shipmentId"]): s for s in shipments or [] if isinstance(s, dict) and s.get("shipmentId")}
+    return {str(s["shipmentId"]): s for s in shipments if isinstance(s, dict) and s.get("shipmentId")} \
+        if isinstance(shipments, list) else {}
 
 
 def shipment_ids(shipments: Sequence[Mapping[str, Any]]) -> list[str]:
