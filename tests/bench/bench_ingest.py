@@ -6,7 +6,8 @@ in a burst) are put on the OMS queues. The bridge (tests/bench/bench_bridge.py's
 them into the inbox and sends their tasks: its msgs/s. Then the `wheel.oms.process_message` task's
 body runs for each stored message in turn, in this process, on the real Postgres and Redis (no
 Celery worker, so no broker round trip: the cost of the task itself): its msgs/s, and the SQL
-statements it sends per message (SQLAlchemy's `before_cursor_execute`: an executemany counts once).
+statements it sends per message (SQLAlchemy's `before_cursor_execute`; an executemany counts once per
+parameter set, as Postgres runs it once per set).
 
 The machine is shared and the numbers noisy: the ratio of the two, measured one after the other on
 the same services, is the number to compare between runs.
@@ -76,7 +77,7 @@ def ingest(app: Celery, inbox_ids: list[int]) -> tuple[float, Counter]:
     statements: Counter = Counter()
 
     def count(conn, cursor, statement, parameters, context, executemany):
-        statements[statement.split("\n", 1)[0][:90]] += 1
+        statements[statement.split("\n", 1)[0][:90]] += len(parameters) if executemany else 1
 
     event.listen(Engine, "before_cursor_execute", count)
     try:
