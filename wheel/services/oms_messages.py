@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Text, any_, bindparam, func, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.db.models import Channel, InboxMessage
 from wheel.domain import DERANGING, INVENTORY, PRICING, RANGING, group_by_channel
-from wheel.events import NewEvent, Recorded, record
+from wheel.events import NewEvent, Recorded, record, record_many
 from wheel.oms.ranging import DECODERS
 from wheel.oms.xml import OmsMessageError
 from wheel.services import desired_state
@@ -30,8 +31,26 @@ OMS_EVENT_NAMES = {
 }
 # Enough of the raw message in the event for the dashboard; the inbox keeps all of it.
 EXCERPT_BYTES = 4096
-# This transaction's commit does not wait for the disk (see process_message).
-ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+
+_inbox = InboxMessage.__table__
+# The message, locked. And this transaction's commit does not wait for the disk (see
+# process_message): set_config(..., true) is `SET LOCAL synchronous_commit = off` as a function
+# (https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET), read with
+# the message so that both cost one round trip.
+LOCK_MESSAGE = (
+    select(_inbox.c.id, _inbox.c.version, _inbox.c.queue, _inbox.c.transport_message_id, _inbox.c.body,
+           _inbox.c.size, _inbox.c.status, func.set_config("synchronous_commit", "off", true()).label("async_commit"))
+    .where(_inbox.c.id == bindparam("inbox_id"))
+    .with_for_update(of=_inbox)
+)
+# Its outcome: `processed`, or `failed` with the error (last_error is kept when there is none).
+FINISH_MESSAGE = (
+    update(_inbox)
+    .where(_inbox.c.id == bindparam("inbox_id"))
+    .values(status=bindparam("status"), attempts=_inbox.c.attempts + 1, event_id=bindparam("event_id"),
+            processed_at=func.now(), last_error=func.coalesce(bindparam("error", type_=Text), _inbox.c.last_error))
+)
+CHANNELS = select(Channel.id, Channel.marketplace, Channel.enabled).where(Channel.id == any_(bindparam("ids", type_=ARRAY(Text))))
 
 
 @dataclass
@@ -50,20 +69,21 @@ def process_message(
     operation_for_queue: Callable[[str], str | None],
     max_message_bytes: int,
 ) -> ProcessResult:
-    """Parse the message and record what it wants; idempotent (a processed message is left alone)."""
+    """Parse the message and record what it wants; idempotent (a processed message is left alone).
+
+    A few statements per message, whatever its size: the message locked, its oms event, its
+    channels, its desired state (desired_state.apply), the events it causes in one insert, its
+    outcome; one transaction.
+    """
     result = ProcessResult(inbox_id)
-    with sessions.begin() as session, session.no_autoflush:
+    with sessions.begin() as session:
         # Safe without waiting for the disk: if Postgres crashes and loses this commit, the message
         # is still `received` and the sweeper processes it again; and any later synchronous commit
         # (a push settling) flushes this one first, the log being sequential.
-        session.execute(ASYNC_COMMIT)
-        message = session.execute(
-            select(InboxMessage).where(InboxMessage.id == inbox_id).with_for_update()
-        ).scalar_one_or_none()
+        message = session.execute(LOCK_MESSAGE, {"inbox_id": inbox_id}).one_or_none()
         if message is None or message.status != "received":
             result.skipped = True
             return result
-        message.attempts += 1
         operation = operation_for_queue(message.queue)
         oms_event = record(
             session,
@@ -75,59 +95,61 @@ def process_message(
                 dedupe_key=f"inbox:{message.id}:oms",
             ),
         )
-        message.event_id = result.oms_event_id = oms_event.id
+        result.oms_event_id = oms_event.id
+        errors: list[NewEvent] = []
+        others: list[NewEvent] = []
 
         def system_error(name: str, payload: dict, channel_id: str | None = None) -> None:
             key = f"inbox:{message.id}:{name}" + (f":{channel_id}" if channel_id else "")
-            event = NewEvent(type="system", name=name, level="error", parent_id=oms_event.id,
-                             channel_id=channel_id, inbox_id=message.id, payload=payload, dedupe_key=key)
-            result.alerts.append(record(session, event))
+            errors.append(NewEvent(type="system", name=name, level="error", parent_id=oms_event.id,
+                                   channel_id=channel_id, inbox_id=message.id, payload=payload, dedupe_key=key))
 
-        def fail(name: str, error: str) -> None:
-            system_error(name, {"error": error, "queue": message.queue, "inbox_id": message.id})
-            message.status = "failed"
-            message.last_error = error
-            message.processed_at = func.now()
-
-        decoder = DECODERS.get(operation or "")
-        if decoder is None:
-            fail("system/processing-failed",
-                 f"queue {message.queue!r} is not one of the OMS queues Wheel reads (see WHEEL_QUEUE_*)")
-            return result
-        try:
-            items = decoder(message.body, max_bytes=max_message_bytes)
-        except OmsMessageError as exc:
-            fail("system/parsing-failed", str(exc))
-            return result
-
-        by_channel = group_by_channel(items)
-        channels = {
-            channel.id: channel
-            for channel in session.execute(select(Channel).where(Channel.id.in_(list(by_channel)))).scalars()
-        }
-        known = {}
-        for channel_id, channel_items in by_channel.items():
-            channel = channels.get(channel_id)
-            if channel is None or not channel.enabled:
-                name = "system/channel-not-found" if channel is None else "system/channel-disabled"
-                reason = "is not configured" if channel is None else "is disabled"
-                system_error(
-                    name,
-                    {"error": f"channel {channel_id!r} {reason}; its items were not sent",
-                     "items": [item.as_dict() for item in channel_items]},
-                    channel_id=channel_id,
-                )
-                continue
-            known[channel_id] = channel_items
-            result.channels.append((channel_id, channel.marketplace))
-        # Its place in the OMS's order: a replay keeps the place of the message it replays.
-        version = message.version if message.version is not None else message.id
-        superseded = desired_state.apply(session, operation, known, version)
-        if superseded:
-            _log_superseded(session, channels, superseded, version, message.id, oms_event.id)
-        message.status = "processed"
-        message.processed_at = func.now()
+        error = _apply(session, message, operation, oms_event.id, max_message_bytes, result, system_error, others)
+        if error is not None:
+            system_error(error[0], {"error": error[1], "queue": message.queue, "inbox_id": message.id})
+        recorded = record_many(session, errors + others)
+        result.alerts = recorded[:len(errors)]
+        session.execute(FINISH_MESSAGE, {"inbox_id": message.id, "status": "processed" if error is None else "failed",
+                                         "event_id": oms_event.id, "error": None if error is None else error[1]})
     return result
+
+
+def _apply(session: Session, message, operation: str | None, oms_event_id: int, max_message_bytes: int,
+           result: ProcessResult, system_error: Callable[..., None], events: list[NewEvent]) -> tuple[str, str] | None:
+    """Parse the message and record its desired state: the channels to sync in `result`, the events
+    it causes in `events` (system_error: the ones to alert on); (event name, error) if it failed."""
+    decoder = DECODERS.get(operation or "")
+    if decoder is None:
+        return ("system/processing-failed",
+                f"queue {message.queue!r} is not one of the OMS queues Wheel reads (see WHEEL_QUEUE_*)")
+    try:
+        items = decoder(message.body, max_bytes=max_message_bytes)
+    except OmsMessageError as exc:
+        return "system/parsing-failed", str(exc)
+
+    by_channel = group_by_channel(items)
+    channels = {row.id: row for row in session.execute(CHANNELS, {"ids": list(by_channel)})}
+    known = {}
+    for channel_id, channel_items in by_channel.items():
+        channel = channels.get(channel_id)
+        if channel is None or not channel.enabled:
+            name = "system/channel-not-found" if channel is None else "system/channel-disabled"
+            reason = "is not configured" if channel is None else "is disabled"
+            system_error(
+                name,
+                {"error": f"channel {channel_id!r} {reason}; its items were not sent",
+                 "items": [item.as_dict() for item in channel_items]},
+                channel_id=channel_id,
+            )
+            continue
+        known[channel_id] = channel_items
+        result.channels.append((channel_id, channel.marketplace))
+    # Its place in the OMS's order: a replay keeps the place of the message it replays.
+    version = message.version if message.version is not None else message.id
+    superseded = desired_state.apply(session, operation, known, version)
+    if superseded:
+        events.extend(_superseded_events(session, channels, superseded, version, message.id, oms_event_id))
+    return None
 
 
 def fail_message(
@@ -161,24 +183,29 @@ def fail_message(
         return [failed]
 
 
-def _log_superseded(session: Session, channels: dict[str, Channel], superseded, version: int, inbox_id: int,
-                    oms_event_id: int) -> None:
-    """Log what was superseded: this message's own items (at `version`, its place) that a newer
-    value already replaced, and older messages' values waiting to be pushed that it replaced."""
+def _superseded_events(session: Session, channels: dict, superseded, version: int, inbox_id: int,
+                       oms_event_id: int) -> list[NewEvent]:
+    """What was superseded: this message's own items (at `version`, its place) that a newer value
+    already replaced, and older messages' values waiting to be pushed that it replaced."""
     parents = desired_state.event_parents(session, [s.inbox_id for s in superseded if s.inbox_id != version])
-    for group in superseded:
+    events = []
+    for n, group in enumerate(superseded):
         channel = channels[group.channel_id]
         own = group.inbox_id == version
-        record(session, NewEvent(
+        events.append(NewEvent(
             type="domain", name=f"{group.operation}/superseded", level="info",
             parent_id=oms_event_id if own else parents.get(group.inbox_id), channel_id=channel.id,
             marketplace=channel.marketplace, inbox_id=inbox_id if own else group.inbox_id,
             payload={"items": group.items, "superseded_by": "a newer message" if own else inbox_id,
                      "reason": group.reason or "a newer value replaced it before it was pushed"},
+            # One per group of this message's processing, which happens once (record_many needs a key).
+            dedupe_key=f"inbox:{inbox_id}:superseded:{n}",
         ))
+    return events
 
 
-def _oms_payload(message: InboxMessage) -> dict:
+def _oms_payload(message) -> dict:
+    """The oms event's payload (message: an InboxMessage, or a row with its columns)."""
     excerpt = message.body[:EXCERPT_BYTES].decode("utf-8", errors="replace")
     return {
         "inbox_id": message.id,
