@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, or_, select, true
+from sqlalchemy import BigInteger, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,20 @@ from wheel.domain import FIELD_OF_OPERATION, InventoryItem, PriceItem, RangingIt
 
 # The columns each field's value lives in.
 VALUE_COLUMNS = {"ranged": ("ranged",), "quantity": ("quantity",), "price": ("mrp", "selling_price")}
+
+
+def _parent_event(version):
+    """The oms event of the message at `version` (see event_parents: the latest processed replay of
+    that place, else the message itself), as a scalar subquery."""
+    inbox = InboxMessage.__table__
+    return (
+        select(inbox.c.event_id)
+        .where(inbox.c.event_id.is_not(None),
+               or_(and_(inbox.c.id == version, inbox.c.version.is_(None)), inbox.c.version == version))
+        .order_by((inbox.c.status == "processed").desc(), inbox.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _apply_statement(field: str):
@@ -64,10 +78,13 @@ def _apply_statement(field: str):
               "dirty_since": func.coalesce(table.c.dirty_since, func.now()), "updated_at": func.now()},
         where=version < excluded[version.name],
     ).returning(table.c.channel_id, table.c.sku).cte("changed")
-    # Every given row (one that vanished after ENSURE_ROWS is inserted again: nothing held it).
+    replaced = changed.c.sku.is_not(None) & (held.c.settled < held.c.version)
+    # Every given row (one that vanished after ENSURE_ROWS is inserted again: nothing held it), and
+    # for a value waiting to be pushed that this one replaced, the oms event of its message.
     return (
         select(given.c.channel_id, given.c.sku, held.c.version, held.c.settled, held.c.ranged,
-               changed.c.sku.is_not(None).label("changed"))
+               changed.c.sku.is_not(None).label("changed"),
+               case((replaced, _parent_event(held.c.version)), else_=None).label("parent_event_id"))
         .select_from(given)
         .join(held, (held.c.channel_id == given.c.channel_id) & (held.c.sku == given.c.sku), isouter=True)
         .join(changed, (changed.c.channel_id == given.c.channel_id) & (changed.c.sku == given.c.sku), isouter=True)
@@ -105,6 +122,8 @@ class Superseded:
     items: list[dict[str, Any]] = field(default_factory=list)
     # Why, when it is not that a newer value replaced it.
     reason: str | None = None
+    # The oms event of the message whose items these are, when it is not the one being applied.
+    parent_event_id: int | None = None
 
 
 def apply(
@@ -124,13 +143,16 @@ def apply(
     # Make sure every row exists (waiting for a concurrent insert of the same SKU to commit), then
     # in one statement lock them in a fixed order (no deadlocks between workers), see what they
     # held, and set the newer values.
-    session.execute(ENSURE_ROWS, given)
+    connection = session.connection()  # Core statements: the ORM's execute would only add its overhead
+    connection.execute(ENSURE_ROWS, given)
     values = {column: [_value(column, item) for _, _, item in keys] for column in VALUE_COLUMNS[name]}
-    rows = {(row.channel_id, row.sku): row for row in session.execute(APPLY[name], {**given, **values, "version": version})}
+    rows = {(row.channel_id, row.sku): row for row in connection.execute(APPLY[name], {**given, **values, "version": version})}
     superseded: dict[tuple[int, str, str, str | None], Superseded] = {}
 
-    def supersede(inbox_id: int, op: str, channel_id: str, item: dict, reason: str | None = None) -> None:
-        group = superseded.setdefault((inbox_id, op, channel_id, reason), Superseded(inbox_id, op, channel_id, reason=reason))
+    def supersede(inbox_id: int, op: str, channel_id: str, item: dict, reason: str | None = None,
+                  parent_event_id: int | None = None) -> None:
+        group = superseded.setdefault((inbox_id, op, channel_id, reason),
+                                      Superseded(inbox_id, op, channel_id, reason=reason, parent_event_id=parent_event_id))
         group.items.append(item)
 
     for channel_id, sku, item in keys:
@@ -146,7 +168,7 @@ def apply(
         elif row.settled < row.version:
             # The value waiting to be pushed will never be: this one replaces it.
             old_op = operation if name != "ranged" else operation_of(name, row.ranged)
-            supersede(row.version, old_op, channel_id, {"sku": sku})
+            supersede(row.version, old_op, channel_id, {"sku": sku}, parent_event_id=row.parent_event_id)
     return list(superseded.values())
 
 

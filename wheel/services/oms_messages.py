@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from sqlalchemy import Text, any_, bindparam, func, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Text, bindparam, func, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.db.models import Channel, InboxMessage
@@ -33,13 +33,16 @@ OMS_EVENT_NAMES = {
 EXCERPT_BYTES = 4096
 
 _inbox = InboxMessage.__table__
-# The message, locked. And this transaction's commit does not wait for the disk (see
-# process_message): set_config(..., true) is `SET LOCAL synchronous_commit = off` as a function
-# (https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET), read with
-# the message so that both cost one round trip.
+# The message, locked; with it, in the same round trip, every channel (a handful of rows: the ones
+# the message names are looked up in them), and this transaction's commit made not to wait for
+# the disk (see process_message): set_config(..., true) is `SET LOCAL synchronous_commit = off` as
+# a function (https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET).
 LOCK_MESSAGE = (
     select(_inbox.c.id, _inbox.c.version, _inbox.c.queue, _inbox.c.transport_message_id, _inbox.c.body,
-           _inbox.c.size, _inbox.c.status, func.set_config("synchronous_commit", "off", true()).label("async_commit"))
+           _inbox.c.size, _inbox.c.status,
+           select(func.json_agg(func.json_build_array(Channel.id, Channel.marketplace, Channel.enabled)))
+           .scalar_subquery().label("channels"),
+           func.set_config("synchronous_commit", "off", true()).label("async_commit"))
     .where(_inbox.c.id == bindparam("inbox_id"))
     .with_for_update(of=_inbox)
 )
@@ -50,7 +53,12 @@ FINISH_MESSAGE = (
     .values(status=bindparam("status"), attempts=_inbox.c.attempts + 1, event_id=bindparam("event_id"),
             processed_at=func.now(), last_error=func.coalesce(bindparam("error", type_=Text), _inbox.c.last_error))
 )
-CHANNELS = select(Channel.id, Channel.marketplace, Channel.enabled).where(Channel.id == any_(bindparam("ids", type_=ARRAY(Text))))
+
+
+class _Channel(NamedTuple):
+    id: str
+    marketplace: str
+    enabled: bool
 
 
 @dataclass
@@ -80,7 +88,7 @@ def process_message(
         # Safe without waiting for the disk: if Postgres crashes and loses this commit, the message
         # is still `received` and the sweeper processes it again; and any later synchronous commit
         # (a push settling) flushes this one first, the log being sequential.
-        message = session.execute(LOCK_MESSAGE, {"inbox_id": inbox_id}).one_or_none()
+        message = session.connection().execute(LOCK_MESSAGE, {"inbox_id": inbox_id}).one_or_none()
         if message is None or message.status != "received":
             result.skipped = True
             return result
@@ -109,7 +117,7 @@ def process_message(
             system_error(error[0], {"error": error[1], "queue": message.queue, "inbox_id": message.id})
         recorded = record_many(session, errors + others)
         result.alerts = recorded[:len(errors)]
-        session.execute(FINISH_MESSAGE, {"inbox_id": message.id, "status": "processed" if error is None else "failed",
+        session.connection().execute(FINISH_MESSAGE, {"inbox_id": message.id, "status": "processed" if error is None else "failed",
                                          "event_id": oms_event.id, "error": None if error is None else error[1]})
     return result
 
@@ -128,7 +136,7 @@ def _apply(session: Session, message, operation: str | None, oms_event_id: int, 
         return "system/parsing-failed", str(exc)
 
     by_channel = group_by_channel(items)
-    channels = {row.id: row for row in session.execute(CHANNELS, {"ids": list(by_channel)})}
+    channels = {channel.id: channel for channel in map(_Channel._make, message.channels or [])}
     known = {}
     for channel_id, channel_items in by_channel.items():
         channel = channels.get(channel_id)
@@ -148,7 +156,7 @@ def _apply(session: Session, message, operation: str | None, oms_event_id: int, 
     version = message.version if message.version is not None else message.id
     superseded = desired_state.apply(session, operation, known, version)
     if superseded:
-        events.extend(_superseded_events(session, channels, superseded, version, message.id, oms_event_id))
+        events.extend(_superseded_events(channels, superseded, version, message.id, oms_event_id))
     return None
 
 
@@ -183,18 +191,17 @@ def fail_message(
         return [failed]
 
 
-def _superseded_events(session: Session, channels: dict, superseded, version: int, inbox_id: int,
-                       oms_event_id: int) -> list[NewEvent]:
+def _superseded_events(channels: dict[str, _Channel], superseded: list[desired_state.Superseded], version: int,
+                       inbox_id: int, oms_event_id: int) -> list[NewEvent]:
     """What was superseded: this message's own items (at `version`, its place) that a newer value
     already replaced, and older messages' values waiting to be pushed that it replaced."""
-    parents = desired_state.event_parents(session, [s.inbox_id for s in superseded if s.inbox_id != version])
     events = []
     for n, group in enumerate(superseded):
         channel = channels[group.channel_id]
         own = group.inbox_id == version
         events.append(NewEvent(
             type="domain", name=f"{group.operation}/superseded", level="info",
-            parent_id=oms_event_id if own else parents.get(group.inbox_id), channel_id=channel.id,
+            parent_id=oms_event_id if own else group.parent_event_id, channel_id=channel.id,
             marketplace=channel.marketplace, inbox_id=inbox_id if own else group.inbox_id,
             payload={"items": group.items, "superseded_by": "a newer message" if own else inbox_id,
                      "reason": group.reason or "a newer value replaced it before it was pushed"},
