@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import Text, bindparam, func, select, true, update
+from sqlalchemy import bindparam, func, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from wheel.db.models import Channel, InboxMessage
+from wheel.db.models import Channel, Event, InboxMessage
 from wheel.domain import DERANGING, INVENTORY, PRICING, RANGING, group_by_channel
-from wheel.events import NewEvent, Recorded, record, record_many
+from wheel.events import NEXT_EVENT_ID, NewEvent, Recorded, record, record_many
 from wheel.oms.ranging import DECODERS
 from wheel.oms.xml import OmsMessageError
 from wheel.services import desired_state
@@ -33,25 +33,32 @@ OMS_EVENT_NAMES = {
 EXCERPT_BYTES = 4096
 
 _inbox = InboxMessage.__table__
-# The message, locked; with it, in the same round trip, every channel (a handful of rows: the ones
-# the message names are looked up in them), and this transaction's commit made not to wait for
-# the disk (see process_message): set_config(..., true) is `SET LOCAL synchronous_commit = off` as
-# a function (https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET).
-LOCK_MESSAGE = (
-    select(_inbox.c.id, _inbox.c.version, _inbox.c.queue, _inbox.c.transport_message_id, _inbox.c.body,
-           _inbox.c.size, _inbox.c.status,
-           select(func.json_agg(func.json_build_array(Channel.id, Channel.marketplace, Channel.enabled)))
-           .scalar_subquery().label("channels"),
-           func.set_config("synchronous_commit", "off", true()).label("async_commit"))
-    .where(_inbox.c.id == bindparam("inbox_id"))
-    .with_for_update(of=_inbox)
-)
-# Its outcome: `processed`, or `failed` with the error (last_error is kept when there is none).
-FINISH_MESSAGE = (
+_events = Event.__table__
+# The message, taken if it is still `received` (a concurrent take waits for the row's lock, then
+# finds it taken): `processed` with its attempt counted, the outcome of nearly every message (a
+# failure sets it aside after, in the same transaction). It returns what processing needs: the
+# message; the id of its oms event, reserved here so that the oms event and the events it causes go
+# in one insert (the id of the oms event already there, if one is); every channel (a handful of
+# rows: the ones the message names are looked up in them); and, with set_config(..., true), this
+# transaction's commit made not to wait for the disk (see process_message): it is
+# `SET LOCAL synchronous_commit = off` as a function
+# (https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET).
+TAKE_MESSAGE = (
     update(_inbox)
-    .where(_inbox.c.id == bindparam("inbox_id"))
-    .values(status=bindparam("status"), attempts=_inbox.c.attempts + 1, event_id=bindparam("event_id"),
-            processed_at=func.now(), last_error=func.coalesce(bindparam("error", type_=Text), _inbox.c.last_error))
+    .where(_inbox.c.id == bindparam("inbox_id"), _inbox.c.status == "received")
+    .values(status="processed", attempts=_inbox.c.attempts + 1, processed_at=func.now(),
+            event_id=func.coalesce(
+                select(_events.c.id).where(_events.c.dedupe_key == bindparam("oms_key")).scalar_subquery(),
+                NEXT_EVENT_ID))
+    .returning(_inbox.c.id, _inbox.c.version, _inbox.c.queue, _inbox.c.transport_message_id, _inbox.c.body,
+               _inbox.c.size, _inbox.c.event_id,
+               select(func.json_agg(func.json_build_array(Channel.id, Channel.marketplace, Channel.enabled)))
+               .scalar_subquery().label("channels"),
+               func.set_config("synchronous_commit", "off", true()).label("async_commit"))
+)
+# A message that could not be processed: set aside for an operator to fix and replay.
+SET_ASIDE = (
+    update(_inbox).where(_inbox.c.id == bindparam("inbox_id")).values(status="failed", last_error=bindparam("error"))
 )
 
 
@@ -79,47 +86,44 @@ def process_message(
 ) -> ProcessResult:
     """Parse the message and record what it wants; idempotent (a processed message is left alone).
 
-    A few statements per message, whatever its size: the message locked, its oms event, its
-    channels, its desired state (desired_state.apply), the events it causes in one insert, its
-    outcome; one transaction.
+    Four statements per message, whatever its size, in one transaction: the message taken (with
+    its channels), its desired state (two: desired_state.apply), and its oms event with the events
+    it causes in one insert; a message that fails is set aside in one more.
     """
     result = ProcessResult(inbox_id)
     with sessions.begin() as session:
         # Safe without waiting for the disk: if Postgres crashes and loses this commit, the message
         # is still `received` and the sweeper processes it again; and any later synchronous commit
         # (a push settling) flushes this one first, the log being sequential.
-        message = session.connection().execute(LOCK_MESSAGE, {"inbox_id": inbox_id}).one_or_none()
-        if message is None or message.status != "received":
+        connection = session.connection()  # Core statements: the ORM's execute would only add its overhead
+        message = connection.execute(TAKE_MESSAGE, {"inbox_id": inbox_id, "oms_key": _oms_key(inbox_id)}).one_or_none()
+        if message is None:  # gone, or processed or failed already
             result.skipped = True
             return result
         operation = operation_for_queue(message.queue)
-        oms_event = record(
-            session,
-            NewEvent(
-                type="oms",
-                name=OMS_EVENT_NAMES.get(operation or "", "oms/message-received"),
-                inbox_id=message.id,
-                payload=_oms_payload(message),
-                dedupe_key=f"inbox:{message.id}:oms",
-            ),
-        )
-        result.oms_event_id = oms_event.id
+        oms_event = NewEvent(type="oms", name=OMS_EVENT_NAMES.get(operation or "", "oms/message-received"),
+                             inbox_id=message.id, payload=_oms_payload(message), dedupe_key=_oms_key(message.id),
+                             id=message.event_id)
+        result.oms_event_id = message.event_id
         errors: list[NewEvent] = []
         others: list[NewEvent] = []
 
         def system_error(name: str, payload: dict, channel_id: str | None = None) -> None:
             key = f"inbox:{message.id}:{name}" + (f":{channel_id}" if channel_id else "")
-            errors.append(NewEvent(type="system", name=name, level="error", parent_id=oms_event.id,
+            errors.append(NewEvent(type="system", name=name, level="error", parent_id=message.event_id,
                                    channel_id=channel_id, inbox_id=message.id, payload=payload, dedupe_key=key))
 
-        error = _apply(session, message, operation, oms_event.id, max_message_bytes, result, system_error, others)
+        error = _apply(session, message, operation, message.event_id, max_message_bytes, result, system_error, others)
         if error is not None:
             system_error(error[0], {"error": error[1], "queue": message.queue, "inbox_id": message.id})
-        recorded = record_many(session, errors + others)
-        result.alerts = recorded[:len(errors)]
-        session.connection().execute(FINISH_MESSAGE, {"inbox_id": message.id, "status": "processed" if error is None else "failed",
-                                         "event_id": oms_event.id, "error": None if error is None else error[1]})
+            connection.execute(SET_ASIDE, {"inbox_id": message.id, "error": error[1]})
+        recorded = record_many(session, [oms_event, *errors, *others])
+        result.alerts = recorded[1:1 + len(errors)]
     return result
+
+
+def _oms_key(inbox_id: int) -> str:
+    return f"inbox:{inbox_id}:oms"
 
 
 def _apply(session: Session, message, operation: str | None, oms_event_id: int, max_message_bytes: int,
@@ -175,7 +179,7 @@ def fail_message(
         operation = operation_for_queue(message.queue)
         oms_event = record(session, NewEvent(
             type="oms", name=OMS_EVENT_NAMES.get(operation or "", "oms/message-received"), inbox_id=message.id,
-            payload=_oms_payload(message), dedupe_key=f"inbox:{message.id}:oms",
+            payload=_oms_payload(message), dedupe_key=_oms_key(message.id),
         ))
         message.event_id = oms_event.id
         message.attempts += 1
