@@ -1,6 +1,6 @@
 """Turning one stored OMS message into events and desired state.
 
-The message is logged first as an `oms` event, the parent of everything it causes. A bad message
+The message is logged as an `oms` event (its id reserved first), the parent of everything it causes. A bad message
 gets a `system/parsing-failed` event and stays in the inbox for an operator to fix and replay. A
 good one updates the desired state of each (channel, SKU) it names; the channels to push to are
 returned for the caller to dispatch after the commit.
