@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,9 @@ from wheel.db.models import AlertRow, Event
 from wheel.logs import log_context
 
 log = logging.getLogger("wheel.events")
+
+# The next event id (events.id is an identity column: its sequence).
+NEXT_EVENT_ID = func.nextval(func.pg_get_serial_sequence("events", "id"))
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -33,6 +36,9 @@ class NewEvent:
     # An alert for the ops team (a row in the alerts outbox, written with the event). By default
     # every error, and nothing else; a warning that needs someone says alert=True.
     alert: bool | None = None
+    # The id to record it under, reserved beforehand with NEXT_EVENT_ID (so that events recorded
+    # with it in one record_many can name it as their parent); None: the next one.
+    id: int | None = None
 
     @property
     def alerts(self) -> bool:
@@ -122,6 +128,9 @@ def record_many(session: Session, events: list[NewEvent]) -> list[Recorded]:
         "type": e.type, "name": e.name, "level": e.level, "parent_id": e.parent_id, "channel_id": e.channel_id,
         "marketplace": e.marketplace, "inbox_id": e.inbox_id, "payload": _clean(e.payload), "dedupe_key": e.dedupe_key,
     } for e in events]
+    if any(e.id is not None for e in events):
+        for row, e in zip(rows, events, strict=True):
+            row["id"] = NEXT_EVENT_ID if e.id is None else e.id
     statement = (insert(table).values(rows).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
                  .returning(table.c.id, table.c.dedupe_key))
     created = {key: event_id for event_id, key in session.connection().execute(statement)}

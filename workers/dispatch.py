@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import redis
 from celery import Celery
 
@@ -10,9 +12,11 @@ from workers import queues
 
 
 class Dispatcher:
-    def __init__(self, app: Celery):
+    def __init__(self, app: Celery, flags: redis.Redis | None = None):
+        """flags: the Redis client of the app's broker, when the caller keeps one (a worker
+        process's, workers/bootstrap.py); else one is made on first use."""
         self._app = app
-        self._redis: redis.Redis | None = None
+        self._redis = flags
 
     def process_message(self, inbox_id: int) -> None:
         self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE)
@@ -37,8 +41,25 @@ class Dispatcher:
         The flag only saves duplicate tasks; if Redis loses it, a duplicate is harmless, and if
         Redis loses the task, the sweeper sends another (the listings are rows in Postgres).
         """
-        if self._flags().set(sync_flag(channel_id), "1", nx=True, px=int(COALESCE_S * 1000) + 30_000):
-            self.sync(channel_id, marketplace, countdown=COALESCE_S)
+        self.sync_soon_many([(channel_id, marketplace)])
+
+    def sync_soon_many(self, channels: Iterable[tuple[str, str]]) -> None:
+        """sync_soon for each (channel id, marketplace): every flag in one round trip to Redis (a
+        pipeline of SET NX), then the tasks of the channels whose flag was not set yet, through
+        one producer."""
+        wanted = list(dict.fromkeys(channels))
+        if not wanted:
+            return
+        pipe = self._flags().pipeline(transaction=False)
+        for channel_id, _ in wanted:
+            pipe.set(sync_flag(channel_id), "1", nx=True, px=int(COALESCE_S * 1000) + 30_000)
+        due = [channel for channel, was_set in zip(wanted, pipe.execute(), strict=True) if was_set]
+        if not due:
+            return
+        with self._app.producer_or_acquire() as producer:
+            for channel_id, marketplace in due:
+                self._app.send_task(queues.SYNC, args=[channel_id], queue=queues.marketplace_queue(marketplace),
+                                    countdown=COALESCE_S, producer=producer)
 
     def clear_sync_flag(self, channel_id: str) -> None:
         self._flags().delete(sync_flag(channel_id))

@@ -21,7 +21,9 @@ RETRY_DB = dict(autoretry_for=(OperationalError, InterfaceError), retry_backoff=
 
 
 def _context(task) -> tuple[Container, Dispatcher]:
-    return container(task.app.wheel_settings), Dispatcher(task.app)
+    c = container(task.app.wheel_settings)
+    # The process's Redis client for the flags (the broker's Redis): not a new connection per task.
+    return c, Dispatcher(task.app, flags=c.redis)
 
 
 def _send_alerts(dispatch: Dispatcher, recorded: list[Recorded]) -> None:
@@ -39,8 +41,7 @@ def process_message(self, inbox_id: int) -> str:
         operation_for_queue=c.settings.operation_for_queue,
         max_message_bytes=c.settings.max_message_bytes,
     )
-    for channel_id, marketplace in result.channels:
-        dispatch.sync_soon(channel_id, marketplace)
+    dispatch.sync_soon_many(result.channels)
     _send_alerts(dispatch, result.alerts)
     return "skipped" if result.skipped else f"{len(result.channels)} channels"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bridge", "marketplaces", "orders"]
+BENCHMARKS = ["bridge", "ingest", "marketplaces", "orders"]
 
 
 def main(argv: list[str]) -> None:

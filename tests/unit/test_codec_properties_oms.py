@@ -233,4 +233,3 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-stored_order_keys = ["channel_id", "order_id", "bill_to", "ship_to", "payments", "lines"]
