@@ -245,14 +245,23 @@ def variant_workers(commands: dict[str, list[str]], variant: str) -> dict[str, l
     """The marketplace workers and the publisher of a variant (the publisher keeps its one task at a
     time in each: it keeps the outbox in order)."""
     swapped = (*MARKETPLACE_ROLES, "publisher")
+    prefork = {name: without_pool(commands[name]) for name in swapped}  # Celery's default pool
     if variant == "prefork":
-        return {name: commands[name] for name in swapped}
+        return prefork
     if variant == "threads":
-        return {name: [*commands[name], "--pool", "threads"] for name in swapped}
+        return {name: [*argv, "--pool", "threads"] for name, argv in prefork.items()}
     queue_list = ",".join(queues.marketplace_queue(m) for m in MARKETPLACE_ROLES)
     return {"marketplaces": ["celery", "-A", "workers.app", "worker", "-Q", queue_list, "-n", "marketplaces@%h",
                              "--pool", "threads", "-c", "4", "--loglevel", "INFO"],
-            "publisher": [*commands["publisher"], "--pool", "threads"]}
+            "publisher": [*prefork["publisher"], "--pool", "threads"]}
+
+
+def without_pool(argv: list[str]) -> list[str]:
+    out = list(argv)
+    if "--pool" in out:
+        at = out.index("--pool")
+        del out[at:at + 2]
+    return out
 
 
 def main() -> None:
