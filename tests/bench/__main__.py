@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bridge", "ingest", "marketplaces", "orders"]
+BENCHMARKS = ["bridge", "ingest", "marketplaces", "orders", "memory", "scale"]
 
 
 def main(argv: list[str]) -> None:

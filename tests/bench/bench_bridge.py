@@ -1,9 +1,16 @@
-"""Bridge throughput: OMS queue to enqueued Celery task, against a naive loop on the same services.
+"""Bridge throughput: OMS queue to enqueued Celery task, against two baselines on the same services.
 
-The naive loop is what one would write first: get one message, `apply_async` its task, ack it;
-no inbox, no durability. The bridge stores every message in Postgres (one transaction per batch),
-sends its task, and only then acks. Both run here, one after the other, on the same RabbitMQ,
-Redis and Postgres, with the same number of messages, pre-loaded on their queues.
+- naive consumer: the loop most people would write with kombu: `basic.consume` (a kombu
+  Consumer) with a prefetch of 100, `send_task` per message, ack; no inbox, not durable.
+- ceiling: Celery's `send_task` in a tight loop to the same Redis through one producer (as the
+  bridge sends its batches), nothing consumed: no loop that hands messages from RabbitMQ to Celery
+  can go faster than this.
+- naive get (kept for comparison with earlier runs): `basic.get` one message at a time, send, ack.
+
+The bridge stores every message in Postgres (one transaction per batch), sends its task, and only
+then acks. All run here, one after the other, on the same RabbitMQ, Redis and Postgres, with the
+same number of messages, pre-loaded on their queues. The figures are ratios against the baselines
+measured in the same run: on a shared machine the absolute rates move from run to run.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from wheel.db import make_engine
 from workers.bootstrap import build_bridge, celery_app
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "5000"))
+PREFETCH = 100
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+DATABASE = os.environ.get("BENCH_DATABASE", "wheel_bench")
 OUT = Path("build/bench/bridge.json")
 BODY = (Path(__file__).resolve().parents[1] / "samples" / "ranging.xml").read_bytes()
 
@@ -38,10 +48,10 @@ def preload(settings, queue: str, count: int) -> None:
         transport.close()
 
 
-def naive(settings, queue: str, count: int) -> float:
+def naive_get(settings, queue: str, count: int) -> float:
     app = celery_app(settings)
     with kombu.Connection(settings.oms_url.get_secret_value()) as connection:
-        bound = kombu.Queue(queue, exchange="", routing_key=queue)(connection.default_channel)
+        bound = kombu.Queue(queue, exchange="", routing_key=queue, no_declare=True)(connection.default_channel)
         started = time.perf_counter()
         done = 0
         while done < count:
@@ -53,6 +63,46 @@ def naive(settings, queue: str, count: int) -> float:
             done += 1
         elapsed = time.perf_counter() - started
     return elapsed
+
+
+def naive_consume(settings, queue: str, count: int) -> float:
+    """basic.consume with a prefetch of PREFETCH; per message: send its task, ack it."""
+    app = celery_app(settings)
+    done = 0
+
+    def on_message(message) -> None:
+        nonlocal done
+        app.send_task("wheel.oms.process_message", args=[0], queue="oms")
+        message.ack()
+        done += 1
+
+    with kombu.Connection(settings.oms_url.get_secret_value()) as connection:
+        channel = connection.channel()
+        # Declared by the preload (a quorum queue): consumed as it is.
+        source = kombu.Queue(queue, exchange="", routing_key=queue, no_declare=True)
+        with kombu.Consumer(channel, queues=[source], on_message=on_message, prefetch_count=PREFETCH):
+            started = time.perf_counter()
+            while done < count:
+                connection.drain_events(timeout=10)
+            elapsed = time.perf_counter() - started
+    return elapsed
+
+
+def ceiling(settings, count: int) -> float:
+    """send_task in a tight loop through one producer (as the bridge sends a batch): Celery's own
+    rate to this Redis, with nothing consumed."""
+    app = celery_app(settings)
+    with app.producer_or_acquire() as producer:
+        app.send_task("wheel.oms.process_message", args=[0], queue="oms", producer=producer)  # connected before timing
+        redis.Redis.from_url(settings.redis_url).delete("oms")
+        started = time.perf_counter()
+        for _ in range(count):
+            app.send_task("wheel.oms.process_message", args=[0], queue="oms", producer=producer)
+        return time.perf_counter() - started
+
+
+def tasks_enqueued(settings) -> int:
+    return redis.Redis.from_url(settings.redis_url).llen("oms")
 
 
 def bridge(settings, count: int, engine) -> float:
@@ -75,38 +125,55 @@ def bridge(settings, count: int, engine) -> float:
 
 
 def main() -> None:
-    database_url = services.TEST_DATABASE_URL.rsplit("/", 1)[0] + "/wheel_bench"
+    database_url = services.TEST_DATABASE_URL.rsplit("/", 1)[0] + "/" + DATABASE
     services.recreate_database(database_url)
-    settings = services.test_settings(database_url=database_url, redis_url="redis://127.0.0.1:6379/10")
+    settings = services.test_settings(database_url=database_url, redis_url=REDIS_URL)
     engine = make_engine(database_url)
     queues = [*settings.oms_queues.values(), settings.queue_backout]
-    naive_queue = settings.queue_ranging + ".NAIVE"
+    naive_queues = {"consume": settings.queue_ranging + ".NAIVE-CONSUME", "get": settings.queue_ranging + ".NAIVE-GET"}
+    flush = redis.Redis.from_url(settings.redis_url).flushdb
+    seconds = {}
     try:
-        redis.Redis.from_url(settings.redis_url).flushdb()
+        flush()
         print(f"bridge benchmark: {MESSAGES} messages each, pre-loaded on RabbitMQ (quorum queues)")
-        preload(settings, naive_queue, MESSAGES)
+        for queue in naive_queues.values():
+            preload(settings, queue, MESSAGES)
         preload(settings, settings.queue_ranging, MESSAGES)
-        # The bridge's own connection: it consumes from the four OMS queues.
-        naive_s = naive(settings, naive_queue, MESSAGES)
-        redis.Redis.from_url(settings.redis_url).flushdb()
-        bridge_s = bridge(settings, MESSAGES, engine)
-        tasks = redis.Redis.from_url(settings.redis_url).llen("oms")
-        assert tasks == MESSAGES, f"{tasks} tasks enqueued for {MESSAGES} messages"
+        for name, run in (("ceiling", lambda: ceiling(settings, MESSAGES)),
+                          ("naive_consume", lambda: naive_consume(settings, naive_queues["consume"], MESSAGES)),
+                          ("naive_get", lambda: naive_get(settings, naive_queues["get"], MESSAGES)),
+                          ("bridge", lambda: bridge(settings, MESSAGES, engine))):
+            flush()
+            seconds[name] = run()
+            assert tasks_enqueued(settings) == MESSAGES, f"{name}: {tasks_enqueued(settings)} tasks for {MESSAGES} messages"
     finally:
-        services.delete_queues(services.TEST_AMQP_URL, [*queues, naive_queue])
-        redis.Redis.from_url(settings.redis_url).flushdb()
+        services.delete_queues(services.TEST_AMQP_URL, [*queues, *naive_queues.values()])
+        flush()
         engine.dispose()
+    rate = {name: MESSAGES / s for name, s in seconds.items()}
     result = {
-        "bridge_msgs_per_s": round(MESSAGES / bridge_s, 1),
-        "naive_msgs_per_s": round(MESSAGES / naive_s, 1),
-        "ratio": round(naive_s / bridge_s, 3),
+        "bridge_msgs_per_s": round(rate["bridge"], 1),
+        "naive_consume_msgs_per_s": round(rate["naive_consume"], 1),
+        "ceiling_msgs_per_s": round(rate["ceiling"], 1),
+        "naive_get_msgs_per_s": round(rate["naive_get"], 1),
+        # The bridge's rate over each baseline's (1.0: as fast; below 1: slower).
+        "ratio_to_naive_consume": round(rate["bridge"] / rate["naive_consume"], 3),
+        "ratio_to_ceiling": round(rate["bridge"] / rate["ceiling"], 3),
+        "ratio_to_naive_get": round(rate["bridge"] / rate["naive_get"], 3),
         "messages": MESSAGES,
         "batch_size": settings.bridge_batch_size,
+        "naive_prefetch": PREFETCH,
     }
-    print(f"  {'loop':<46} {'seconds':>8} {'msgs/s':>9}")
-    print(f"  {'naive (get, apply_async, ack; not durable)':<46} {naive_s:>8.2f} {result['naive_msgs_per_s']:>9.0f}")
-    print(f"  {'bridge (inbox in Postgres, task, then ack)':<46} {bridge_s:>8.2f} {result['bridge_msgs_per_s']:>9.0f}")
-    print(f"  ratio bridge/naive: {result['ratio']:.2f}")
+    labels = {
+        "ceiling": "ceiling (send_task in a tight loop, one producer)",
+        "naive_consume": f"naive (basic.consume prefetch {PREFETCH}, send, ack)",
+        "naive_get": "naive (basic.get one at a time, send, ack)",
+        "bridge": "bridge (inbox in Postgres, task, then ack)",
+    }
+    print(f"  {'loop':<50} {'seconds':>8} {'msgs/s':>9} {'bridge/this':>11}")
+    for name, label in labels.items():
+        print(f"  {label:<50} {seconds[name]:>8.2f} {rate[name]:>9.0f} {rate['bridge'] / rate[name]:>11.2f}")
+    print("  naive loops and the ceiling are not durable: no inbox row, a crash after the ack loses the message")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  written to {OUT}")

@@ -162,6 +162,8 @@ class Listing(Base):
     __tablename__ = "listings"
     __table_args__ = (
         Index("ix_listings_dirty", "channel_id", "next_attempt_at", postgresql_where=text("dirty")),
+        # A sync run's claim: the channel's longest-waiting dirty listings, in order (wheel/services/sync.py).
+        Index("ix_listings_claim", "channel_id", "dirty_since", "sku", postgresql_where=text("dirty")),
     )
 
     channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), primary_key=True)
@@ -262,6 +264,10 @@ class Order(Base):
         Index(None, "status", "received_at"),
         # Sent orders whose customer data is still held: what the retention purge looks at.
         Index("ix_orders_unscrubbed", "received_at", postgresql_where=text("scrubbed_at IS NULL AND status = 'sent'")),
+        # The events purge keeps an unsent order's event (wheel/services/retention.py).
+        Index("ix_orders_unsent_event", "event_id", postgresql_where=text("status <> 'sent'")),
+        # reports.orders_per_day, by an index-only scan.
+        Index("ix_orders_channel_received", "channel_id", "received_at", postgresql_include=["status", "lines", "total"]),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
