@@ -46,9 +46,10 @@ def test_sample_message_ranges_on_ua_and_fails_loudly_on_ub(stack):
                    check=True, capture_output=True)
 
     # Seconds on a quiet machine (the push waits only the 0.3 s coalescing window); the bound is
-    # loose because `make test` runs two end-to-end tests at once on two cores.
-    succeeded = wait_for(lambda: stack.events("ranging/succeeded"), 15, "ranging/succeeded for UA")
-    assert time.monotonic() - started < 15
+    # loose because `make test` runs two end-to-end tests at once on two cores (19 s was seen with
+    # the machine's load at 20).
+    succeeded = wait_for(lambda: stack.events("ranging/succeeded"), 30, "ranging/succeeded for UA")
+    assert time.monotonic() - started < 30
     [oms_event] = stack.events("oms/items-ranged")
     [ua] = succeeded
     assert ua.channel_id == "UA" and ua.parent_id == oms_event.id
