@@ -151,7 +151,6 @@ class Settings(BaseSettings):
     sentry_release: str = Field(default_factory=lambda: f"wheel-middleware@{__version__}")
     # Beat checks in with Sentry Crons this often (monitor "wheel-beat"), when Sentry is configured.
     sentry_checkin_interval_s: float = Field(default=60.0, gt=0)
-    dashboard_url: str = "http://127.0.0.1:3000"
 
     @field_validator("display_tz")
     @classmethod

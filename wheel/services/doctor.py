@@ -183,6 +183,10 @@ def channel_credentials(channel: Channel, secrets: SecretStore) -> list[Check]:
     except ConfigurationError as exc:
         return [Check(name, FAIL, str(exc), f"wheelctl channels set {channel.id} --base-url URL")]
     except TransientError as exc:
+        if exc.status is not None:  # it answered, with a 429 or a 5xx: the marketplace's trouble, for now
+            return [Check(name, FAIL, f"answered HTTP {exc.status}: {exc}",
+                          f"the marketplace is failing or throttling; try again later, and see "
+                          f"`wheelctl events --channel {channel.id} --level error`")]
         return [Check(name, FAIL, f"not reachable: {exc}", f"check the network and the channel's base URL "
                       f"({channel.base_url}); change it with wheelctl channels set {channel.id} --base-url URL")]
     except MarketplaceError as exc:  # CHANNEL_CONFIG: an option the adapter cannot use

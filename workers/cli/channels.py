@@ -8,6 +8,7 @@ import click
 
 from wheel.db.models import Channel
 from wheel.marketplaces import MARKETPLACES
+from wheel.secrets import SecretNotFound
 from wheel.services.channels import (
     ChannelError,
     add_channel,
@@ -16,6 +17,7 @@ from wheel.services.channels import (
     update_channel,
 )
 from wheel.services.schedules import ensure_schedules
+from workers import bootstrap
 from workers.cli.output import fail, sessions_of, settings_of, table
 
 
@@ -93,6 +95,12 @@ def channels_add(ctx, channel_id, marketplace, base_url, credentials_ref, retry_
     except ChannelError as exc:
         fail(str(exc))
     click.echo(f"channel {channel_id} saved" + (f"; scheduled pulls: {', '.join(created)} (see `wheelctl jobs list`)" if created else ""))
+    try:
+        bootstrap.secret_store(settings_of(ctx)).get(credentials_ref)
+    except SecretNotFound as exc:
+        # Saved all the same (the secret may be put in place next), but its pushes and pulls fail until then.
+        click.secho(f"warning: {exc}; until it is there, the channel's pushes and pulls fail "
+                    f"(`wheelctl channels disable {channel_id}` to wait)", fg="yellow", err=True)
 
 
 def _pairs(values, form: str) -> dict[str, str]:

@@ -83,7 +83,9 @@ def demo_orders(ctx: click.Context, channels: tuple[str, ...], count: int, cance
         except requests.RequestException as exc:
             detail = getattr(getattr(exc, "response", None), "text", "") or str(exc)
             fail(f"the sandbox at {base} refused or is not running (start it with `make run`): {detail[:300]}")
-    click.echo("beat pulls them on each channel's schedule (`wheelctl jobs list`); `wheelctl jobs run-now UA orders` pulls at once")
+    job = "orders" if count else "cancellations"
+    click.echo(f"beat pulls them on each channel's schedule (`wheelctl jobs list`); `wheelctl jobs run-now UA {job}` "
+               "pulls at once")
 
 
 @demo_group.command("banner")
@@ -99,13 +101,15 @@ def demo_banner(ctx: click.Context) -> None:
         "Wheel is starting (each process's output is prefixed with its name; Ctrl-C stops them all):",
         f"  bridge    OMS queues {', '.join(s.oms_queues.values())} on {redact_url(s.oms_url.get_secret_value())}",
         f"  workers   Celery queues {', '.join(ALL_QUEUES)} on {redact_url(s.redis_url)}",
-        f"  beat      the sweeper every {s.sweeper_interval_s:g}s (re-sends work Redis dropped)",
+        f"  beat      the scheduled pulls (`wheelctl jobs list`), the sweeper every {s.sweeper_interval_s:g}s, the health "
+        f"checks every {s.health_check_interval_s:g}s, the retention purge every {s.retention_interval_s:g}s",
         f"  sandbox   {sandbox}  (calls: {sandbox}/_sandbox/calls, state: {sandbox}/_sandbox/state/UA)",
         f"  flower    http://{s.flower_address}:{s.flower_port}",
         f"  database  {db.database} on {db.host}:{db.port or 5432}; the event log: .venv/bin/wheelctl events",
         "",
-        "Send the sample ranging message (UA succeeds, UB gets HTTP 500, retried then failed), then read the log:",
-        "  .venv/bin/wheelctl oms put ranging tests/samples/ranging.xml && sleep 5 && .venv/bin/wheelctl events",
+        "In a second shell (UB is the demo's broken channel: the sandbox answers it with HTTP 500):",
+        f"  export PATH=$PWD/.venv/bin:$PATH WHEEL_SECRETS_DIR={s.secrets_dir}",
+        "  wheelctl oms put ranging tests/samples/ranging.xml && sleep 5 && wheelctl events",
         "",
     ]
     click.echo("\n".join(lines))

@@ -34,7 +34,7 @@ def events(ctx, type_, name, channel, parent, level, since, sku, limit, as_json)
                                    "created_at": e.created_at.isoformat()}))
         return
     table(["id", "parent", "time", "level", "name", "channel", "detail"],
-          [[e.id, e.parent_id or "", display_time(e.created_at), e.level, e.name,
+          [[e.id, e.parent_id or "", display_time(e.created_at, milliseconds=True), e.level, e.name,
             e.channel_id or "", detail(e.payload)] for e in rows])
 
 

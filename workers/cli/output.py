@@ -72,9 +72,12 @@ def use_display_zone(name: str) -> None:
     _DISPLAY_ZONE = ZoneInfo(name)
 
 
-def display_time(when: datetime | None) -> str:
-    """A UTC time as people read it: in the display zone, with the zone named (2026-12-01 20:05:03 IST)."""
-    return timefmt.show(when, _DISPLAY_ZONE.key)
+def display_time(when: datetime | None, *, milliseconds: bool = False) -> str:
+    """A UTC time as people read it: in the display zone, with the zone named (2026-12-01 20:05:03 IST,
+    or 2026-12-01 20:05:03.123 IST to tell apart events of the same second)."""
+    if when is None or not milliseconds:
+        return timefmt.show(when, _DISPLAY_ZONE.key)
+    return timefmt.show(when, _DISPLAY_ZONE.key, "%Y-%m-%d %H:%M:%S.%f")[:-3] + timefmt.show(when, _DISPLAY_ZONE.key, " %Z")
 
 
 def parse_when(value: str, now: datetime | None = None) -> datetime:
