@@ -1,12 +1,14 @@
-"""Private Postgres and Redis servers for outage tests, each on its own port and data directory,
-so that a test can stop and start them without touching the shared services others use."""
+"""Private Postgres, Redis and RabbitMQ servers for outage tests, each on its own port and data
+directory, so that a test can stop and start them without touching the shared services others use."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests.support.processes import Process, wait_for
@@ -89,3 +91,86 @@ class PrivateRedis:
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+_rabbit_nodes = itertools.count(1)
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of its own: its own node name, AMQP and distribution ports, and Mnesia, log
+    and config in a temporary directory; no plugins (so no management listener). Its Erlang cookie
+    is in the temporary HOME, so `rabbitmqctl` reaches only this node. It runs as whoever runs the
+    tests (root here): the Debian wrapper in /usr/sbin would switch to the `rabbitmq` user, so the
+    scripts in /usr/lib/rabbitmq/bin are called directly. Settings are the documented environment
+    variables (https://www.rabbitmq.com/docs/configure#supported-environment-variables)."""
+
+    BIN = Path("/usr/lib/rabbitmq/bin")
+
+    def __init__(self, log_dir: Path) -> None:
+        if not (self.BIN / "rabbitmq-server").exists():
+            raise RuntimeError(f"no RabbitMQ server scripts in {self.BIN} (install rabbitmq-server)")
+        self.root = Path(tempfile.mkdtemp(prefix="wheel-rabbit-"))
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.node = f"wheel-chaos-{os.getpid()}-{next(_rabbit_nodes)}@localhost"
+        config = self.root / "rabbitmq.conf"
+        # The disk alarm would block publishers on a nearly full shared disk: a low floor instead.
+        config.write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\ndisk_free_limit.absolute = 50MB\n"
+                          "log.console = true\nlog.console.level = info\nlog.file = false\n")
+        (self.root / "enabled_plugins").write_text("[].\n")
+        (self.root / "rabbitmq-env.conf").write_text("")  # not the machine's /etc/rabbitmq/rabbitmq-env.conf
+        (self.root / "home").mkdir()
+        self.env = {
+            "HOME": str(self.root / "home"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_CONFIG_FILE": str(config),
+            "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(self.root / "plugins-expand"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        self.process = Process(f"rabbitmq-{self.port}", [str(self.BIN / "rabbitmq-server")], self.env, log_dir)
+
+    def start(self, timeout: float = 90) -> None:
+        self.process.start()
+        # `rabbitmqctl await_startup` returns once the node boots fully (its listeners are up).
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.process.alive():
+                raise RuntimeError(f"RabbitMQ {self.node} exited: {self.process.output()[-3000:]}")
+            result = self._ctl("await_startup", "--timeout", "5", check=False)
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RabbitMQ {self.node} did not start: {result.stdout}{result.stderr}"
+                                   f"{self.process.output()[-3000:]}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """A clean stop (`rabbitmqctl stop`), as an operator or a restart would; SIGKILL if it hangs."""
+        if not self.process.alive():
+            return
+        self._ctl("stop", check=False, timeout=60)
+        try:
+            self.process.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _ctl(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(self.BIN / "rabbitmqctl"), "-n", self.node, *args],
+                                env={**os.environ, **self.env}, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
