@@ -308,3 +308,33 @@ def test_a_value_replaced_while_its_push_is_in_flight_has_one_outcome(sessions, 
     assert sandbox.state.listings["UT"]["S1"]["quantity"] == 6
     assert [e.payload["items"][0]["quantity"] for e in events(sessions, "inventory/succeeded")] == [6]
     assert not listing(sessions, "UT", "S1").dirty
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_stock_sent_with_a_deranging_is_pushed_again_when_its_call_fails_after_the_deranging_went(
+        sessions, sandbox, channels, secrets, status):
+    # Found by the chaos run (last_value_wins): Tata CLiQ unlists with two calls, the deranging and
+    # then the stock 0 it carries. When the deranging went and the stock call failed (5xx, 429),
+    # the deranging was settled, the listing was no longer dirty, and the stock was never sent:
+    # the marketplace kept the old stock for an unlisted SKU.
+    channels("UT", "tatacliq")
+    send(sessions, "Q.INVENTORY", inventory("UT", ("S1", 5)))
+    send(sessions, "Q.RANGING", ranging("UT", "S1"))
+    run(sessions, secrets, "UT")
+    assert sandbox.state.listings["UT"]["S1"] == {"ean": "E-S1", "ranged": True, "quantity": 5}
+
+    sandbox.state.channels["UT"].fail_status = status
+    sandbox.state.channels["UT"].fail_times = 1
+    sandbox.state.channels["UT"].fail_operation = "inventory"
+    rows = ranging("UT", "S1").replace('RangeFlag="Y"', 'RangeFlag="N"')
+    send(sessions, "Q.DERANGING", rows)
+    run(sessions, secrets, "UT")
+    time.sleep(1.5)  # past the retry's backoff (or the 429's wait)
+    run(sessions, secrets, "UT")
+
+    assert [c.status for c in sandbox.state.calls if c.operation == "inventory"][-2:] == [status, 200]
+    assert sandbox.state.listings["UT"]["S1"] == {"ean": "E-S1", "ranged": False, "quantity": 0}
+    assert not listing(sessions, "UT", "S1").dirty
+    with sessions() as session:
+        outcomes = Counter(e.name for e in session.execute(select(Event).where(Event.name.like("deranging/%"))).scalars())
+    assert outcomes.get("deranging/succeeded") == 1 and not outcomes.get("deranging/failed"), outcomes
