@@ -322,8 +322,9 @@ class ChaosRun:
         self.redis.start()
 
     def _broker_outage(self, seconds: float) -> None:
+        started = time.monotonic()
         self.rabbit.stop()
-        time.sleep(seconds)
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
         self.rabbit.start()
 
     def _restart_postgres(self) -> None:

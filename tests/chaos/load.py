@@ -51,12 +51,13 @@ class MessageMaker:
     def message(self, index: int, kind: str | None = None, skus: list[str] | None = None,
                 channel_ids: list[str] | None = None) -> OmsMessage:
         kind = kind or self.rng.choices(KINDS, KIND_WEIGHTS)[0]
-        skus = skus or self.rng.sample(self.skus, self.rng.randint(1, 4))
+        skus = skus or self.rng.sample(self.skus, self.rng.randint(1, 3))
         message = OmsMessage(f"chaos-{index:06d}", kind, b"")
         rows = []
         for sku in skus:
-            targets = channel_ids or (self.channel_ids if self.rng.random() < 0.5
-                                      else self.rng.sample(self.channel_ids, self.rng.randint(1, 5)))
+            # Now and then every channel, mostly a few: about 6 items a message.
+            targets = channel_ids or (self.channel_ids if self.rng.random() < 0.3
+                                      else self.rng.sample(self.channel_ids, self.rng.randint(1, 3)))
             for ch in targets:
                 ean = f"E-{sku}"
                 if kind in ("ranging", "deranging"):
