@@ -201,10 +201,12 @@ def has_alerts_table(connection) -> bool:
     return connection.execute(text("SELECT to_regclass('public.alerts') IS NOT NULL")).scalar()
 
 
-def errors_alerted(connection, worker_logs: str) -> dict:
-    """Every error event produced an alert: a sent row of the alerts outbox where there is one, else
-    the alert's line in a worker's log (LogAlerter, wheel/notifications.py)."""
-    errors = dict(connection.execute(text("SELECT id, name FROM events WHERE level = 'error'")).all())
+def errors_alerted(connection, worker_logs: str, up_to_event: int) -> dict:
+    """Every error event (up to `up_to_event`: pulls go on failing while the audit runs) produced an
+    alert: a sent row of the alerts outbox where there is one, else the alert's line in a worker's
+    log (LogAlerter, wheel/notifications.py)."""
+    errors = dict(connection.execute(text("SELECT id, name FROM events WHERE level = 'error' AND id <= :last"),
+                                     {"last": up_to_event}).all())
     if has_alerts_table(connection):
         alerted = set(connection.execute(text("SELECT event_id FROM alerts WHERE sent_at IS NOT NULL")).scalars())
         source = "alerts table"

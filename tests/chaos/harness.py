@@ -378,7 +378,16 @@ class ChaosRun:
         stats = self.stack.sandbox_stats()
         deliveries = {"orders": self.oms.drain(self.stack.settings.queue_orders),
                       "cancellations": self.oms.drain(self.stack.settings.queue_cancellations)}
-        logs = "\n".join(p.output() for p in self.stack.workers)
+        # Alerts go out after their event commits: each error event so far gets 30 s to be alerted.
+        last_event = self._scalar("SELECT coalesce(max(id), 0) FROM events")
+        deadline = time.monotonic() + 30
+        while True:
+            logs = "\n".join(p.output() for p in self.stack.workers)
+            with self.stack.engine.connect() as connection:
+                alerted = audit.errors_alerted(connection, logs, last_event)
+            if alerted["violations"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         with self.stack.engine.connect() as connection:
             rows = audit.inbox_rows(connection, self.messages)
             expected = audit.expected_state(self.messages, rows)
@@ -390,7 +399,7 @@ class ChaosRun:
                 "orders_reach_oms_once": audit.reached_oms_once("orders", deliveries["orders"], self.created),
                 "cancellations_reach_oms_once": audit.reached_oms_once("cancellations", deliveries["cancellations"],
                                                                         self.cancelled),
-                "error_events_alerted": audit.errors_alerted(connection, logs),
+                "error_events_alerted": alerted,
             }
             events = dict(connection.execute(text("SELECT name, count(*) FROM events GROUP BY name")).all())
         kinds: dict[str, int] = {}
