@@ -8,7 +8,6 @@ Sizes and duration come from the environment (`Config.from_env`): the full run (
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -22,11 +21,10 @@ from typing import Any
 import requests
 from sqlalchemy import text
 
-from bridge.transports import transport_for_settings
-from bridge.transports.amqp import AmqpTransport
 from tests.chaos import audit
 from tests.chaos.faults import FaultLog, Killer, Outages, Supervisor
-from tests.chaos.load import MessageMaker, OmsMessage, channels, plan_orders
+from tests.chaos.load import SCALE, MessageMaker, OmsMessage, channels, plan_orders, sandbox_channels, wheel_secret
+from tests.chaos.oms import Oms
 from tests.support import services
 from tests.support.private import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 from tests.support.processes import Process, celery_worker, wait_for
@@ -37,7 +35,6 @@ from wheel.services.schedules import ensure_schedules
 from wheel.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SCALE = 200.0  # every documented quota times this, on both sides, to keep the run short
 EVERY_3S = "* * * * * */3"
 
 
@@ -65,69 +62,6 @@ class Config:
                    orders=int(_env("ORDERS", 2_000)), cancellations=int(_env("CANCELLATIONS", 200)),
                    broker_outage_s=_env("BROKER_OUTAGE_S", 30), drain_timeout_s=_env("DRAIN_TIMEOUT_S", 900),
                    out=Path(os.environ.get("WHEEL_CHAOS_OUT", ROOT / "build" / "chaos")))
-
-
-def sandbox_channels(config: Config) -> dict[str, dict[str, Any]]:
-    out = {}
-    for ch, marketplace in channels().items():
-        if marketplace == "tatacliq":
-            out[ch] = {"marketplace": marketplace, "token": f"token-{ch}"}
-        elif marketplace == "flipkart":
-            out[ch] = {"marketplace": marketplace, "client_id": f"app-{ch}", "token": f"secret-{ch}", "quota_scale": SCALE}
-        else:
-            out[ch] = {"marketplace": marketplace, "client_id": f"lwa-{ch}", "client_secret": f"lwa-secret-{ch}",
-                       "token": f"refresh-{ch}", "quota_scale": SCALE, "order_lag_s": 1}
-    return out
-
-
-def wheel_secret(ch: str, marketplace: str) -> str:
-    if marketplace == "tatacliq":
-        return f"token-{ch}"
-    if marketplace == "flipkart":
-        return json.dumps({"app_id": f"app-{ch}", "app_secret": f"secret-{ch}"})
-    return json.dumps({"client_id": f"lwa-{ch}", "client_secret": f"lwa-secret-{ch}", "refresh_token": f"refresh-{ch}"})
-
-
-class Oms:
-    """Acting as the OMS: puts messages on its queues (again, under the same id, when the broker
-    goes away mid-put) and reads the orders and cancellations queues."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.transport = None
-        self.put_retries = 0
-
-    def put(self, message: OmsMessage, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                if self.transport is None:
-                    self.transport = transport_for_settings(self.settings)
-                    self.transport.connect()
-                self.transport.put(self.settings.queue_for(message.kind), message.body, message_id=message.message_id)
-                return
-            except Exception:  # noqa: BLE001 - the broker is away: connect again and put it again
-                self.put_retries += 1
-                self.close()
-                time.sleep(1)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            try:
-                self.transport.close()
-            except Exception:  # noqa: BLE001 - a connection the broker already cut
-                pass
-            self.transport = None
-
-    def drain(self, queue: str) -> list:
-        transport = AmqpTransport(self.settings.oms_url.get_secret_value())
-        transport.connect()
-        try:
-            taken = []
-            while (delivery := transport.get_one(queue, wait_s=2.0)) is not None:
-                taken.append(delivery)
-            return taken
-        finally:
-            transport.close()
 
 
 class ChaosRun:
@@ -165,7 +99,7 @@ class ChaosRun:
             sweeper_interval_s=2, job_run_deadline_s=15, orders_initial_lookback_s=3600, publish_batch_size=100,
             bridge_reconnect_max_s=5, feed_first_poll_s=2, feed_max_poll_s=5,
         )
-        self.stack = Stack(settings, self.tmp, sandbox_channels(self.config))
+        self.stack = Stack(settings, self.tmp, sandbox_channels())
         self.oms = Oms(self.stack.settings)
 
     def start_stack(self) -> None:

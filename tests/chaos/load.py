@@ -7,8 +7,10 @@ the sandbox's call log whether a push ever carried an older value than one alrea
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 # Two channels per marketplace: (marketplace, Wheel's secret, the sandbox's side).
 CHANNEL_IDS = {"tatacliq": ("UA", "UB"), "flipkart": ("UF", "UG"), "amazon": ("UZ", "UY")}
@@ -16,6 +18,8 @@ KINDS = ("ranging", "deranging", "inventory", "pricing")
 # Mostly stock and prices, as an OMS sends them; enough (de)ranging to move SKUs on and off sale.
 KIND_WEIGHTS = (0.15, 0.1, 0.4, 0.35)
 MRP = "99999.00"
+# Every documented quota times this, on both sides (Wheel and the sandbox), to keep the run short.
+SCALE = 200.0
 
 
 def channels() -> dict[str, str]:
@@ -96,3 +100,26 @@ def plan_orders(total: int, waves: int) -> list[dict[str, int]]:
     for n in range(total):
         plan[n % waves][ids[(n // waves) % len(ids)]] += 1
     return plan
+
+
+def sandbox_channels() -> dict[str, dict[str, Any]]:
+    """The sandbox's side of the six channels (its config file's "channels")."""
+    out = {}
+    for ch, marketplace in channels().items():
+        if marketplace == "tatacliq":
+            out[ch] = {"marketplace": marketplace, "token": f"token-{ch}"}
+        elif marketplace == "flipkart":
+            out[ch] = {"marketplace": marketplace, "client_id": f"app-{ch}", "token": f"secret-{ch}", "quota_scale": SCALE}
+        else:
+            out[ch] = {"marketplace": marketplace, "client_id": f"lwa-{ch}", "client_secret": f"lwa-secret-{ch}",
+                       "token": f"refresh-{ch}", "quota_scale": SCALE, "order_lag_s": 1}
+    return out
+
+
+def wheel_secret(ch: str, marketplace: str) -> str:
+    """What Wheel reads from the channel's secret file: the same credentials as the sandbox's side."""
+    if marketplace == "tatacliq":
+        return f"token-{ch}"
+    if marketplace == "flipkart":
+        return json.dumps({"app_id": f"app-{ch}", "app_secret": f"secret-{ch}"})
+    return json.dumps({"client_id": f"lwa-{ch}", "client_secret": f"lwa-secret-{ch}", "refresh_token": f"refresh-{ch}"})
