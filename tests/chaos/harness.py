@@ -53,14 +53,14 @@ class Config:
     kill_every_s: tuple[float, float] = (2.0, 6.0)
     chaos_rate: float = 0.10
     slow_rate: float = 0.03
-    drain_timeout_s: float = 900
+    drain_timeout_s: float = 1800
     out: Path = field(default_factory=lambda: ROOT / "build" / "chaos")
 
     @classmethod
     def from_env(cls) -> Config:
         return cls(seconds=_env("SECONDS", 300), messages=int(_env("MESSAGES", 10_000)), skus=int(_env("SKUS", 500)),
                    orders=int(_env("ORDERS", 2_000)), cancellations=int(_env("CANCELLATIONS", 200)),
-                   broker_outage_s=_env("BROKER_OUTAGE_S", 30), drain_timeout_s=_env("DRAIN_TIMEOUT_S", 900),
+                   broker_outage_s=_env("BROKER_OUTAGE_S", 30), drain_timeout_s=_env("DRAIN_TIMEOUT_S", 1800),
                    out=Path(os.environ.get("WHEEL_CHAOS_OUT", ROOT / "build" / "chaos")))
 
 
@@ -115,7 +115,7 @@ class ChaosRun:
             with stack.sessions.begin() as session:
                 jobs = {"orders": EVERY_3S} if marketplace == "amazon" else {"orders": EVERY_3S, "cancellations": EVERY_3S}
                 ensure_schedules(session, session.get(Channel, ch), jobs=jobs)
-        pools = [("oms", "oms,notifications", 2), ("publisher", "publisher", 1),
+        pools = [("oms", "oms,notifications", 3), ("publisher", "publisher", 1),
                  ("tatacliq-1", "marketplace.tatacliq", 2), ("tatacliq-2", "marketplace.tatacliq", 2),
                  ("flipkart", "marketplace.flipkart", 2), ("amazon", "marketplace.amazon", 2)]
         for name, queues, concurrency in pools:
@@ -258,8 +258,13 @@ class ChaosRun:
     def _broker_outage(self, seconds: float) -> None:
         started = time.monotonic()
         self.rabbit.stop()
-        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        stopped = time.monotonic()
+        time.sleep(max(0.0, seconds - (stopped - started)))
+        restarted = time.monotonic()
         self.rabbit.start()
+        with self.log.lock:
+            [entry for entry in self.log.entries if entry["kind"] == "stop"][-1]["detail"] = (f"stopping took {stopped - started:.0f}s, down {restarted - stopped:.0f}s, "
+                                              f"starting took {time.monotonic() - restarted:.0f}s")
 
     def _restart_postgres(self) -> None:
         self.postgres.stop()
