@@ -214,7 +214,7 @@ class ChaosRun:
                      f"Retry-After), {config.slow_rate:.0%} answered 3 s late (push lease 2 s)", down_s=config.seconds)
         seconds = config.seconds
         wheel_processes = [self.stack.bridge, *self.stack.workers, self.stack.beat]
-        killer = Killer(wheel_processes, self.restart, self.log, config.kill_every_s)
+        self.killer = killer = Killer(wheel_processes, self.restart, self.log, config.kill_every_s)
         self.supervisor = Supervisor(wheel_processes, killer, self.log)
         outage = min(config.broker_outage_s, seconds * 0.3)
         outages = Outages([
@@ -361,6 +361,11 @@ class ChaosRun:
 
     def teardown(self, keep_logs: Path | None = None) -> None:
         self.stop_load.set()
+        # Nothing starts a process again from here on (an interrupted run stops mid-chaos).
+        for thread in (getattr(self, "killer", None), getattr(self, "supervisor", None)):
+            if thread is not None:
+                thread.halt.set()
+                thread.join(15)
         if hasattr(self, "oms"):
             self.oms.close()
         if hasattr(self, "stack"):
