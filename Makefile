@@ -8,13 +8,14 @@ export PATH := $(BIN):$(PATH)
 export WHEEL_SECRETS_DIR ?= $(CURDIR)/var/secrets
 BENCH ?=
 
-.PHONY: help install run test test-fast lint bench clean
+.PHONY: help install run test test-fast lint bench chaos clean
 
 help:
 	@echo "make run    start bridge, workers, beat, sandbox and Flower with demo channels (Ctrl-C stops all)"
 	@echo "make test   run the whole test suite against the local Postgres, Redis and RabbitMQ"
 	@echo "make test-fast  the same without the end-to-end and slow tests (the inner loop)"
 	@echo "make bench  run the benchmarks (BENCH=bridge for one); figures go to build/bench/"
+	@echo "make chaos  5 minutes of load while processes are killed and services fail, then an audit; build/chaos/report.json"
 	@echo "make lint   ruff, the import contracts (docs/architecture.md), and that models and migrations agree"
 
 $(VENV)/.installed: pyproject.toml
@@ -60,6 +61,12 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH)
+
+# The chaos run (tests/chaos/): its own Postgres, Redis and RabbitMQ on ports of their own (the
+# machine's are never stopped), the whole stack under load while everything fails, then the audit.
+# WHEEL_CHAOS_SECONDS, _MESSAGES, _SKUS, _ORDERS, _CANCELLATIONS, _BROKER_OUTAGE_S change its size.
+chaos: install
+	$(BIN)/python -m tests.chaos
 
 clean:
 	rm -rf $(VENV) var build .pytest_cache

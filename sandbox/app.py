@@ -134,7 +134,8 @@ class SandboxApp:
             by_status: dict[str, int] = {}
             for call in self.core.calls:
                 by_status[str(call.status)] = by_status.get(str(call.status), 0) + 1
-            return json_response({"calls": len(self.core.calls), "by_status": by_status, "throttled": self.core.throttled})
+            return json_response({"calls": len(self.core.calls), "by_status": by_status, "throttled": self.core.throttled,
+                                  "chaos_refused": self.core.chaos_refused})
 
     def on_reset(self, request: Request) -> Response:
         with self.core.lock:
@@ -142,6 +143,7 @@ class SandboxApp:
             self.core.listings.clear()
             self.core.buckets.clear()
             self.core.throttled = 0
+            self.core.chaos_refused = 0
         self.core.orders.clear()
         return json_response({"reset": True})
 

@@ -38,9 +38,19 @@ class ChannelBehaviour:
     fail_status: int | None = None
     # Fail only this many calls, then behave (None: fail every call).
     fail_times: int | None = None
+    # Fail only calls of this operation (e.g. "inventory"; None: every operation).
+    fail_operation: str | None = None
     # Probability that a call fails with HTTP 500 (random faults).
     fault_rate: float = 0.0
     delay_s: float = 0.0
+    # Chaos (the chaos run, tests/chaos/): this share of calls is refused before it is handled,
+    # half with a 5xx (500, 502 or 503) and half with a 429 that has no Retry-After, as SP-API's
+    # 429s have none (see `_as_error_list` in sandbox/amazon.py: "Usage Plans and Rate Limits",
+    # https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits); and this share
+    # of calls is answered `chaos_slow_s` late (longer than a push lease, to test contract 2).
+    chaos_rate: float = 0.0
+    chaos_slow_rate: float = 0.0
+    chaos_slow_s: float = 0.0
     refuse_token: bool = False
     # Every documented quota multiplied by this (to keep long runs short); and per-operation
     # overrides, {"patchListingsItem": [rate per second, burst]}.
@@ -61,7 +71,9 @@ class ChannelBehaviour:
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
         "token_ttl_s": (int, float), "fail_status": (int, type(None)), "fail_times": (int, type(None)),
+        "fail_operation": (str, type(None)),
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
+        "chaos_rate": (int, float), "chaos_slow_rate": (int, float), "chaos_slow_s": (int, float),
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
         "feed_processing_s": (int, float), "feed_fatal": (bool,),
         "cancelled_quantity_zero": (bool,),
@@ -160,6 +172,7 @@ class SandboxCore:
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.tokens: dict[str, tuple[str, float]] = {}  # access token -> (channel, expires at)
         self.throttled = 0  # calls answered 429
+        self.chaos_refused = 0  # calls refused by a channel's chaos_rate
         self._ids = itertools.count(1)
         self.emulators: dict[str, Emulator] = {}
         # Orders and cancellations, created through /_sandbox/orders and served by the emulators.
@@ -203,7 +216,10 @@ class SandboxCore:
         """None when the call may proceed; else the response the marketplace would give."""
         if behaviour.delay_s:
             time.sleep(behaviour.delay_s)
-        if behaviour.fail_status is not None:
+        chaos = self._chaos(behaviour)
+        if chaos is not None:
+            return chaos
+        if behaviour.fail_status is not None and behaviour.fail_operation in (None, operation):
             with self.lock:
                 failing = behaviour.fail_times is None or behaviour.fail_times > 0
                 if failing and behaviour.fail_times is not None:
@@ -218,6 +234,17 @@ class SandboxCore:
                 self.throttled += 1
             return error(429, "QuotaExceeded", f"You exceeded your quota for {operation}",
                          {"Retry-After": f"{max(wait, 0.001):.3f}"})
+        return None
+
+    def _chaos(self, behaviour: ChannelBehaviour) -> Response | None:
+        if behaviour.chaos_slow_rate and random.random() < behaviour.chaos_slow_rate:
+            time.sleep(behaviour.chaos_slow_s)
+        if behaviour.chaos_rate and random.random() < behaviour.chaos_rate:
+            with self.lock:
+                self.chaos_refused += 1
+            if random.random() < 0.5:
+                return error(429, "QuotaExceeded", "chaos: throttled, no Retry-After")
+            return error(random.choice((500, 502, 503)), "INJECTED_FAULT", "chaos: server error")
         return None
 
     def quota(self, behaviour: ChannelBehaviour, operation: str) -> tuple[float, float] | None:

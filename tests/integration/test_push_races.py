@@ -219,9 +219,12 @@ def test_a_feed_in_flight_holds_its_skus_no_worker_waits_on_it_and_no_second_fee
     finished = poll()
 
     assert finished.status == "finished" and not finished.alerts
+    # S1's 1 was replaced by 10 while the feed carried it: its one outcome is `superseded`, logged
+    # when 10 arrived (not a `succeeded` as well); S2 and S3 succeeded.
     assert [e.payload["items"] for e in events(sessions, "inventory/succeeded")] == [
-        [{"sku": "S1", "ean": "E-S1", "quantity": 1}, {"sku": "S2", "ean": "E-S2", "quantity": 2},
-         {"sku": "S3", "ean": "E-S3", "quantity": 3}]]
+        [{"sku": "S2", "ean": "E-S2", "quantity": 2}, {"sku": "S3", "ean": "E-S3", "quantity": 3}]]
+    [superseded] = events(sessions, "inventory/superseded")
+    assert superseded.payload["items"] == [{"sku": "S1"}] and superseded.inbox_id == events(sessions, "oms/inventory-updated")[0].inbox_id
     assert listing(sessions, "UZ", "S1").dirty and not listing(sessions, "UZ", "S2").dirty
     run(sessions, secrets, "UZ", worker="w:2")
     assert sandbox.state.listings["UZ"]["S1"]["quantity"] == 10
@@ -276,3 +279,63 @@ def test_a_base_url_that_is_no_url_blocks_the_channel_instead_of_failing_its_pus
     [blocked] = events(sessions, "system/channel-blocked")
     assert blocked.payload["kind"] == "configuration" and outcome.alerts and outcome.blocked
     assert events(sessions, "ranging/failed") == [] and listing(sessions, "UT", "S1").dirty
+
+
+def test_a_value_replaced_while_its_push_is_in_flight_has_one_outcome(sessions, sandbox, channels, secrets):
+    # Found by the chaos run (tests/chaos/): a quantity claimed and on its way to the marketplace
+    # when a newer one arrives was logged `inventory/superseded` (by the newer message) and then
+    # `inventory/succeeded` (by the push): two outcomes for one value of one message.
+    channels("UT", "tatacliq")
+    send(sessions, "Q.INVENTORY", inventory("UT", ("S1", 5)))
+    with sessions() as session:
+        channel = session.get(Channel, "UT")
+        session.expunge(channel)
+        first = session.execute(text("SELECT max(id) FROM inbox")).scalar()
+    claimed = sync._claim(sessions, channel, "w:1", 120, 10, 0.0)
+    assert [c.update.quantity for c in claimed] == [5]
+
+    send(sessions, "Q.INVENTORY", inventory("UT", ("S1", 6)))  # while the push of 5 is in flight
+    adapter = adapter_for(channel_config(channel), HttpConfig(2, 5), secrets)
+    lease = Lease(sessions, "UT", "w:1", 120, 7.0)
+    lease.hold({"S1"})
+    sync._push(sessions, channel, adapter, RecordingGate(), lease, claimed, [0.01], sync.SyncResult("UT"))
+    run(sessions, secrets, "UT")
+
+    with sessions() as session:
+        outcomes = [e.name for e in session.execute(select(Event).where(
+            Event.inbox_id == first, Event.channel_id == "UT", Event.type == "domain").order_by(Event.id)).scalars()]
+    assert outcomes == ["inventory/superseded"], outcomes
+    assert [c.body[0]["quantity"] for c in sandbox.state.calls if c.operation == "inventory"] == [5, 6]
+    assert sandbox.state.listings["UT"]["S1"]["quantity"] == 6
+    assert [e.payload["items"][0]["quantity"] for e in events(sessions, "inventory/succeeded")] == [6]
+    assert not listing(sessions, "UT", "S1").dirty
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_stock_sent_with_a_deranging_is_pushed_again_when_its_call_fails_after_the_deranging_went(
+        sessions, sandbox, channels, secrets, status):
+    # Found by the chaos run (last_value_wins): Tata CLiQ unlists with two calls, the deranging and
+    # then the stock 0 it carries. When the deranging went and the stock call failed (5xx, 429),
+    # the deranging was settled, the listing was no longer dirty, and the stock was never sent:
+    # the marketplace kept the old stock for an unlisted SKU.
+    channels("UT", "tatacliq")
+    send(sessions, "Q.INVENTORY", inventory("UT", ("S1", 5)))
+    send(sessions, "Q.RANGING", ranging("UT", "S1"))
+    run(sessions, secrets, "UT")
+    assert sandbox.state.listings["UT"]["S1"] == {"ean": "E-S1", "ranged": True, "quantity": 5}
+
+    sandbox.state.channels["UT"].fail_status = status
+    sandbox.state.channels["UT"].fail_times = 1
+    sandbox.state.channels["UT"].fail_operation = "inventory"
+    rows = ranging("UT", "S1").replace('RangeFlag="Y"', 'RangeFlag="N"')
+    send(sessions, "Q.DERANGING", rows)
+    run(sessions, secrets, "UT")
+    time.sleep(1.5)  # past the retry's backoff (or the 429's wait)
+    run(sessions, secrets, "UT")
+
+    assert [c.status for c in sandbox.state.calls if c.operation == "inventory"][-2:] == [status, 200]
+    assert sandbox.state.listings["UT"]["S1"] == {"ean": "E-S1", "ranged": False, "quantity": 0}
+    assert not listing(sessions, "UT", "S1").dirty
+    with sessions() as session:
+        outcomes = Counter(e.name for e in session.execute(select(Event).where(Event.name.like("deranging/%"))).scalars())
+    assert outcomes.get("deranging/succeeded") == 1 and not outcomes.get("deranging/failed"), outcomes

@@ -1,13 +1,17 @@
-"""Private Postgres and Redis servers for outage tests, each on its own port and data directory,
-so that a test can stop and start them without touching the shared services others use."""
+"""Private Postgres, Redis and RabbitMQ servers for outage tests, each on its own port and data
+directory, so that a test can stop and start them without touching the shared services others use."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+
+import kombu
 
 from tests.support.processes import Process, wait_for
 from tests.support.services import free_port
@@ -89,3 +93,76 @@ class PrivateRedis:
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+_rabbit_nodes = itertools.count(1)
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of its own: its own node name, AMQP and distribution ports, and Mnesia, log
+    and config in a temporary directory; no plugins (so no management listener). Its Erlang cookie
+    is in the temporary HOME (`self.env`): `rabbitmqctl -n NODE` with that environment reaches
+    this node and no other. It runs as whoever runs the tests (root here): the Debian wrapper in /usr/sbin would switch to the `rabbitmq` user, so the
+    scripts in /usr/lib/rabbitmq/bin are called directly. Settings are the documented environment
+    variables (https://www.rabbitmq.com/docs/configure#supported-environment-variables)."""
+
+    BIN = Path("/usr/lib/rabbitmq/bin")
+
+    def __init__(self, log_dir: Path) -> None:
+        if not (self.BIN / "rabbitmq-server").exists():
+            raise RuntimeError(f"no RabbitMQ server scripts in {self.BIN} (install rabbitmq-server)")
+        self.root = Path(tempfile.mkdtemp(prefix="wheel-rabbit-"))
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.node = f"wheel-chaos-{os.getpid()}-{next(_rabbit_nodes)}@localhost"
+        config = self.root / "rabbitmq.conf"
+        # The disk alarm would block publishers on a nearly full shared disk: a low floor instead.
+        config.write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\ndisk_free_limit.absolute = 50MB\n"
+                          "log.console = true\nlog.console.level = info\nlog.file = false\n")
+        (self.root / "enabled_plugins").write_text("[].\n")
+        (self.root / "rabbitmq-env.conf").write_text("")  # not the machine's /etc/rabbitmq/rabbitmq-env.conf
+        (self.root / "home").mkdir()
+        self.env = {
+            "HOME": str(self.root / "home"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_CONFIG_FILE": str(config),
+            "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(self.root / "plugins-expand"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        self.process = Process(f"rabbitmq-{self.port}", [str(self.BIN / "rabbitmq-server")], self.env, log_dir)
+
+    def start(self, timeout: float = 90) -> None:
+        self.process.start()
+        # Up once an AMQP login succeeds (the listener opens last, once the node has booted);
+        # `rabbitmqctl await_startup` would say the same, but each call starts an Erlang VM.
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.process.alive():
+                raise RuntimeError(f"RabbitMQ {self.node} exited: {self.process.output()[-3000:]}")
+            try:
+                with kombu.Connection(self.url(), connect_timeout=2) as connection:
+                    connection.connect()
+                return
+            except Exception as exc:  # noqa: BLE001 - not up yet: refused, reset, or not yet accepting logins
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"RabbitMQ {self.node} did not start: {exc}; {self.process.output()[-3000:]}") from exc
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """A clean stop: SIGTERM, which the Erlang VM takes as `init:stop()` (since OTP 19.3), as a
+        service manager would stop it; SIGKILL if it is not down within a minute."""
+        self.process.stop(timeout=60)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"

@@ -300,3 +300,30 @@ def test_unanswered_skus_are_left_out_of_the_answer_and_not_applied(client):
     response = post_ranging(client, body=[{"ean": "E1", "sku": "S1"}, {"ean": "E2", "sku": "S2"}])
     assert response.get_json() == {"status": "SUCCESS", "items": [{"sku": "S1", "status": "SUCCESS"}]}
     assert listings(client) == {"S1": {"ean": "E1", "ranged": True}}
+
+
+# -- chaos (the chaos run's marketplaces) ------------------------------------------------------
+
+
+def test_chaos_refuses_about_its_share_with_5xx_or_a_429_without_retry_after_and_changes_nothing():
+    client = make_client(chaos_rate=0.3)
+    statuses = [post_ranging(client, body=[{"ean": f"E{n}", "sku": f"S{n}"}]) for n in range(400)]
+    refused = [r for r in statuses if r.status_code != 200]
+    assert 80 <= len(refused) <= 160, len(refused)
+    assert {r.status_code for r in refused} <= {429, 500, 502, 503}
+    assert {r.status_code for r in refused} >= {429, 500}
+    assert all("Retry-After" not in r.headers for r in refused)
+    # A refused call applied nothing; every accepted one did.
+    assert len(listings(client)) == 400 - len(refused)
+    assert client.get("/_sandbox/stats").get_json()["chaos_refused"] == len(refused)
+
+
+def test_chaos_answers_its_share_of_calls_late():
+    client = make_client(chaos_slow_rate=1.0, chaos_slow_s=0.2)
+    started = time.monotonic()
+    assert post_ranging(client).status_code == 200
+    assert time.monotonic() - started >= 0.2
+    client = make_client(chaos_slow_rate=0.0, chaos_slow_s=5)
+    started = time.monotonic()
+    assert post_ranging(client).status_code == 200
+    assert time.monotonic() - started < 1

@@ -218,13 +218,17 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
     done: list[ItemResult] = list(refused)
     leased = LeasedGate(gate, lease)
 
-    def settle_done() -> None:
-        if done:
-            outcome.alerts.extend(settle(sessions, channel, worker, by_sku, list(done), {}))
-            done.clear()
+    def settle_done(unsent: set[str] | frozenset[str] = frozenset()) -> None:
+        # A SKU with a call still unsent (or failed) settles nothing now: its fields stay due and go
+        # out together next time. Settling the rest would free it without, say, the stock 0 its
+        # deranging carries, which nothing would then send (found by the chaos run, tests/chaos/).
+        settled = [r for r in done if r.sku not in unsent]
+        if settled:
+            outcome.alerts.extend(settle(sessions, channel, worker, by_sku, settled, {}))
+        done.clear()
 
     def stop(remaining: Sequence[Call], retry_in_s: float) -> bool:
-        settle_done()
+        settle_done(_remaining(remaining))
         _release(sessions, channel.id, worker, _remaining(remaining))
         outcome.retry_in_s = retry_in_s if outcome.retry_in_s is None else min(outcome.retry_in_s, retry_in_s)
         return True
@@ -251,7 +255,7 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
                 # every worker), with or without a Retry-After, and count no attempt.
                 return stop(calls[index:], gate.throttled(exc.retry_after).retry_in_s)
             outcome.calls += 1
-            settle_done()
+            settle_done(_remaining(calls[index:]))
             retry = retry_or_fail(sessions, channel, worker, by_sku, call, exc, delays)
             outcome.alerts += retry.alerts
             # The marketplace is struggling: stop here, and come back after the backoff.
@@ -261,8 +265,8 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             # channel would fail the same way. Nothing is settled as failed; the values wait for
             # the channel to be fixed.
             outcome.calls += 1
-            settle_done()
             remaining = _remaining(calls[index:])
+            settle_done(remaining)
             outcome.alerts += block_channel(sessions, channel, exc, remaining, worker=worker)
             outcome.retry_in_s, outcome.blocked = CHANNEL_BLOCKED_RETRY_S, str(exc)
             return True

@@ -120,6 +120,10 @@ def settle(sessions, channel: Channel, worker: str, by_sku: dict[str, Claimed], 
             if version is None:
                 continue  # carried along (a quantity with a ranging change), not due itself
             setattr(row, f"{result.field}_settled", max(getattr(row, f"{result.field}_settled"), version))
+            if getattr(row, f"{result.field}_version") > version:
+                # A newer value arrived while this one was in flight: applying it logged this one
+                # `superseded` (desired_state.apply), its one outcome; the newer value goes out next.
+                continue
             kept.append(result)
         for row in rows.values():
             row.dirty = (row.ranged_version > row.ranged_settled or row.quantity_version > row.quantity_settled
