@@ -43,15 +43,15 @@ lint: install
 
 # Two pytest-xdist workers, each with a database and a Redis database of its own
 # (tests/support/services.py): most end-to-end tests spend their time waiting (outages, feeds,
-# retries), so two at once halve the wall time on two cores. Tests that stop a shared service are
-# marked `serial` and run alone afterwards.
+# retries), so two at once nearly halve the wall time on two cores. A test that stops a service
+# stops a private one of its own (tests/support/private.py). The slowest tests are handed out
+# first (tests/conftest.py), so that none starts last and holds up the end.
 TEST_WORKERS ?= 2
 
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial"
-	$(BIN)/pytest -m serial
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 # The inner loop: everything but the end-to-end tests (real processes) and the slow ones.
 test-fast: install

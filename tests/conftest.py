@@ -59,3 +59,19 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+# `make test` runs two pytest-xdist workers, handing out one test at a time (--maxschedchunk 1).
+# The slowest tests go first, longest first, so that each worker starts on one while the other
+# takes the short ones, and no long test starts last and holds up the end of the run.
+SLOWEST_FIRST = ("test_chaos.py", "test_bridge_outages.py", "test_latest_value_wins.py", "test_orders_e2e.py",
+                 "test_crash_safety.py", "test_alerts_e2e.py", "test_oms_corpus_e2e.py", "test_bridge_standby.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> tuple[int, int]:
+        if item.path.name in SLOWEST_FIRST:
+            return 0, SLOWEST_FIRST.index(item.path.name)
+        return (1, 0) if item.get_closest_marker("e2e") else (2, 0)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
