@@ -50,9 +50,13 @@ class MemoryLookupCache:
 
     def get_many(self, channel_id: str, kind: str, skus: Sequence[str]) -> dict[str, Any]:
         now = time.monotonic()
+        found = {}
         with self._lock:
-            held = {sku: self._values.get((channel_id, kind, sku)) for sku in skus}
-        return {sku: value for sku, (until, value) in ((s, h) for s, h in held.items() if h) if until > now}
+            for sku in skus:
+                until, value = self._values.get((channel_id, kind, sku), (0.0, None))
+                if until > now:
+                    found[sku] = value
+        return found
 
     def put_many(self, channel_id: str, kind: str, values: Mapping[str, Any]) -> None:
         until = time.monotonic() + self.ttl_s

@@ -5,6 +5,7 @@ cancellations)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -100,7 +101,7 @@ class AmazonAdapter:
         if call.kind != "patch" or len(call.updates) != 1:
             raise ValueError(f"not an Amazon call this adapter planned: {call.kind!r} with {len(call.updates)} SKUs")
         (update,) = call.updates
-        types, missing = self._product_types(call, quota)
+        types, missing = self._product_types(call, quota, request_id)
         if update.sku not in types:
             return mapping.results_for(update, False, *missing[update.sku])
         body = mapping.patch_body(update, types[update.sku], self.marketplace_id, self.currency, self.mrp_attribute)
@@ -143,24 +144,26 @@ class AmazonAdapter:
 
     # -- product types ------------------------------------------------------------------------
 
-    def _product_types(self, call: Call, quota: QuotaGate) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    def _product_types(self, call: Call, quota: QuotaGate, request_id: str
+                       ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
         """Product types of the call's SKUs (cached, else looked up ahead for the batch the call
         belongs to), and why the others have none."""
-        found = self.product_types.values(call, [u.sku for u in call.updates], self._fetch_types, quota)
+        fetch = functools.partial(self._fetch_types, request_id=request_id)
+        found = self.product_types.values(call, [u.sku for u in call.updates], fetch, quota)
         return ({s: v for s, v in found.items() if not isinstance(v, Missing)},
                 {s: _why(v) for s, v in found.items() if isinstance(v, Missing)})
 
-    def _fetch_types(self, chunk: list[str], quota: QuotaGate) -> dict[str, str | Missing]:
+    def _fetch_types(self, chunk: list[str], quota: QuotaGate, *, request_id: str | None) -> dict[str, str | Missing]:
         """Product types of up to 20 SKUs. One SKU: getListingsItem. Several: searchListingsItems by
         up to 20 SKUs at once; a SKU holding a comma cannot go in its comma-separated `identifiers`."""
         single = set(chunk) if len(chunk) == 1 else {s for s in chunk if "," in s}
         batched = [s for s in chunk if s not in single]
         found: dict[str, str | Missing] = {}
         for sku in single:
-            found[sku] = self._type_of(sku, self._get_item(sku, quota, ("summaries",), None))
+            found[sku] = self._type_of(sku, self._get_item(sku, quota, ("summaries",), request_id))
         if batched:
             answer = self.client.call("GET", mapping.search_path(self.seller_id), "searchListingsItems", quota,
-                                      params=mapping.search_query(self.marketplace_id, batched))
+                                      params=mapping.search_query(self.marketplace_id, batched), request_id=request_id)
             items = {i.get("sku"): i for i in (answer or {}).get("items") or [] if isinstance(i, dict)}
             for sku in batched:
                 found[sku] = self._type_of(sku, items.get(sku))
@@ -192,7 +195,7 @@ class AmazonAdapter:
         """Look up product types, upload the document and create the feed; its verdicts come from
         `poll`. Amazon processes a feed in minutes; polling it here held the only Amazon worker
         (pulls included) for up to 15 minutes."""
-        types, missing = self._product_types(call, quota)
+        types, missing = self._product_types(call, quota, request_id)
         results = [r for u in call.updates if u.sku in missing for r in mapping.results_for(u, False, *missing[u.sku])]
         sendable = [u for u in call.updates if u.sku in types]
         if not sendable:

@@ -16,6 +16,7 @@ Pull cursors: orders {"next": nextPageUrl}; cancellations, one query per cancell
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ class FlipkartAdapter:
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
         operation = call.operation
         unlisting = {u.sku for u in call.updates if _unlisting(call, u)}
-        ids, missing = self._listed(call, quota)
+        ids, missing = self._listed(call, quota, request_id)
         out: list[ItemResult] = []
         sending: list[ListingUpdate] = []
         product_ids: dict[str, str] = {}
@@ -219,19 +220,19 @@ class FlipkartAdapter:
 
     # -- look-ups: FSNs, location ids and listing status -------------------------------------------
 
-    def _listed(self, call: Call, quota: QuotaGate) -> tuple[dict[str, Listed], dict[str, str]]:
+    def _listed(self, call: Call, quota: QuotaGate, request_id: str) -> tuple[dict[str, Listed], dict[str, str]]:
         """What getListings tells of the call's SKUs (cached, or looked up ahead for the batch the
         call belongs to), and why Flipkart holds no listing for the others. Unlisting always looks
         up afresh (a location may have been added)."""
         skus = [u.sku for u in call.updates]
-        found = self._lookups.values(call, skus, self._fetch, quota,
+        found = self._lookups.values(call, skus, functools.partial(self._fetch, request_id=request_id), quota,
                                      fresh=lambda c: {u.sku for u in c.updates if _unlisting(c, u)})
         return ({s: v for s, v in found.items() if isinstance(v, Listed)},
                 {s: v.why for s, v in found.items() if isinstance(v, Missing)})
 
-    def _fetch(self, chunk: list[str], gate: QuotaGate) -> dict[str, Listed | Missing]:
+    def _fetch(self, chunk: list[str], gate: QuotaGate, *, request_id: str) -> dict[str, Listed | Missing]:
         """One getListings call: per SKU, its Listed or why Flipkart has none."""
-        available, why = mapping.listings_answer(self._client.get_listings(chunk, gate))
+        available, why = mapping.listings_answer(self._client.get_listings(chunk, gate, request_id))
         found: dict[str, Listed | Missing] = {}
         for sku in chunk:
             listed = _listed(available[sku]) if sku in available else None
