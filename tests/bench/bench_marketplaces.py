@@ -65,6 +65,7 @@ def run(stack: Stack, count: int, seed: int, processed_before: int) -> dict:
     """Put `count` messages, let the bridge and OMS worker record them, then start the marketplace
     workers (fresh processes) and time the push; the figures per marketplace."""
     updates = {"inventory": Counter(), "pricing": Counter()}
+    stack.reconnect()  # quiet during the last push: the broker may have dropped the connection
     for operation, body, skus in messages(count, seed):
         stack.put(operation, body.encode())
         updates[operation].update(skus)
@@ -146,27 +147,31 @@ def main() -> None:
         # Ingest: the bridge and the OMS worker record the desired state.
         stack.add_worker("oms,notifications", concurrency=2)
         stack.start_bridge()
-        result = {"first": run(stack, MESSAGES, 11, 0), "second": run(stack, WARM_MESSAGES, 12, MESSAGES),
-                  "quota_scale": SCALE}
+        result = {"quota_scale": SCALE}
+        for name, count, seed in (("first", MESSAGES, 11), ("second", WARM_MESSAGES, 12)):
+            result[name] = run(stack, count, seed, MESSAGES if name == "second" else 0)
+            report(name, result[name])
         # The first run's figures stay where they were, for comparison with earlier runs.
         result.update({k: result["first"][k] for k in ("amazon", "flipkart", "ingest_s", "push_s")})
     finally:
         stack.stop()
         services.delete_queues(services.TEST_AMQP_URL, [*settings.oms_queues.values(), settings.queue_backout])
         redis.Redis.from_url(settings.redis_url).flushdb()
-    for name, words in (("first", "first run, nothing looked up yet"), ("second", "second run, same SKUs, fresh workers")):
-        r = result[name]
-        print(f"  {words}: ingest (bridge + parsing into desired state) {r['ingest_s']:.1f}s")
-        print(f"  {'marketplace':<10} {'calls':>6} {'min':>6} {'ratio':>6} {'wall s':>7} {'min s':>7} {'ratio':>6} "
-              f"{'coalesced':>9} {'429s':>5} {'look-ups':>8} {'per SKU':>7}")
-        for marketplace in ("amazon", "flipkart"):
-            m = r[marketplace]
-            print(f"  {marketplace:<10} {m['calls']:>6} {m['min_calls']:>6} {m['calls'] / m['min_calls']:>6.2f} "
-                  f"{m['wall_s']:>7.1f} {m['min_wall_s']:>7.1f} {m['wall_s'] / m['min_wall_s']:>6.2f} "
-                  f"{m['coalesced']:>9} {m['http_429']:>5} {m['lookups']:>8} {m['lookups_per_sku']:>7.3f}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  written to {OUT}")
+
+
+def report(name: str, r: dict) -> None:
+    words = {"first": "first run, nothing looked up yet", "second": "second run, same SKUs, fresh workers"}[name]
+    print(f"  {words}: ingest (bridge + parsing into desired state) {r['ingest_s']:.1f}s")
+    print(f"  {'marketplace':<10} {'calls':>6} {'min':>6} {'ratio':>6} {'wall s':>7} {'min s':>7} {'ratio':>6} "
+          f"{'coalesced':>9} {'429s':>5} {'look-ups':>8} {'per SKU':>7}")
+    for marketplace in ("amazon", "flipkart"):
+        m = r[marketplace]
+        print(f"  {marketplace:<10} {m['calls']:>6} {m['min_calls']:>6} {m['calls'] / m['min_calls']:>6.2f} "
+              f"{m['wall_s']:>7.1f} {m['min_wall_s']:>7.1f} {m['wall_s'] / m['min_wall_s']:>6.2f} "
+              f"{m['coalesced']:>9} {m['http_429']:>5} {m['lookups']:>8} {m['lookups_per_sku']:>7.3f}", flush=True)
 
 
 if __name__ == "__main__":
