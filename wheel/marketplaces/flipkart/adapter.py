@@ -1,6 +1,8 @@
 """The Flipkart adapter: listing status and stock through update/inventory, prices through
-update/price, 10 SKUs a call, with the FSNs, location ids and listing status looked up and kept a
-while; and pulls of new orders and cancellations through the Order Management v3 shipment search.
+update/price, 10 SKUs a call, with the FSNs, location ids and listing status looked up (getListings,
+10 SKUs a call, ahead of the updates, in a thread of its own) and kept a while in the look-up cache
+every worker shares (wheel/marketplaces/lookups.py); and pulls of new orders and cancellations
+through the Order Management v3 shipment search.
 
 A listing can be at several seller locations. Stock goes to the channel's one (the only one, or
 the channel option location_id); unlisting disables the SKU at every location of the listing,
