@@ -7,6 +7,7 @@ waits inline only for a moment; a longer wait raises QuotaWait and the task resc
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -79,9 +80,18 @@ class RedisQuotaGate:
         self.max_inline_wait_s = max_inline_wait_s
         self.prefix = prefix
         self.granted: Counter[str] = Counter()
-        # The operation of the last request this gate let through: the one a 429 answers, since
-        # every client takes a token right before each request.
-        self.last_operation: str | None = None
+        # Per thread (an adapter may look up in a thread of its own while it updates), the
+        # operation of the last request this gate let through: the one a 429 answers, since every
+        # client takes a token right before each request.
+        self._last = threading.local()
+
+    @property
+    def last_operation(self) -> str | None:
+        return getattr(self._last, "operation", None)
+
+    @last_operation.setter
+    def last_operation(self, operation: str | None) -> None:
+        self._last.operation = operation
 
     def acquire(self, operation: str) -> None:
         self.last_operation = operation

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # wait, up to the most (getFeed's quota is 2/s; a feed takes minutes).
     feed_first_poll_s: float = Field(default=15.0, gt=0)
     feed_max_poll_s: float = Field(default=120.0, gt=0)
+    # What a push looks up on a marketplace (Flipkart's FSNs, location ids and listing status;
+    # Amazon's product types) is kept in Postgres for every worker this long, then looked up again
+    # (so a listing gone INACTIVE or a location added is seen); a refusal drops it sooner.
+    lookup_ttl_s: float = Field(default=900.0, gt=0)
 
     # Order pulls. A channel's first pull looks back this far.
     orders_initial_lookback_s: int = Field(default=86400, ge=60)

@@ -40,11 +40,13 @@ from wheel.db.models import Channel
 from wheel.logs import ContextProvider, configure_logging
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter, QuotaGate
+from wheel.marketplaces.lookups import LookupCache
 from wheel.notifications import Sender, sender_from_settings
 from wheel.observability import init_sentry
 from wheel.quota import RedisQuotaGate, effective_quotas
 from wheel.secrets import SecretStore
 from wheel.services.alerts import DeliveryOptions
+from wheel.services.lookup_cache import PostgresLookupCache
 from wheel.services.outbox import Outlet
 from wheel.services.sync import channel_config
 from wheel.settings import Settings
@@ -260,6 +262,11 @@ class Container:
     def redis(self) -> redis.Redis:
         return redis_client(self.settings)
 
+    @cached_property
+    def lookups(self) -> LookupCache:
+        """What adapters look up (FSNs, product types), shared by every worker through Postgres."""
+        return PostgresLookupCache(self.sessions, self.settings.lookup_ttl_s)
+
     def quota_gate(self, channel: Channel, adapter: MarketplaceAdapter) -> QuotaGate:
         return quota_gate(self.redis, channel, adapter)
 
@@ -303,7 +310,7 @@ class Container:
             cached = self._adapters.get(channel)
             if cached is not None and now - cached[0] < ADAPTER_TTL_S:
                 return cached[1]
-        adapter = adapter_for(channel, self.http, self.secrets)
+        adapter = adapter_for(channel, self.http, self.secrets, self.lookups)
         with self._lock:
             self._adapters[channel] = (now, adapter)
         return adapter
@@ -326,7 +333,8 @@ def container(settings: Settings) -> Container:
 def channel_adapter(settings: Settings, channel: Channel) -> tuple[MarketplaceAdapter, QuotaGate]:
     """A channel's adapter and quota gate for a command run by hand (`wheelctl resync`): it shares
     the workers' quota buckets in Redis, so together they stay within the marketplace's quota."""
-    adapter = adapter_for(channel_config(channel), http_config(settings), secret_store(settings))
+    lookups = PostgresLookupCache(sessions(settings, "wheelctl", pool_size=1), settings.lookup_ttl_s)
+    adapter = adapter_for(channel_config(channel), http_config(settings), secret_store(settings), lookups)
     return adapter, quota_gate(redis_client(settings), channel, adapter)
 
 

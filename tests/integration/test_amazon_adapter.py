@@ -13,7 +13,7 @@ from sandbox.app import ChannelBehaviour
 from tests.support.gates import RecordingGate
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
-from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota, Submitted
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota, QuotaWait, Submitted
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.secrets import SecretStore
 
@@ -122,8 +122,9 @@ def test_stock_and_price_go_in_separate_merge_patches_and_land_in_the_sandbox(sa
     assert offer["maximum_retail_price"][0]["schedule"][0]["value_with_tax"] == 499
     assert (offer["marketplace_id"], offer["currency"], offer["audience"]) == ("A21TJRUUN4KGV", "INR", "ALL")
     assert [c.request_id for c in patches] == ["test-0", "test-1", "test-2"]
-    assert gate.acquired == ["getListingsItem", "patchListingsItem", "patchListingsItem",
-                             "getListingsItem", "patchListingsItem"] == metered(sandbox)
+    # Both SKUs' product types in one search, ahead of the batch's patches.
+    assert gate.acquired == ["searchListingsItems", "patchListingsItem", "patchListingsItem",
+                             "patchListingsItem"] == metered(sandbox)
 
 
 def test_a_refused_price_does_not_fail_the_stock_update_of_the_same_sku(sandbox, connect, gate):
@@ -228,7 +229,7 @@ def test_the_token_is_fetched_once_and_reused(sandbox, connect, gate):
     adapter = connect()
     push(adapter, gate, [ListingUpdate(f"S{n}", "E", quantity=n) for n in range(3)])
     assert len(calls(sandbox, "lwaToken")) == 1
-    assert len(metered(sandbox)) == 6
+    assert metered(sandbox) == ["searchListingsItems"] + ["patchListingsItem"] * 3
 
 
 def test_the_token_is_renewed_a_minute_before_it_expires(sandbox, connect, gate):
@@ -402,13 +403,16 @@ def test_read_listings_returns_what_was_pushed(sandbox, connect, gate):
 
 
 def test_errors_never_carry_secrets(sandbox, connect, gate):
-    errors: list[MarketplaceError] = []
+    errors: list[Exception] = []
     for behaviour in ({"refuse_token": True}, {"fail_status": 500}, {"fail_status": 429}, {"fail_status": 400}):
         adapter = connect(**behaviour)
-        with pytest.raises(MarketplaceError) as caught:
+        with pytest.raises((MarketplaceError, QuotaWait)) as caught:
             push(adapter, gate, [ListingUpdate("S1", "E1", quantity=1)])
         errors.append(caught.value)
-    assert [type(e) for e in errors] == [AuthError, TransientError, TransientError, PermanentError]
+    # A 429 on the product-type look-up empties the look-ups' bucket (not the patches') and the
+    # push waits for it.
+    assert [type(e) for e in errors] == [AuthError, TransientError, QuotaWait, PermanentError]
+    assert gate.throttles == ["getListingsItem"]
     for error in errors:
         assert_no_secret(error)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import redis
 
@@ -46,3 +48,27 @@ def test_a_429_for_an_operation_without_a_quota_waits_a_second_or_the_retry_afte
     gate = RedisQuotaGate(client, "UT", {})
     gate.acquire("ranging")
     assert (gate.throttled(None).retry_in_s, gate.throttled(7.0).retry_in_s) == (1.0, 7.0)
+
+
+def test_a_429_answers_the_last_request_of_its_own_thread(client):
+    # An adapter looks up in a thread of its own while it updates (wheel/marketplaces/lookups.py):
+    # a 429 on a look-up empties the look-ups' bucket, not the bucket of the update sent meanwhile.
+    gate = RedisQuotaGate(client, "UF", {"updatePrice": Quota(5, 5), "getListings": Quota(5, 5)}, max_inline_wait_s=0)
+    looked_up = threading.Event()
+    seen: list[str] = []
+
+    def look_up():
+        gate.acquire("getListings")
+        looked_up.set()
+        seen.append(gate.throttled(None).operation)
+
+    gate.acquire("updatePrice")
+    thread = threading.Thread(target=look_up)
+    thread.start()
+    thread.join(5)
+
+    assert looked_up.is_set() and seen == ["getListings"]
+    assert gate.last_operation == "updatePrice"
+    gate.acquire("updatePrice")  # the updates' bucket was not emptied
+    with pytest.raises(QuotaWait):
+        gate.acquire("getListings")

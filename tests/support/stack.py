@@ -100,6 +100,16 @@ class Stack:
 
     # -- acting as the OMS ----------------------------------------------------------------------
 
+    def reconnect(self) -> None:
+        """Drop the OMS connection `put` uses: the next put opens a new one (after a long quiet
+        spell the broker may have closed it)."""
+        if self._transport is not None:
+            try:
+                self._transport.close()
+            except Exception:  # noqa: BLE001 - it may be broken already; a new one is opened
+                pass
+            self._transport = None
+
     def put(self, operation: str, body: bytes, message_id: str | None = None, headers=None) -> str:
         if self._transport is None:
             # Declares the OMS queues as the bridge does, should this put come first.

@@ -344,6 +344,22 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class MarketplaceLookup(Base):
+    """What a marketplace told about a SKU that a push needs and the OMS does not send (Flipkart's
+    FSN, location ids and listing status; Amazon's product type), shared by every worker and kept
+    across runs until `expires_at`. A refusal that may come of a stale entry deletes it."""
+
+    __tablename__ = "marketplace_lookups"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    fetched_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class Submission(Base):
     """A push the marketplace works on after it answers (an Amazon JSON_LISTINGS_FEED), in flight.
 

@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 from wheel.marketplaces import amazon, flipkart, tatacliq
 from wheel.marketplaces.base import ChannelConfig, HttpConfig, MarketplaceAdapter
+from wheel.marketplaces.lookups import LookupCache
 from wheel.secrets import SecretStore
 
-AdapterFactory = Callable[[ChannelConfig, HttpConfig, SecretStore], MarketplaceAdapter]
+# factory(channel, http, secrets, lookups): `lookups` keeps what the adapter looks up (None: in
+# memory, for its own process).
+AdapterFactory = Callable[[ChannelConfig, HttpConfig, SecretStore, LookupCache | None], MarketplaceAdapter]
 
 AMAZON, FLIPKART, TATACLIQ = "amazon", "flipkart", "tatacliq"
 
@@ -29,7 +32,8 @@ class UnknownMarketplace(LookupError):
     pass
 
 
-def adapter_for(channel: ChannelConfig, http: HttpConfig, secrets: SecretStore) -> MarketplaceAdapter:
+def adapter_for(channel: ChannelConfig, http: HttpConfig, secrets: SecretStore,
+                lookups: LookupCache | None = None) -> MarketplaceAdapter:
     try:
         factory = ADAPTERS[channel.marketplace]
     except KeyError:
@@ -37,4 +41,4 @@ def adapter_for(channel: ChannelConfig, http: HttpConfig, secrets: SecretStore) 
             f"no adapter for marketplace {channel.marketplace!r} (channel {channel.id}); "
             f"adapters exist for: {', '.join(sorted(ADAPTERS))}"
         ) from None
-    return factory(channel, http, secrets)
+    return factory(channel, http, secrets, lookups)

@@ -78,6 +78,10 @@ class LeasedGate:
     def __init__(self, gate: QuotaGate, lease: Lease):
         self.gate, self.lease = gate, lease
         self.skus: set[str] = set()
+        # For look-ups (Flipkart's FSNs, Amazon's product types), which change nothing at the
+        # marketplace: they need the quota, not the lease, and an adapter may make them from a
+        # thread of its own, ahead of the updates (wheel/marketplaces/lookups.py).
+        self.reads: QuotaGate = gate
 
     def acquire(self, operation: str) -> None:
         self.lease.ensure(self.skus)

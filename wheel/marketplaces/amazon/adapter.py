@@ -5,6 +5,7 @@ cancellations)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from wheel.marketplaces.base import (
     Submitted,
 )
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
+from wheel.marketplaces.lookups import BatchLookups, LookupCache, MemoryLookupCache, Missing
 from wheel.secrets import SecretNotFound, SecretStore
 
 # Documented defaults (marketplaces.md 1.3); a seller may be granted more.
@@ -47,6 +49,8 @@ ORDER_OVERLAP_S = 600.0
 # A feed still processing after this long raises a warning (it is polled until it ends).
 DEFAULT_FEED_WAIT_S = 900.0
 FEED_FINISHED = ("DONE", "FATAL", "CANCELLED")
+# The look-up cache's kind for a SKU's product type.
+PRODUCT_TYPE = "amazon-product-type"
 
 
 class AmazonAdapter:
@@ -57,7 +61,7 @@ class AmazonAdapter:
                  bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
                  order_lag_s: float = DEFAULT_ORDER_LAG_S, order_lag_margin_s: float = ORDER_LAG_MARGIN_S,
                  mrp_attribute: str = mapping.MRP_IN_OFFER,
-                 fulfilled_by: tuple[str, ...] = orders.DEFAULT_FULFILLED_BY):
+                 fulfilled_by: tuple[str, ...] = orders.DEFAULT_FULFILLED_BY, lookups: LookupCache | None = None):
         self.channel = channel
         self.fulfilled_by = fulfilled_by
         self.client = client
@@ -73,12 +77,16 @@ class AmazonAdapter:
         # searchOrders by lastUpdatedTime serves new orders and cancellations alike.
         self.pull_capabilities = PullCapabilities(jobs=(ORDERS,), settle_lag_s=order_lag_s + order_lag_margin_s,
                                                   overlap_s=ORDER_OVERLAP_S)
-        # SKU -> Amazon product type. A SKU's product type does not change once listed, so this
-        # per-instance cache saves a look-up per push (adapters are rebuilt when the channel changes).
-        self.product_types: dict[str, str] = {}
+        # SKU -> Amazon product type, for every worker and run (the workers give a cache in
+        # Postgres) until it expires; looked up ahead for a batch, 20 SKUs a search.
+        self.product_types = BatchLookups(lookups if lookups is not None else MemoryLookupCache(), channel.id,
+                                          PRODUCT_TYPE, chunk_size=mapping.MAX_SEARCH_IDENTIFIERS,
+                                          thread_name=f"amazon-lookups-{channel.id}")
 
     def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
-        return mapping.plan(updates, self.capabilities.bulk_threshold)
+        calls, refused = mapping.plan(updates, self.capabilities.bulk_threshold)
+        self.product_types.plan(calls)  # their product types are looked up ahead when the first goes
+        return calls, refused
 
     def check_credentials(self) -> str:
         """Login with Amazon's token exchange with the channel's refresh token, client id and secret
@@ -93,7 +101,7 @@ class AmazonAdapter:
         if call.kind != "patch" or len(call.updates) != 1:
             raise ValueError(f"not an Amazon call this adapter planned: {call.kind!r} with {len(call.updates)} SKUs")
         (update,) = call.updates
-        types, missing = self._product_types([update.sku], quota, request_id)
+        types, missing = self._product_types(call, quota, request_id)
         if update.sku not in types:
             return mapping.results_for(update, False, *missing[update.sku])
         body = mapping.patch_body(update, types[update.sku], self.marketplace_id, self.currency, self.mrp_attribute)
@@ -107,7 +115,7 @@ class AmazonAdapter:
         for sku in skus:
             item = self._get_item(sku, quota, mapping.READ_INCLUDED_DATA, request_id=None)
             if item is not None and (product_type := mapping.product_type_of(item, self.marketplace_id)):
-                self.product_types[sku] = product_type
+                self.product_types.remember({sku: product_type})
             out[sku] = mapping.listing_from_item(sku, item, self.marketplace_id)
         return out
 
@@ -136,37 +144,40 @@ class AmazonAdapter:
 
     # -- product types ------------------------------------------------------------------------
 
-    def _product_types(self, skus: Sequence[str], quota: QuotaGate, request_id: str | None
+    def _product_types(self, call: Call, quota: QuotaGate, request_id: str
                        ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-        """Product types of `skus` (cached, else looked up), and why the others have none."""
-        missing: dict[str, tuple[str, str]] = {}
-        wanted = [s for s in dict.fromkeys(skus) if s not in self.product_types]
-        # One SKU: getListingsItem. Several: searchListingsItems by up to 20 SKUs at once; a SKU
-        # holding a comma cannot go in its comma-separated `identifiers`.
-        single = set(wanted) if len(wanted) == 1 else {s for s in wanted if "," in s}
-        batched = [s for s in wanted if s not in single]
-        for sku in single:
-            item = self._get_item(sku, quota, ("summaries",), request_id)
-            self._remember(sku, item, missing)
-        for start in range(0, len(batched), mapping.MAX_SEARCH_IDENTIFIERS):
-            chunk = batched[start:start + mapping.MAX_SEARCH_IDENTIFIERS]
-            answer = self.client.call("GET", mapping.search_path(self.seller_id), "searchListingsItems", quota,
-                                      params=mapping.search_query(self.marketplace_id, chunk), request_id=request_id)
-            found = {i.get("sku"): i for i in (answer or {}).get("items") or [] if isinstance(i, dict)}
-            for sku in chunk:
-                self._remember(sku, found.get(sku), missing)
-        return {s: self.product_types[s] for s in skus if s in self.product_types}, missing
+        """Product types of the call's SKUs (cached, else looked up ahead for the batch the call
+        belongs to), and why the others have none."""
+        fetch = functools.partial(self._fetch_types, request_id=request_id)
+        found = self.product_types.values(call, [u.sku for u in call.updates], fetch, quota)
+        return ({s: v for s, v in found.items() if not isinstance(v, Missing)},
+                {s: _why(v) for s, v in found.items() if isinstance(v, Missing)})
 
-    def _remember(self, sku: str, item: Any, missing: dict[str, tuple[str, str]]) -> None:
+    def _fetch_types(self, chunk: list[str], quota: QuotaGate, *, request_id: str | None) -> dict[str, str | Missing]:
+        """Product types of up to 20 SKUs. One SKU: getListingsItem. Several: searchListingsItems by
+        up to 20 SKUs at once; a SKU holding a comma cannot go in its comma-separated `identifiers`."""
+        single = set(chunk) if len(chunk) == 1 else {s for s in chunk if "," in s}
+        batched = [s for s in chunk if s not in single]
+        found: dict[str, str | Missing] = {}
+        for sku in single:
+            found[sku] = self._type_of(sku, self._get_item(sku, quota, ("summaries",), request_id))
+        if batched:
+            answer = self.client.call("GET", mapping.search_path(self.seller_id), "searchListingsItems", quota,
+                                      params=mapping.search_query(self.marketplace_id, batched), request_id=request_id)
+            items = {i.get("sku"): i for i in (answer or {}).get("items") or [] if isinstance(i, dict)}
+            for sku in batched:
+                found[sku] = self._type_of(sku, items.get(sku))
+        return found
+
+    def _type_of(self, sku: str, item: Any) -> str | Missing:
         product_type = mapping.product_type_of(item, self.marketplace_id) if item is not None else None
         if product_type:
-            self.product_types[sku] = product_type
-        elif item is None:
+            return product_type
+        if item is None:
             # Patching needs an existing listing: creating one takes a full PUT with the
             # product's attributes, which the OMS does not send.
-            missing[sku] = ("NOT_FOUND", f"SKU {sku} is not listed on Amazon in {self.marketplace_id}")
-        else:
-            missing[sku] = ("NO_PRODUCT_TYPE", f"Amazon gave no product type for SKU {sku}")
+            return Missing(("NOT_FOUND", f"SKU {sku} is not listed on Amazon in {self.marketplace_id}"))
+        return Missing(("NO_PRODUCT_TYPE", f"Amazon gave no product type for SKU {sku}"))
 
     def _get_item(self, sku: str, quota: QuotaGate, included: Sequence[str], request_id: str | None) -> Any:
         """getListingsItem's answer, or None when Amazon does not know the SKU (404)."""
@@ -184,7 +195,7 @@ class AmazonAdapter:
         """Look up product types, upload the document and create the feed; its verdicts come from
         `poll`. Amazon processes a feed in minutes; polling it here held the only Amazon worker
         (pulls included) for up to 15 minutes."""
-        types, missing = self._product_types([u.sku for u in call.updates], quota, request_id)
+        types, missing = self._product_types(call, quota, request_id)
         results = [r for u in call.updates if u.sku in missing for r in mapping.results_for(u, False, *missing[u.sku])]
         sendable = [u for u in call.updates if u.sku in types]
         if not sendable:
@@ -228,6 +239,12 @@ class AmazonAdapter:
         return Polled(finished=True, status=status, results=tuple(results), doubtful=tuple(doubtful))
 
 
+def _why(missing: Missing) -> tuple[str, str]:
+    if isinstance(missing.why, tuple) and len(missing.why) == 2:
+        return missing.why
+    return "NOT_FOUND", "Amazon's answer did not mention this SKU"
+
+
 def _field(answer: Any, name: str) -> str:
     value = answer.get(name) if isinstance(answer, dict) else None
     if not isinstance(value, str) or not value:
@@ -235,7 +252,8 @@ def _field(answer: Any, name: str) -> str:
     return value
 
 
-def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore) -> AmazonAdapter:
+def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore,
+                 lookups: LookupCache | None = None) -> AmazonAdapter:
     """The adapter for one Amazon channel; credentials are the JSON secret
     `{"client_id", "client_secret", "refresh_token"}` named by `channel.credentials_ref`."""
     credentials = _credentials(channel, secrets)
@@ -281,7 +299,7 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
                          currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
                          feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s),
                          order_lag_margin_s=float(order_lag_margin_s), mrp_attribute=mrp_attribute,
-                         fulfilled_by=tuple(fulfilled_by))
+                         fulfilled_by=tuple(fulfilled_by), lookups=lookups)
 
 
 def _credentials(channel: ChannelConfig, secrets: SecretStore) -> LwaCredentials:

@@ -1,6 +1,8 @@
 """The Flipkart adapter: listing status and stock through update/inventory, prices through
-update/price, 10 SKUs a call, with the FSNs, location ids and listing status looked up and kept a
-while; and pulls of new orders and cancellations through the Order Management v3 shipment search.
+update/price, 10 SKUs a call, with the FSNs, location ids and listing status looked up (getListings,
+10 SKUs a call, ahead of the updates, in a thread of its own) and kept a while in the look-up cache
+every worker shares (wheel/marketplaces/lookups.py); and pulls of new orders and cancellations
+through the Order Management v3 shipment search.
 
 A listing can be at several seller locations. Stock goes to the channel's one (the only one, or
 the channel option location_id); unlisting disables the SKU at every location of the listing,
@@ -16,8 +18,8 @@ Pull cursors: orders {"next": nextPageUrl}; cancellations, one query per cancell
 
 from __future__ import annotations
 
+import functools
 import json
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,29 +39,42 @@ from wheel.marketplaces.base import (
 from wheel.marketplaces.errors import AuthError, PermanentError
 from wheel.marketplaces.flipkart import mapping, orders
 from wheel.marketplaces.flipkart.client import FlipkartClient
+from wheel.marketplaces.lookups import BatchLookups, LookupCache, MemoryLookupCache, Missing
 from wheel.secrets import SecretNotFound, SecretStore
 
 LISTING_OPERATIONS = ("updateInventory", "updatePrice", "getListings")
 ORDER_OPERATIONS = ("searchShipments", "getShipments")
-# A look-up is used this long; then the SKU is looked up again, so that a listing gone INACTIVE or
-# a location added is seen. Unlisting always looks up afresh.
-LOOK_UP_TTL_S = 900.0
+# The look-up cache's kind for what getListings tells of a SKU (FSN, location ids, listing status).
+LISTING = "flipkart-listing"
 
 
 @dataclass(frozen=True)
 class Listed:
-    """What a getListings look-up told about a SKU, and when (time.monotonic())."""
+    """What a getListings look-up told about a SKU."""
 
     product_id: str
     locations: tuple[str, ...]
     not_on_sale: tuple[str, str] | None  # (code, why)
-    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"product_id": self.product_id, "locations": list(self.locations),
+                "not_on_sale": list(self.not_on_sale) if self.not_on_sale else None}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Listed | None:
+        try:
+            not_on_sale = value.get("not_on_sale")
+            return cls(str(value["product_id"]), tuple(str(i) for i in value["locations"]),
+                       (str(not_on_sale[0]), str(not_on_sale[1])) if not_on_sale else None)
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return None  # not what this version keeps: looked up again
 
 
 class FlipkartAdapter:
     marketplace = "flipkart"
     # Flipkart publishes no quotas: 5 requests a second (burst 5) per operation is an assumption
-    # that keeps concurrency low, as its docs ask; a channel can override it.
+    # that keeps concurrency low, as its docs ask; a channel can override it. UNCONFIRMED for
+    # getListings too: its look-ups take that bucket of their own, never the updates'.
     capabilities = Capabilities(
         max_batch={op: mapping.MAX_BATCH for op in LISTING_OPERATIONS},
         quotas={op: Quota(5, 5) for op in (*LISTING_OPERATIONS, *ORDER_OPERATIONS)},
@@ -68,15 +83,20 @@ class FlipkartAdapter:
     )
     pull_capabilities = PullCapabilities(jobs=ORDER_JOBS, settle_lag_s=0, overlap_s=600)
 
-    def __init__(self, channel: ChannelConfig, client: FlipkartClient):
+    def __init__(self, channel: ChannelConfig, client: FlipkartClient, lookups: LookupCache | None = None):
         self.channel = channel
         self._client = client
         self._location_id: str | None = (channel.options or {}).get("location_id") or None
-        # SKU -> its last look-up.
-        self._ids: dict[str, Listed] = {}
+        # What getListings told, for every worker and run (the workers give a cache in Postgres),
+        # until it expires; looked up ahead of the updates, on getListings' own quota bucket.
+        self._lookups = BatchLookups(lookups if lookups is not None else MemoryLookupCache(), channel.id, LISTING,
+                                     chunk_size=mapping.MAX_BATCH, encode=Listed.to_json, decode=Listed.from_json,
+                                     thread_name=f"flipkart-lookups-{channel.id}")
 
     def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
-        return mapping.plan(updates)
+        calls, refused = mapping.plan(updates)
+        self._lookups.plan(calls)  # their SKUs are looked up ahead when the first of them goes
+        return calls, refused
 
     def check_credentials(self) -> str:
         """A fresh client-credentials token for the app id and secret (FK-DOCS, "Authentication"):
@@ -86,15 +106,15 @@ class FlipkartAdapter:
 
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
         operation = call.operation
-        unlisting = {u.sku for u in call.updates
-                     if operation == "updateInventory" and mapping.location_status(u) == "DISABLED"}
-        missing = self._look_up([u.sku for u in call.updates], quota, request_id, fresh=unlisting)
+        unlisting = {u.sku for u in call.updates if _unlisting(call, u)}
+        ids, missing = self._listed(call, quota, request_id)
         out: list[ItemResult] = []
         sending: list[ListingUpdate] = []
         product_ids: dict[str, str] = {}
         location_ids: dict[str, tuple[str, ...]] = {}
+        stale: set[str] = set()
         for update in call.updates:
-            listed = self._ids.get(update.sku)
+            listed = ids.get(update.sku)
             if listed is None:
                 out += mapping.failed(operation, [update], "SKU_NOT_LISTED",
                                       missing.get(update.sku, "Flipkart holds no listing for this SKU"))
@@ -105,28 +125,29 @@ class FlipkartAdapter:
                 location_id, why_not = mapping.choose_location(listed.locations, self._location_id)
                 if location_id is None:
                     out += mapping.failed(operation, [update], "LOCATION_UNKNOWN", why_not)
-                    self._ids.pop(update.sku, None)  # the seller may add the location before the retry
+                    stale.add(update.sku)  # the seller may add the location before the retry
                     continue
                 location_ids[update.sku] = (location_id,)
             product_ids[update.sku] = listed.product_id
             sending.append(update)
-        if not sending:
-            return out
-        if operation == "updateInventory":
-            body = mapping.inventory_body(sending, product_ids, location_ids)
-        else:
-            body = mapping.price_body(sending, product_ids)
-        answer = self._client.update(operation, body, quota, request_id)
-        results = mapping.results(operation, sending, answer)
-        not_on_sale = {sku: self._ids[sku].not_on_sale for sku in product_ids if sku not in unlisting}
-        for index, result in enumerate(results):
-            if not_on_sale.get(result.sku):
-                results[index] = result = mapping.not_on_sale_result(result, *not_on_sale[result.sku])
-            if not result.ok:
-                # A stale FSN or location is one cause of a refusal, a listing put back on sale the
-                # way out of another: look them up afresh next time.
-                self._ids.pop(result.sku, None)
-        return out + results
+        if sending:
+            if operation == "updateInventory":
+                body = mapping.inventory_body(sending, product_ids, location_ids)
+            else:
+                body = mapping.price_body(sending, product_ids)
+            answer = self._client.update(operation, body, quota, request_id)
+            results = mapping.results(operation, sending, answer)
+            not_on_sale = {sku: ids[sku].not_on_sale for sku in product_ids if sku not in unlisting}
+            for index, result in enumerate(results):
+                if not_on_sale.get(result.sku):
+                    results[index] = result = mapping.not_on_sale_result(result, *not_on_sale[result.sku])
+                if not result.ok:
+                    # A stale FSN or location is one cause of a refusal, a listing put back on sale the
+                    # way out of another: every worker looks them up afresh next time.
+                    stale.add(result.sku)
+            out += results
+        self._lookups.forget(stale)
+        return out
 
     def read_listings(self, skus: Sequence[str], quota: QuotaGate) -> dict[str, MarketplaceListing]:
         held: dict[str, MarketplaceListing] = {}
@@ -134,9 +155,10 @@ class FlipkartAdapter:
         for start in range(0, len(unique), mapping.MAX_BATCH):
             chunk = unique[start:start + mapping.MAX_BATCH]
             available, _ = mapping.listings_answer(self._client.get_listings(chunk, quota))
+            self._lookups.remember({sku: listed for sku in chunk if sku in available
+                                    and (listed := _listed(available[sku])) is not None})
             for sku in chunk:
                 if sku in available:
-                    self._remember(sku, available[sku])
                     held[sku] = mapping.marketplace_listing(sku, available[sku], self._location_id)
         return held
 
@@ -198,29 +220,37 @@ class FlipkartAdapter:
             raise PermanentError("Flipkart's shipment search gave the same nextPageUrl twice")
         return shipments, following
 
-    def _look_up(self, skus: Sequence[str], quota: QuotaGate, request_id: str,
-                 fresh: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
-        """Look up the SKUs not in the cache, looked up too long ago, or in `fresh`; why Flipkart
-        holds no listing, for those it lacks (and drops from the cache)."""
-        now = time.monotonic()
-        wanted = [sku for sku in dict.fromkeys(skus)
-                  if sku in fresh or sku not in self._ids or now - self._ids[sku].at >= LOOK_UP_TTL_S]
-        missing: dict[str, str] = {}
-        for start in range(0, len(wanted), mapping.MAX_BATCH):
-            chunk = wanted[start:start + mapping.MAX_BATCH]
-            available, why = mapping.listings_answer(self._client.get_listings(chunk, quota, request_id))
-            for sku in chunk:
-                if sku not in available or not self._remember(sku, available[sku]):
-                    self._ids.pop(sku, None)
-                    missing[sku] = why.get(sku, "Flipkart holds no listing for this SKU")
-        return missing
+    # -- look-ups: FSNs, location ids and listing status -------------------------------------------
 
-    def _remember(self, sku: str, detail: dict) -> bool:
-        product_id = mapping.product_id(detail)
-        if product_id is None:
-            return False
-        self._ids[sku] = Listed(product_id, mapping.location_ids(detail), mapping.not_on_sale(detail), time.monotonic())
-        return True
+    def _listed(self, call: Call, quota: QuotaGate, request_id: str) -> tuple[dict[str, Listed], dict[str, str]]:
+        """What getListings tells of the call's SKUs (cached, or looked up ahead for the batch the
+        call belongs to), and why Flipkart holds no listing for the others. Unlisting always looks
+        up afresh (a location may have been added)."""
+        skus = [u.sku for u in call.updates]
+        found = self._lookups.values(call, skus, functools.partial(self._fetch, request_id=request_id), quota,
+                                     fresh=lambda c: {u.sku for u in c.updates if _unlisting(c, u)})
+        return ({s: v for s, v in found.items() if isinstance(v, Listed)},
+                {s: v.why for s, v in found.items() if isinstance(v, Missing)})
+
+    def _fetch(self, chunk: list[str], gate: QuotaGate, *, request_id: str) -> dict[str, Listed | Missing]:
+        """One getListings call: per SKU, its Listed or why Flipkart has none."""
+        available, why = mapping.listings_answer(self._client.get_listings(chunk, gate, request_id))
+        found: dict[str, Listed | Missing] = {}
+        for sku in chunk:
+            listed = _listed(available[sku]) if sku in available else None
+            found[sku] = listed or Missing(why.get(sku, "Flipkart holds no listing for this SKU"))
+        return found
+
+
+def _unlisting(call: Call, update: ListingUpdate) -> bool:
+    return call.operation == "updateInventory" and mapping.location_status(update) == "DISABLED"
+
+
+def _listed(detail: dict) -> Listed | None:
+    product_id = mapping.product_id(detail)
+    if product_id is None:
+        return None
+    return Listed(product_id, mapping.location_ids(detail), mapping.not_on_sale(detail))
 
 
 def _next_of(cursor: dict[str, Any] | None) -> str | None:
@@ -246,9 +276,10 @@ def _cancellation_cursor(cursor: dict[str, Any] | None) -> tuple[int, str | None
     return index, next_url
 
 
-def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore) -> FlipkartAdapter:
+def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore,
+                 lookups: LookupCache | None = None) -> FlipkartAdapter:
     app_id, app_secret = _credentials(channel, secrets)
-    return FlipkartAdapter(channel, FlipkartClient(channel.base_url, app_id, app_secret, http_config))
+    return FlipkartAdapter(channel, FlipkartClient(channel.base_url, app_id, app_secret, http_config), lookups)
 
 
 def _credentials(channel: ChannelConfig, secrets: SecretStore) -> tuple[str, str]:

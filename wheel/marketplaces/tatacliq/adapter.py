@@ -33,6 +33,7 @@ from wheel.marketplaces.base import (
     QuotaGate,
 )
 from wheel.marketplaces.errors import AuthError, PermanentError, TransientError
+from wheel.marketplaces.lookups import LookupCache
 from wheel.marketplaces.tatacliq import mapping, orders, paths
 from wheel.secrets import SecretNotFound, SecretStore
 
@@ -206,8 +207,10 @@ def _read_bounded(response: requests.Response, limit: int, what: str,
     return b"".join(chunks)
 
 
-def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore) -> TataCliqAdapter:
-    """The adapter for one Tata CLiQ channel; the secret is the bearer token. Option
+def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: SecretStore,
+                 lookups: LookupCache | None = None) -> TataCliqAdapter:
+    """The adapter for one Tata CLiQ channel; the secret is the bearer token (`lookups` unused: a
+    Tata CLiQ push needs nothing looked up first). Option
     `max_answer_mb` (a number, or its text as `wheelctl channels set --option` stores it) bounds
     one order answer."""
     value = channel.options.get("max_answer_mb", DEFAULT_MAX_ANSWER_MB)
