@@ -46,7 +46,7 @@ CHANNELS = {
 @pytest.fixture
 def broker(tmp_path):
     """The OMS broker, a RabbitMQ node of this test's own (tests/support/private.py)."""
-    node = PrivateRabbitMQ(tmp_path / "rabbitmq")
+    node = PrivateRabbitMQ(tmp_path)
     node.start()
     yield node
     node.destroy()
