@@ -40,6 +40,8 @@ class ChannelBehaviour:
     fail_times: int | None = None
     # Fail only calls of this operation (e.g. "inventory"; None: every operation).
     fail_operation: str | None = None
+    # Fail only calls of these operations (e.g. the pushes, and not the order pulls; None: every one).
+    fail_operations: list[str] | None = None
     # Probability that a call fails with HTTP 500 (random faults).
     fault_rate: float = 0.0
     delay_s: float = 0.0
@@ -71,7 +73,7 @@ class ChannelBehaviour:
     _TYPES = {
         "marketplace": (str,), "token": (str,), "client_id": (str,), "client_secret": (str,),
         "token_ttl_s": (int, float), "fail_status": (int, type(None)), "fail_times": (int, type(None)),
-        "fail_operation": (str, type(None)),
+        "fail_operation": (str, type(None)), "fail_operations": (list, type(None)),
         "fault_rate": (int, float), "delay_s": (int, float), "refuse_token": (bool,),
         "chaos_rate": (int, float), "chaos_slow_rate": (int, float), "chaos_slow_s": (int, float),
         "quota_scale": (int, float), "quotas": (dict,), "order_lag_s": (int, float),
@@ -219,7 +221,8 @@ class SandboxCore:
         chaos = self._chaos(behaviour)
         if chaos is not None:
             return chaos
-        if behaviour.fail_status is not None and behaviour.fail_operation in (None, operation):
+        if (behaviour.fail_status is not None and behaviour.fail_operation in (None, operation)
+                and (behaviour.fail_operations is None or operation in behaviour.fail_operations)):
             with self.lock:
                 failing = behaviour.fail_times is None or behaviour.fail_times > 0
                 if failing and behaviour.fail_times is not None:

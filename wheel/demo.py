@@ -1,5 +1,6 @@
 """The demo channels `make run` seeds, one outcome each: UA (Tata CLiQ) succeeds, UB (Tata CLiQ)
-gets HTTP 500, UF (Flipkart) and UZ (Amazon) succeed; UC is left unknown."""
+gets HTTP 500 for every push (its order pulls work, so the health checks and `wheelctl doctor`
+stay quiet about it), UF (Flipkart) and UZ (Amazon) succeed; UC is left unknown."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ class DemoChannel:
 
 DEMO_CHANNELS = (
     DemoChannel("UA", TATACLIQ, "tatacliq-ua", "demo-token-ua", {"token": "demo-token-ua"}),
-    DemoChannel("UB", TATACLIQ, "tatacliq-ub", "demo-token-ub", {"token": "demo-token-ub", "fail_status": 500}),
+    DemoChannel("UB", TATACLIQ, "tatacliq-ub", "demo-token-ub", {"token": "demo-token-ub", "fail_status": 500,
+                                                               "fail_operations": ["ranging", "deranging", "inventory",
+                                                                                   "pricing"]}),
     DemoChannel("UF", FLIPKART, "flipkart-uf", json.dumps({"app_id": "demo-app-uf", "app_secret": "demo-secret-uf"}),
                 {"client_id": "demo-app-uf", "token": "demo-secret-uf"}),
     DemoChannel("UZ", AMAZON, "amazon-uz",

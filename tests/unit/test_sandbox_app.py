@@ -88,6 +88,14 @@ def test_fail_times_fails_only_the_first_calls():
     assert listings(client) == {"S1": {"ean": "E1", "ranged": True}}
 
 
+def test_fail_operations_fails_only_those_operations():
+    # The demo's UB: every push fails, its order pulls do not.
+    client = make_client(fail_status=500, fail_operations=["ranging", "deranging", "inventory", "pricing"])
+    assert post_ranging(client).status_code == 500
+    pulled = client.get("/tatacliq/channels/UA/new-orders", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert pulled.status_code == 200
+
+
 def test_delay_s_delays_the_answer():
     client = make_client(delay_s=0.2)
     started = time.monotonic()

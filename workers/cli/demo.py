@@ -107,7 +107,7 @@ def demo_banner(ctx: click.Context) -> None:
         f"  flower    http://{s.flower_address}:{s.flower_port}",
         f"  database  {db.database} on {db.host}:{db.port or 5432}; the event log: .venv/bin/wheelctl events",
         "",
-        "In a second shell (UB is the demo's broken channel: the sandbox answers it with HTTP 500):",
+        "In a second shell (UB is the demo's broken channel: the sandbox answers its pushes with HTTP 500):",
         f"  export PATH=$PWD/.venv/bin:$PATH WHEEL_SECRETS_DIR={s.secrets_dir}",
         "  wheelctl oms put ranging tests/samples/ranging.xml && sleep 5 && wheelctl events",
         "",
