@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 
 import pytest
+from pydantic import SecretStr
 
 from bridge.transports.amqp import AmqpTransport
 from tests.e2e.test_ranging_e2e import doc, item
+from tests.support.private import PrivateRabbitMQ
 from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e]
@@ -101,11 +104,29 @@ def test_a_message_that_cannot_be_stored_goes_to_the_backout_queue(stack):
     assert stack.bridge.alive()
 
 
-def test_bridge_reconnects_when_the_broker_drops_it(stack):
+def test_bridge_reconnects_when_the_broker_drops_it(stack_factory, tmp_path):
+    # A broker of the test's own: closing every connection on the shared one would cut the other
+    # tests `make test` runs alongside.
+    broker = PrivateRabbitMQ(tmp_path)
+    broker.start()
+    try:
+        stack = stack_factory({"UA": {"marketplace": "tatacliq", "token": "token-ua"}}, bridge_max_attempts=3,
+                              oms_url=SecretStr(broker.url()))
+        stack.add_channel("UA", "token-ua")
+        stack.start_sandbox()
+        stack.add_worker()
+        stack.start_bridge()
+        reconnects_after_the_broker_drops_it(stack, broker)
+    finally:
+        broker.destroy()
+
+
+def reconnects_after_the_broker_drops_it(stack, broker):
     stack.put("ranging", doc([item("UA", "EAN_1", "SKU1")]))
     wait_for(lambda: stack.events("ranging/succeeded"), 10, "the first push")
     # The broker closes every client connection, as on a broker restart or a network cut.
-    subprocess.run(["rabbitmqctl", "close_all_connections", "test: broker went away"], check=True, capture_output=True)
+    subprocess.run([str(broker.BIN / "rabbitmqctl"), "-n", broker.node, "close_all_connections",
+                    "test: broker went away"], check=True, capture_output=True, env={**os.environ, **broker.env})
     wait_for(lambda: "reconnecting" in stack.bridge.output(), 15, "the bridge to notice")
     stack._transport = None  # ours was closed too
     stack.put("ranging", doc([item("UA", "EAN_2", "SKU2")]), message_id=uuid.uuid4().hex)

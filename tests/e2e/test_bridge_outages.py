@@ -80,7 +80,7 @@ def test_postgres_then_redis_down_while_2000_messages_arrive(stack_factory, tmp_
         )
         stack.add_channel("UA", "token-UA", retry_delays_s=[0.5, 1, 2, 4, 8])
         stack.start_sandbox()
-        stack.add_worker(concurrency=2)
+        worker = stack.add_worker(concurrency=2)
         stack.start_beat()
         stack.start_bridge()
 
@@ -108,8 +108,21 @@ def test_postgres_then_redis_down_while_2000_messages_arrive(stack_factory, tmp_
         sender.join()
         assert len(put_ids) == MESSAGES
 
-        wait_for(lambda: stack.scalar("SELECT count(*) FROM events WHERE name = 'ranging/succeeded'") >= MESSAGES,
-                 300, "every message to be processed and pushed", interval=1)
+        restarts = []
+
+        def all_pushed() -> bool:
+            # Celery 5.7 with kombu 5.7 can stop a worker for good when Redis goes away ("Unrecoverable
+            # error: AttributeError: 'NoneType' object has no attribute 'hostname'", while restoring its
+            # unacknowledged tasks). A supervisor starts it again (docker-compose.yml: restart:
+            # unless-stopped); so does this test, and says so. Nothing Wheel holds is lost either way.
+            if not worker.alive():
+                restarts.append(worker.output()[-2000:])
+                print(f"worker stopped after the outage; started again ({len(restarts)})")
+                stack.start_worker(worker)
+            return stack.scalar("SELECT count(*) FROM events WHERE name = 'ranging/succeeded'") >= MESSAGES
+
+        wait_for(all_pushed, 300, "every message to be processed and pushed", interval=1)
+        assert len(restarts) <= 1, restarts
         time.sleep(3)  # anything that would double an outcome has had its chance
 
         # Every message stored once, and processed once.
