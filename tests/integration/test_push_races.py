@@ -177,7 +177,10 @@ def test_a_call_longer_than_the_lease_keeps_its_skus_and_no_second_worker_pushes
     # nothing to claim until the first has settled.
     channels("UZ", "amazon", delay_s=1.2)
     send(sessions, "Q.INVENTORY", inventory("UZ", ("S1", 1), ("S2", 2)))
-    http = HttpConfig(0.5, 2)  # a request can take at most 2.5 s: the lease must outlast one request
+    # A request can take at most 4.5 s, so the lease must outlast one request; the read timeout
+    # is well above the 1.2 s answers, so that on a busy machine (two tests at once under make
+    # test) a slow answer is not a timeout, which would rightly release the SKUs to the second worker.
+    http = HttpConfig(0.5, 4)
     first = threading.Thread(target=run, args=(sessions, secrets, "UZ"),
                              kwargs={"worker": "w:1", "lease_s": 3, "http": http})
     first.start()

@@ -298,6 +298,8 @@ def test_doctype_in_a_wide_encoding_is_refused_by_name(codec):
         ("ItemID", "&#x200B;", "invisible formatting character U+200B"),
         ("EAN", "E&#x202E;1", "invisible formatting character U+202E"),
         ("ChannelID", "U&#xAD;A", "invisible formatting character U+00AD"),
+        # Found by hypothesis: an id that is only U+0085 was stripped to an empty channel id.
+        ("ChannelID", "&#x85;", "control character U+0085"),
     ],
 )
 def test_control_and_invisible_characters_in_ids_are_refused(attribute, value, words):

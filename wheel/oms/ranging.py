@@ -23,7 +23,9 @@ def _decode(body: bytes, max_bytes: int, schema: str, tag: str, build: Callable[
     items: list[T] = []
     seen: dict[tuple[str, str], tuple[T, int]] = {}
     for element in root.iter(tag):
-        ids = {name: element.get(name).strip() for name in ("ChannelID", "ItemID", "EAN")}
+        # XML's own white space only (str.strip() would also take U+0085 and the like away, and
+        # turn an id of control characters into an empty one that _check_printable cannot see).
+        ids = {name: element.get(name).strip(XML_SPACE) for name in ("ChannelID", "ItemID", "EAN")}
         _check_printable(element, ids)
         item = build(element, ids["ChannelID"], ids["ItemID"], ids["EAN"])
         key = (item.channel_id, item.sku)
@@ -44,6 +46,8 @@ def _decode(body: bytes, max_bytes: int, schema: str, tag: str, build: Callable[
     return items
 
 
+# White space as XML defines it (https://www.w3.org/TR/xml/#NT-S).
+XML_SPACE = " \t\r\n"
 # Unicode categories no OMS id holds: control characters (a tab, U+0085, an escape) and invisible
 # formatting ones (a zero-width space, a right-to-left override, a soft hyphen). The OMS's ids are
 # printable (see sku_problem in wheel/domain.py); with one of these a SKU looks like another, or
