@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,7 @@ class SandboxApp:
 
     def __call__(self, environ, start_response):
         environ["sandbox.arrival"] = self.core.arrival()
+        environ["sandbox.received_at"] = time.time()
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:

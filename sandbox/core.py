@@ -114,6 +114,8 @@ class Call:
     request_id: str | None
     operation: str | None = None
     body: Any = field(default=None)
+    # When the request came in (`at` is when it was answered): calls in flight together overlap.
+    received_at: float | None = None
 
     @property
     def accepted(self) -> bool:
@@ -289,6 +291,7 @@ class SandboxCore:
             call_id = request.environ.get("sandbox.arrival") or next(self._ids)
             call = Call(id=call_id, at=time.time(), marketplace=marketplace, channel=channel,
                         method=request.method, path=request.path, status=status,
-                        request_id=request.headers.get("X-Request-Id"), operation=operation, body=body)
+                        request_id=request.headers.get("X-Request-Id"), operation=operation, body=body,
+                        received_at=request.environ.get("sandbox.received_at"))
             self.calls.append(call)
             return call

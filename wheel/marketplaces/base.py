@@ -111,6 +111,9 @@ class Capabilities:
     reads_listings: bool = False
     # Listing is making stock available (Amazon, Flipkart): a SKU is listed with its first quantity.
     ranging_needs_quantity: bool = False
+    # Each operation has a quota of its own, so the calls of a batch may go side by side, one lane
+    # per operation (wheel/services/sync_lanes.py); False: one call at a time.
+    lanes: bool = False
 
 
 class MarketplaceAdapter(Protocol):

@@ -82,25 +82,34 @@ class LookAhead:
     def __init__(self, executor: ThreadPoolExecutor | None = None,
                  fetch: Callable[[list[str]], dict[str, Any]] | None = None, chunks: Sequence[list[str]] = ()):
         self._futures: dict[str, Future] = {}
+        # The calls of a batch may wait from several threads (one lane per operation, run_sync).
+        self._lock = threading.Lock()
         for chunk in chunks:
             future = executor.submit(fetch, list(chunk))
             for sku in chunk:
                 self._futures[sku] = future
 
     def wait(self, skus: Iterable[str]) -> dict[str, Any]:
-        """What the chunks holding `skus` found (raising what a chunk raised), for those SKUs; each
-        SKU's answer is handed out once (a later call that needs it again reads it, or looks it up)."""
-        skus = [s for s in dict.fromkeys(skus) if s in self._futures]
+        """What the chunks holding `skus` found (raising what a chunk raised), for those SKUs."""
+        with self._lock:
+            futures = {s: self._futures[s] for s in dict.fromkeys(skus) if s in self._futures}
         found: dict[str, Any] = {}
-        for future in dict.fromkeys(self._futures[s] for s in skus):
+        for future in dict.fromkeys(futures.values()):
             found.update(future.result())
-        for sku in skus:
-            del self._futures[sku]
-        return {s: found[s] for s in skus if s in found}
+        return {s: found[s] for s in futures if s in found}
+
+    def drop(self, skus: Iterable[str]) -> None:
+        """Forget what was (or is being) looked up for `skus`: a call that needs them again looks
+        them up afresh."""
+        with self._lock:
+            for sku in skus:
+                self._futures.pop(sku, None)
 
     def cancel(self) -> None:
         """Drop the chunks not started (the batch stopped early: its SKUs are looked up next time)."""
-        for future in set(self._futures.values()):
+        with self._lock:
+            futures = set(self._futures.values())
+        for future in futures:
             future.cancel()
 
 
@@ -121,8 +130,9 @@ class BatchLookups:
 
     `plan(calls)` names the batch; on its first call, `values(call, ...)` reads the cache for every
     SKU of the batch and starts the look-ups of the others, chunk by chunk, in call order; each call
-    waits only for the chunks that hold its SKUs. The batch is per thread (run_sync plans and
-    executes in one). Look-ups take the gate's `reads` (wheel/services/sync_lease.py: the quota
+    waits only for the chunks that hold its SKUs. A thread's `plan` replaces the batch it planned
+    before; the calls of a batch may be made from other threads (run_sync's lanes, one per
+    operation), which share its look-ups. Look-ups take the gate's `reads` (wheel/services/sync_lease.py: the quota
     without the lease, since they change nothing at the marketplace) when it has one.
     """
 
@@ -133,22 +143,30 @@ class BatchLookups:
         self.chunk_size = chunk_size
         self._encode, self._decode = encode, decode
         self._thread = look_up_thread(thread_name)
+        # The batch this thread planned last (dropped when it plans the next), and the one it made
+        # a call of last; batches by call, for calls made from other threads than the planner's.
         self._local = threading.local()
+        self._by_call: dict[int, _Batch] = {}
+        self._lock = threading.Lock()
 
     def plan(self, calls: Sequence[Any]) -> None:
         self._drop()
-        self._local.calls = list(calls)
+        self._register(_Batch(list(calls)))
 
     def values(self, call: Any, skus: Sequence[str], fetch: Fetch, quota: QuotaGate, *,
                fresh: Callable[[Any], set[str]] = lambda call: set()) -> dict[str, Any]:
         """Per SKU of `skus` (the call's), its value or Missing. `fresh(call)`: SKUs of a call that
         are looked up afresh, whatever the cache holds."""
-        batch = getattr(self._local, "batch", None)
-        if batch is None or not any(c is call for c in batch.calls):
-            planned = getattr(self._local, "calls", None) or []
+        with self._lock:
+            batch = self._by_call.get(id(call))
+        if batch is None:
             self._drop()
-            batch = self._local.batch = _Batch(planned if any(c is call for c in planned) else [call])
-            self._start(batch, fetch, quota, fresh)
+            batch = self._register(_Batch([call]))
+        self._local.current = batch
+        with batch.lock:
+            if not batch.started:
+                self._start(batch, fetch, quota, fresh)
+                batch.started = True
         batch.known.update(batch.ahead.wait(skus))
         # Dropped since the batch began (`forget`, on a refusal of an earlier call): looked up now.
         again = [s for s in dict.fromkeys(skus) if s not in batch.known]
@@ -162,9 +180,11 @@ class BatchLookups:
         if not skus:
             return
         self.cache.invalidate(self.channel_id, self.kind, skus)
-        batch = getattr(self._local, "batch", None)
-        for sku in skus if batch is not None else ():
-            batch.known.pop(sku, None)
+        batch = getattr(self._local, "current", None)
+        if batch is not None:
+            batch.ahead.drop(skus)
+            for sku in skus:
+                batch.known.pop(sku, None)
 
     def remember(self, values: Mapping[str, Any]) -> None:
         """Values learnt otherwise (reading listings)."""
@@ -198,11 +218,24 @@ class BatchLookups:
             self.cache.invalidate(self.channel_id, self.kind, gone)
         return {s: found.get(s, Missing(None)) for s in chunk}
 
+    def _register(self, batch: _Batch) -> _Batch:
+        """The batch this thread planned; its calls may be made from other threads too (run_sync's
+        lanes), which find it by call."""
+        with self._lock:
+            for call in batch.calls:
+                self._by_call[id(call)] = batch
+        self._local.batch = batch
+        return batch
+
     def _drop(self) -> None:
         batch = getattr(self._local, "batch", None)
         if batch is not None:
             batch.ahead.cancel()
-        self._local.batch = None
+            with self._lock:
+                for call in batch.calls:
+                    if self._by_call.get(id(call)) is batch:
+                        del self._by_call[id(call)]
+        self._local.batch = self._local.current = None
 
 
 @dataclass
@@ -212,6 +245,8 @@ class _Batch:
     calls: list[Any]
     known: dict[str, Any] = field(default_factory=dict)
     ahead: LookAhead = field(default_factory=lambda: LookAhead())
+    started: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _skus(call: Any) -> list[str]:

@@ -26,6 +26,7 @@ from wheel.marketplaces.errors import AuthError, ConfigurationError, Marketplace
 from wheel.services.channel_blocking import CHANNEL_BLOCKED_RETRY_S, block_channel
 from wheel.services.channels import AdapterLookup, GateLookup, channel_config
 from wheel.services.submissions import record_submission
+from wheel.services.sync_lanes import Attempt, make_calls
 from wheel.services.sync_lease import Lease, LeasedGate, LeaseLost
 from wheel.services.sync_settle import Claimed, log_grouped, retry_or_fail, settle, skus_of
 
@@ -216,7 +217,6 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
     # instead of one a call, and no SKU is released while another of its calls waits (a refused
     # price must not free the SKU whose quantity is still to be sent).
     done: list[ItemResult] = list(refused)
-    leased = LeasedGate(gate, lease)
 
     def settle_done(unsent: set[str] | frozenset[str] = frozenset()) -> None:
         # A SKU with a call still unsent (or failed) settles nothing now: its fields stay due and go
@@ -227,65 +227,108 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
             outcome.alerts.extend(settle(sessions, channel, worker, by_sku, settled, {}))
         done.clear()
 
-    def stop(remaining: Sequence[Call], retry_in_s: float) -> bool:
-        settle_done(_remaining(remaining))
-        _release(sessions, channel.id, worker, _remaining(remaining))
-        outcome.retry_in_s = retry_in_s if outcome.retry_in_s is None else min(outcome.retry_in_s, retry_in_s)
-        return True
-
-    for index, call in enumerate(calls):
-        request_id = f"wheel-sync-{channel.id}-{int(time.time() * 1000)}-{index}"
-        if channel.shadow:
+    if channel.shadow:
+        for call in calls:
             results = [ItemResult(u.sku, f, True) for u in call.updates for f in call.fields if f in u.fields]
             outcome.alerts += settle(sessions, channel, worker, by_sku, results, {"shadow": True, "call": _describe(call)})
-            continue
+        settle_done()
+        return False
+    stamp = int(time.time() * 1000)
+
+    def attempt(index: int, call: Call) -> Attempt:
+        # Each lane its own leased gate: it checks the lease on the SKUs of the lane's call.
+        leased = LeasedGate(gate, lease)
         leased.skus = set(skus_of(call))
         try:
-            results = adapter.execute(call, leased, request_id=request_id)
-        except LeaseLost as lost:
-            # The lease could not be renewed (the database was away, or the worker stalled past
-            # it): the SKUs may be another worker's now, so no request of this call was started.
-            log.warning("channel %s: %s; stopping this run", channel.id, lost)
-            return stop(calls[index:], 0.0)
-        except QuotaWait as wait:
-            return stop(calls[index:], wait.retry_in_s)
+            return Attempt(index, call, results=adapter.execute(call, leased, request_id=f"wheel-sync-{channel.id}-{stamp}-{index}"))
         except TransientError as exc:
             if exc.status == 429:
                 # The marketplace counted differently: wait on the operation's bucket (emptied for
-                # every worker), with or without a Retry-After, and count no attempt.
-                return stop(calls[index:], gate.throttled(exc.retry_after).retry_in_s)
+                # every worker), with or without a Retry-After, and count no attempt. Taken here,
+                # in the thread that made the request: the gate knows its operation per thread.
+                return Attempt(index, call, error=gate.throttled(exc.retry_after))
+            return Attempt(index, call, error=exc)
+        except Exception as exc:  # noqa: BLE001 - judged below, in the run's own thread
+            return Attempt(index, call, error=exc)
+
+    made = make_calls(calls, attempt, lanes=adapter.capabilities.lanes)
+    unexpected = next((a.error for a in made if not isinstance(a.error, (type(None), *HANDLED))), None)
+    if unexpected is not None:
+        raise unexpected
+    for made_call in made:
+        if made_call.error is None:
             outcome.calls += 1
-            settle_done(_remaining(calls[index:]))
-            retry = retry_or_fail(sessions, channel, worker, by_sku, call, exc, delays)
-            outcome.alerts += retry.alerts
-            # The marketplace is struggling: stop here, and come back after the backoff.
-            return stop(calls[index + 1:], retry.retry_in_s if retry.retry_in_s is not None else 0.0)
-        except (AuthError, ConfigurationError) as exc:
-            # The credentials were refused, or the channel's base URL is no URL: every call of the
-            # channel would fail the same way. Nothing is settled as failed; the values wait for
-            # the channel to be fixed.
+            if isinstance(made_call.results, Submitted):
+                # The marketplace judges it later: its SKUs pass to the submission (claimed by it,
+                # for as long as it is in flight) and a poll task settles them.
+                done.extend(made_call.results.results)
+                record_submission(sessions, channel, lease, by_sku, made_call.results, first_poll_s)
+                outcome.submitted.append(made_call.results.reference)
+            else:
+                done.extend(made_call.results)
+        elif made_call.refused:
             outcome.calls += 1
-            remaining = _remaining(calls[index:])
-            settle_done(remaining)
-            outcome.alerts += block_channel(sessions, channel, exc, remaining, worker=worker)
-            outcome.retry_in_s, outcome.blocked = CHANNEL_BLOCKED_RETRY_S, str(exc)
-            return True
-        except PermanentError as exc:
-            outcome.calls += 1
-            done.extend(ItemResult(u.sku, f, False, exc.code or str(exc.status), str(exc))
-                        for u in call.updates for f in call.fields if f in u.fields)
-            continue
+            done.extend(ItemResult(u.sku, f, False, made_call.error.code or str(made_call.error.status),
+                                   str(made_call.error))
+                        for u in made_call.call.updates for f in made_call.call.fields if f in u.fields)
+    stopped = [a for a in made if a.stops]
+    if not stopped:
+        settle_done()
+        return False
+    return _stopped(sessions, channel, worker, by_sku, calls, made, stopped, delays, outcome, settle_done)
+
+
+# What a call may raise that the run knows how to handle; anything else is a bug, raised to the task.
+HANDLED = (LeaseLost, QuotaWait, TransientError, AuthError, ConfigurationError, PermanentError)
+
+
+def _stopped(sessions, channel: Channel, worker: str, by_sku: dict[str, Claimed], calls: Sequence[Call],
+             made: list[Attempt], stopped: list[Attempt], delays: list[float], outcome: SyncResult,
+             settle_done) -> bool:
+    """The run stops: a call (in series, the last one made; side by side, one per lane at most)
+    could not go or failed. What it and the calls not made carried stays due and is released for
+    the next run; a transient failure counts an attempt on its SKUs; refused credentials block the
+    channel with every value still due waiting."""
+    attempted = {a.index for a in made}
+    unsent = [c for i, c in enumerate(calls) if i not in attempted]
+    failed: list[Attempt] = []
+    blocking: Attempt | None = None
+    waits: list[float] = []
+    for stop in stopped:
+        error = stop.error
+        if isinstance(error, LeaseLost):
+            # The lease could not be renewed (the database was away, or the worker stalled past
+            # it): the SKUs may be another worker's now, so no request of this call was started.
+            log.warning("channel %s: %s; stopping this run", channel.id, error)
+            unsent.append(stop.call)
+            waits.append(0.0)
+        elif isinstance(error, QuotaWait):
+            unsent.append(stop.call)
+            waits.append(error.retry_in_s)
+        elif isinstance(error, (AuthError, ConfigurationError)):
+            unsent.append(stop.call)
+            blocking = blocking or stop
+        else:
+            failed.append(stop)
+    settle_done(_remaining(unsent) | _remaining([f.call for f in failed]))
+    for failure in failed:
+        # The marketplace is struggling: stop here, and come back after the backoff.
         outcome.calls += 1
-        if isinstance(results, Submitted):
-            # The marketplace judges it later: its SKUs pass to the submission (claimed by it, for
-            # as long as it is in flight) and a poll task settles them.
-            done.extend(results.results)
-            record_submission(sessions, channel, lease, by_sku, results, first_poll_s)
-            outcome.submitted.append(results.reference)
-            continue
-        done.extend(results)
-    settle_done()
-    return False
+        retry = retry_or_fail(sessions, channel, worker, by_sku, failure.call, failure.error, delays)
+        outcome.alerts += retry.alerts
+        waits.append(retry.retry_in_s if retry.retry_in_s is not None else 0.0)
+    if blocking is not None:
+        # The credentials were refused, or the channel's base URL is no URL: every call of the
+        # channel would fail the same way. Nothing is settled as failed; the values wait for the
+        # channel to be fixed.
+        outcome.calls += 1
+        outcome.alerts += block_channel(sessions, channel, blocking.error, _remaining(unsent), worker=worker)
+        outcome.retry_in_s, outcome.blocked = CHANNEL_BLOCKED_RETRY_S, str(blocking.error)
+        return True
+    _release(sessions, channel.id, worker, _remaining(unsent))
+    retry_in_s = min(waits)
+    outcome.retry_in_s = retry_in_s if outcome.retry_in_s is None else min(outcome.retry_in_s, retry_in_s)
+    return True
 
 
 def _park(sessions, channel: Channel, worker: str, parked: list[Claimed]) -> None:

@@ -6,6 +6,7 @@ checks the lease before every request, so no request starts on a lease that ran 
 
 from __future__ import annotations
 
+import threading
 import time
 
 from sqlalchemy import text
@@ -45,6 +46,8 @@ class Lease:
         # Taken before the claim: the local deadline is never later than the database's.
         self.deadline = time.monotonic() + self.lease_s
         self.held: set[str] = set()
+        # The lanes of a run (wheel/services/sync_lanes.py) check and renew it from their threads.
+        self._lock = threading.Lock()
 
     def hold(self, skus: set[str]) -> None:
         self.held |= skus
@@ -54,9 +57,10 @@ class Lease:
 
     def ensure(self, skus: set[str]) -> None:
         """Raise LeaseLost unless every one of `skus` stays leased for one more request."""
-        if time.monotonic() + self.request_budget_s >= self.deadline:
-            self.renew()
-        lost = skus - self.held
+        with self._lock:
+            if time.monotonic() + self.request_budget_s >= self.deadline:
+                self.renew()
+            lost = skus - self.held
         if lost:
             raise LeaseLost(f"lease lost on {len(lost)} SKUs ({', '.join(sorted(lost)[:5])})")
 

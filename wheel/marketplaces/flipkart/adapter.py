@@ -80,6 +80,8 @@ class FlipkartAdapter:
         quotas={op: Quota(5, 5) for op in (*LISTING_OPERATIONS, *ORDER_OPERATIONS)},
         reads_listings=True,
         ranging_needs_quantity=True,
+        # A bucket per operation (above): stock and price go side by side, one request in flight each.
+        lanes=True,
     )
     pull_capabilities = PullCapabilities(jobs=ORDER_JOBS, settle_lag_s=0, overlap_s=600)
 
