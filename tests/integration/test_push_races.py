@@ -184,6 +184,14 @@ def test_a_call_longer_than_the_lease_keeps_its_skus_and_no_second_worker_pushes
     first = threading.Thread(target=run, args=(sessions, secrets, "UZ"),
                              kwargs={"worker": "w:1", "lease_s": 3, "http": http})
     first.start()
+    # The second worker starts once the first has claimed (on a busy machine the first thread may
+    # start late, and a second worker that claims first is no race at all).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and first.is_alive():
+        with sessions() as session:
+            if session.scalar(text("SELECT count(*) FROM listings WHERE channel_id = 'UZ' AND claimed_by = 'w:1'")):
+                break
+        time.sleep(0.02)
     seconds = []
     while first.is_alive():
         seconds.append(run(sessions, secrets, "UZ", worker="w:2", lease_s=3, http=http, budget_s=0.5).skus)

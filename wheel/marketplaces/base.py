@@ -111,9 +111,10 @@ class Capabilities:
     reads_listings: bool = False
     # Listing is making stock available (Amazon, Flipkart): a SKU is listed with its first quantity.
     ranging_needs_quantity: bool = False
-    # Each operation has a quota of its own, so the calls of a batch may go side by side, one lane
-    # per operation (wheel/services/sync_lanes.py); False: one call at a time.
-    lanes: bool = False
+    # Each operation has a quota of its own: the calls of a batch go side by side, a lane per
+    # operation with this many requests in flight (wheel/services/sync_lanes.py); 0: one call at a
+    # time, in the plan's order.
+    in_flight: int = 0
 
 
 class MarketplaceAdapter(Protocol):

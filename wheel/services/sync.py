@@ -251,7 +251,7 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
         except Exception as exc:  # noqa: BLE001 - judged below, in the run's own thread
             return Attempt(index, call, error=exc)
 
-    made = make_calls(calls, attempt, lanes=adapter.capabilities.lanes)
+    made = make_calls(calls, attempt, in_flight=adapter.capabilities.in_flight)
     unexpected = next((a.error for a in made if not isinstance(a.error, (type(None), *HANDLED))), None)
     if unexpected is not None:
         raise unexpected

@@ -1,4 +1,4 @@
-"""Making the calls of one planned batch: in order, or side by side, one lane per operation.
+"""Making the calls of one planned batch: in order, or side by side, a lane per operation.
 
 A marketplace whose operations have quota buckets of their own (Flipkart: updateInventory and
 updatePrice, each its own rate) can take both at their full rate at once. Made one after the
@@ -47,22 +47,23 @@ class Attempt:
         return isinstance(self.error, PermanentError) and not isinstance(self.error, (AuthError, ConfigurationError))
 
 
-def make_calls(calls: Sequence[Call], attempt: Callable[[int, Call], Attempt], *, lanes: bool) -> list[Attempt]:
+def make_calls(calls: Sequence[Call], attempt: Callable[[int, Call], Attempt], *, in_flight: int = 0) -> list[Attempt]:
     """The attempts made, by index; the calls after a stopping attempt (in series), or not yet
-    started in any lane when one stopped, are not attempted."""
+    started in any lane when one stopped, are not attempted. `in_flight`: requests each operation
+    may have in flight at once (0 or 1 with a single operation: one call at a time, in series)."""
     operations = list(dict.fromkeys(call.operation for call in calls))
-    if not lanes or len(operations) < 2:
+    if in_flight < 1 or (in_flight == 1 and len(operations) < 2):
         made: list[Attempt] = []
         for index, call in enumerate(calls):
             made.append(attempt(index, call))
             if made[-1].stops:
                 break
         return made
-    return _side_by_side(calls, attempt, operations)
+    return _side_by_side(calls, attempt, operations, in_flight)
 
 
 def _side_by_side(calls: Sequence[Call], attempt: Callable[[int, Call], Attempt],
-                  operations: list[str]) -> list[Attempt]:
+                  operations: list[str], in_flight: int) -> list[Attempt]:
     # A call waits for the call before it that carries each of its SKUs (that one waits for the
     # one before it, and so on).
     last: dict[str, int] = {}
@@ -75,26 +76,33 @@ def _side_by_side(calls: Sequence[Call], attempt: Callable[[int, Call], Attempt]
     finished = [threading.Event() for _ in calls]
     stop = threading.Event()
     made: dict[int, Attempt] = {}
+    lock = threading.Lock()
+    # Each operation's calls, in the plan's order; its lane's threads take the next one in turn.
+    lanes = {operation: iter([i for i, call in enumerate(calls) if call.operation == operation])
+             for operation in operations}
 
-    def lane(indexes: list[int]) -> None:
-        try:
-            for index in indexes:
+    def lane(operation: str) -> None:
+        while True:
+            with lock:
+                index = next(lanes[operation], None)
+            if index is None:
+                return
+            try:
                 for earlier in waits_for[index]:
                     finished[earlier].wait()
                 if stop.is_set():
-                    return
+                    continue  # not made; the lane's other calls are passed over the same way
                 made[index] = done = attempt(index, calls[index])
                 if done.stops:
                     stop.set()
-                finished[index].set()
-        finally:
-            for index in indexes:  # a call not made: whatever waits for it finds the run stopped
-                finished[index].set()
+            finally:
+                finished[index].set()  # made or not: whatever waits for it may go on (or stop)
 
-    lanes = [[i for i, call in enumerate(calls) if call.operation == operation] for operation in operations]
-    with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="sync-lane") as pool:
-        # Each lane runs in a copy of this context: the log context (task, channel) goes with it.
-        futures = [pool.submit(contextvars.copy_context().run, lane, indexes) for indexes in lanes]
+    threads = len(operations) * in_flight
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-lane") as pool:
+        # Each thread runs in a copy of this context: the log context (task, channel) goes with it.
+        futures = [pool.submit(contextvars.copy_context().run, lane, operation)
+                   for operation in operations for _ in range(in_flight)]
         for future in futures:
             future.result()
     return [made[index] for index in sorted(made)]

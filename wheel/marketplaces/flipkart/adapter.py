@@ -80,8 +80,10 @@ class FlipkartAdapter:
         quotas={op: Quota(5, 5) for op in (*LISTING_OPERATIONS, *ORDER_OPERATIONS)},
         reads_listings=True,
         ranging_needs_quantity=True,
-        # A bucket per operation (above): stock and price go side by side, one request in flight each.
-        lanes=True,
+        # A bucket per operation (above): stock and price go side by side, each with two requests
+        # in flight at most (a request slower than the quota's pace does not hold the next back),
+        # paced by its bucket; a few, as the docs ask.
+        in_flight=2,
     )
     pull_capabilities = PullCapabilities(jobs=ORDER_JOBS, settle_lag_s=0, overlap_s=600)
 
