@@ -7,16 +7,16 @@ slack-sdk's own retries are off: a post that fails raises `NotDelivered`, and th
 (wheel/services/alerts.py) tries again later, so one slow Slack never holds a worker for long. A
 429 raises `Throttled` with Slack's Retry-After (https://api.slack.com/docs/rate-limits): the
 alert waits that long. Nothing here logs a token or the webhook's URL, which is its secret.
+
+slack-sdk is imported by the senders that post, not with this module: every Wheel process
+imports it (through the composition root), and without Slack configured none needs slack-sdk's
+modules in its memory.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Protocol
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
 
 from wheel.alert_layout import SlackMessage, log_line
 from wheel.secrets import SecretNotFound, SecretStore
@@ -56,11 +56,15 @@ class LogSender:
 
 class WebApiSender:
     def __init__(self, token: str, channel: str, *, timeout_s: float, base_url: str = "https://slack.com/api/"):
+        from slack_sdk import WebClient  # noqa: PLC0415 - only a process that posts to Slack loads slack-sdk
+
         self._client = WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout_s)), retry_handlers=[])
         self._channel = channel
         self.secrets = (token,)
 
     def post(self, message: SlackMessage) -> None:
+        from slack_sdk.errors import SlackApiError, SlackClientError  # noqa: PLC0415 - only a process that posts to Slack loads slack-sdk
+
         log.error("ALERT %s", log_line(message))
         try:
             # No link previews fetched for a URL an OMS message or a marketplace put in an error.
@@ -77,10 +81,14 @@ class WebApiSender:
 
 class WebhookSender:
     def __init__(self, url: str, *, timeout_s: float):
+        from slack_sdk.webhook import WebhookClient  # noqa: PLC0415 - only a process that posts to Slack loads slack-sdk
+
         self._client = WebhookClient(url, timeout=max(1, round(timeout_s)), retry_handlers=[])
         self.secrets = (url,)
 
     def post(self, message: SlackMessage) -> None:
+        from slack_sdk.errors import SlackClientError  # noqa: PLC0415 - only a process that posts to Slack loads slack-sdk
+
         log.error("ALERT %s", log_line(message))
         try:
             response = self._client.send(text=message.text, attachments=message.attachments, unfurl_links=False,

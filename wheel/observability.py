@@ -10,6 +10,9 @@ credential names added, for anything an integration attaches.
 Every process reports with the logging and SQLAlchemy integrations (workers and beat add Celery's);
 `server_name` is host, process and pid, so that scaled workers can be told apart. Beat checks in
 with Sentry Crons (`BeatMonitor`): https://docs.sentry.io/platforms/python/crons/
+
+sentry-sdk is imported only when a DSN is set (`init_sentry`): without one, no process carries
+its modules (with slack-sdk, loaded only to post to Slack: about 4.5 MiB of each worker's memory).
 """
 
 from __future__ import annotations
@@ -18,14 +21,9 @@ import logging
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
-
-import sentry_sdk
-from sentry_sdk.crons import MonitorStatus, capture_checkin
-from sentry_sdk.integrations.logging import LoggingIntegration
-from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from wheel.settings import Settings
 
@@ -44,6 +42,10 @@ def server_name(component: str) -> str:
 
 
 def sentry_options(settings: Settings, *, component: str, integrations: list | None = None) -> dict:
+    from sentry_sdk.integrations.logging import LoggingIntegration  # noqa: PLC0415 - loaded only with a DSN (module docstring)
+    from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration  # noqa: PLC0415 - loaded only with a DSN (module docstring)
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber  # noqa: PLC0415 - loaded only with a DSN (module docstring)
+
     denylist = sorted({*DEFAULT_DENYLIST, *SECRET_KEYS})
     return dict(
         dsn=settings.sentry_dsn.get_secret_value(),
@@ -64,6 +66,8 @@ def sentry_options(settings: Settings, *, component: str, integrations: list | N
 def init_sentry(settings: Settings, *, component: str, integrations: list | None = None) -> bool:
     if settings.sentry_dsn is None:
         return False
+    import sentry_sdk  # noqa: PLC0415 - loaded only with a DSN (module docstring)
+
     sentry_sdk.init(**sentry_options(settings, component=component, integrations=integrations))
     return True
 
@@ -84,11 +88,18 @@ class BeatMonitor:
 
     def tick(self) -> bool:
         """Check in if it is time; True when a check-in was sent."""
-        if not sentry_sdk.get_client().is_active():
+        if not sentry_active():
             return False
         now = self.clock()
         if self._last is not None and now - self._last < self.interval_s:
             return False
         self._last = now
+        from sentry_sdk.crons import MonitorStatus, capture_checkin  # noqa: PLC0415 - loaded only with a DSN (module docstring)
+
         capture_checkin(monitor_slug=self.slug, status=MonitorStatus.OK, monitor_config=self.monitor_config())
         return True
+
+
+def sentry_active() -> bool:
+    """Sentry reports from this process: `init_sentry` ran with a DSN (and so imported sentry-sdk)."""
+    return "sentry_sdk" in sys.modules and sys.modules["sentry_sdk"].get_client().is_active()

@@ -30,7 +30,6 @@ import redis.exceptions
 import sqlalchemy.exc
 from celery import Celery, current_task
 from kombu import Queue
-from sentry_sdk.integrations.celery import CeleryIntegration
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.consumer import Bridge, BridgeStats
@@ -103,6 +102,10 @@ def start_celery_logging(app: Celery, process: str, level: str | int = "INFO") -
 
 
 def start_celery_sentry(app: Celery, process: str) -> None:
+    if app.wheel_settings.sentry_dsn is None:
+        return  # sentry-sdk stays unimported (wheel/observability.py)
+    from sentry_sdk.integrations.celery import CeleryIntegration  # noqa: PLC0415 - loaded only with a DSN (wheel/observability.py)
+
     # Beat's check-ins are Wheel's own (wheel/observability.py BeatMonitor), not one per task sent.
     init_sentry(app.wheel_settings, component=process,
                 integrations=[CeleryIntegration(monitor_beat_tasks=False)])

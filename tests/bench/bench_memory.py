@@ -7,17 +7,22 @@ up, the stack is left idle BENCH_MEMORY_SETTLE_S seconds, then each process's PS
 size: shared pages split between the processes that share them, so the sum is what the stack
 takes) is read from /proc/<pid>/smaps_rollup, pool children included.
 
-Then, in the same run, the marketplace workers are swapped for variants, each measured the same
-way, with the throughput of a batch of syncs against the sandbox (BENCH_MEMORY_SKUS dirty
-listings on each of four Tata CLiQ channels, every call delayed BENCH_MEMORY_DELAY_S by the
-sandbox, as a marketplace's answer would be):
-- prefork: the Procfile's three marketplace workers as they are;
-- threads: the same three with `--pool threads` (no pool child: the worker runs its tasks);
-- one worker: the three queues in one worker, `--pool threads -c 4`.
-The publisher is swapped alongside (threads in the last two; always -c 1: it keeps the outbox in
-order, so it cannot share a pool).
+Then, in the same run, the marketplace worker is swapped for the layout it replaced, each
+measured the same way, with the throughput of a batch of syncs against the sandbox
+(BENCH_MEMORY_SKUS dirty listings on each of four Tata CLiQ channels, every call delayed
+BENCH_MEMORY_DELAY_S by the sandbox, as a marketplace's answer would be), and the time a batch on
+one Flipkart channel takes while those four are busy (does a slow marketplace hold up another?):
+- separate: one worker per marketplace queue, threads, -c 1, 1 and 2 (the Procfile until the
+  three were merged);
+- one worker: the Procfile's, the three queues in one worker of threads.
+
+The process manager, `make run`'s honcho, is not in the stack's total (the processes start
+directly here): it is measured apart, running as many `sleep` lines as the Procfile has lines
+(its own processes and the shell it starts for each line; the sleeps left out).
+
 And the import weight of a worker: what `import workers.app` brings in (modules, seconds, and
-whether it loads the CLI, rich, the sandbox or werkzeug), next to the bridge's (`workers.cli`).
+whether it loads the CLI, rich, the sandbox or werkzeug), next to the bridge's (`wheelctl bridge`
+loads `workers.cli` and the command's module, `workers.cli.processes`).
 """
 
 from __future__ import annotations
@@ -49,8 +54,10 @@ DELAY_S = float(os.environ.get("BENCH_MEMORY_DELAY_S", "0.05"))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 DATABASE = os.environ.get("BENCH_MEMORY_DATABASE", "wheel_bench_memory")
 OUT = Path("build/bench/memory.json")
-MARKETPLACE_ROLES = ("amazon", "flipkart", "tatacliq")
+MARKETPLACE_ROLES = ("marketplaces", "amazon", "flipkart", "tatacliq")
 THROUGHPUT_CHANNELS = ("T1", "T2", "T3", "T4")
+# A channel of another marketplace, pushed while the Tata CLiQ channels are busy.
+OTHER_CHANNEL = "F1"
 # What a worker should not carry: the CLI and its terminal output, the sandbox and its web server.
 HEAVY = ("workers.cli", "rich", "pygments", "alembic", "sandbox", "werkzeug", "flask", "tornado", "flower")
 IMPORT_PROBE = """
@@ -176,8 +183,21 @@ class Bench:
                             base_url=f"{self.sandbox_url}/tatacliq", credentials_ref=f"tatacliq-{channel.lower()}",
                             known_marketplaces=("amazon", "flipkart", "tatacliq"))
 
-    def sync_batch(self) -> dict:
-        """SKUS dirty listings on each throughput channel, one sync task each; seconds until all pushed."""
+    def other_channel(self) -> None:
+        """A Flipkart channel, its calls delayed as the Tata CLiQ channels' are."""
+        token = "token-f1"
+        (self.settings.secrets_dir / "flipkart-f1").write_text(json.dumps({"app_id": "f1", "app_secret": token}))
+        requests.put(f"{self.sandbox_url}/_sandbox/channels/{OTHER_CHANNEL}", timeout=10,
+                     json={"marketplace": "flipkart", "client_id": "f1", "token": token, "delay_s": DELAY_S}).raise_for_status()
+        with self.sessions.begin() as session:
+            add_channel(session, channel_id=OTHER_CHANNEL, marketplace="flipkart",
+                        base_url=f"{self.sandbox_url}/flipkart", credentials_ref="flipkart-f1",
+                        known_marketplaces=("amazon", "flipkart", "tatacliq"))
+
+    def sync_batch(self, *, other: bool = False) -> dict:
+        """SKUS dirty listings on each throughput channel, one sync task each; seconds until all pushed.
+        With `other`, a tenth as many on the Flipkart channel, sent once the Tata CLiQ syncs run, and
+        the seconds until those are pushed."""
         with self.engine.begin() as connection:
             connection.execute(DIRTY, {"channels": list(THROUGHPUT_CHANNELS), "skus": SKUS})
         calls_before = len(requests.get(f"{self.sandbox_url}/_sandbox/calls", timeout=30).json()["calls"])
@@ -185,6 +205,17 @@ class Bench:
         started = time.monotonic()
         for channel in THROUGHPUT_CHANNELS:
             app.send_task(queues.SYNC, args=[channel], queue=queues.marketplace_queue("tatacliq"))
+        other_seconds = None
+        if other:
+            wait_for(lambda: self.scalar(WAITING, channels=list(THROUGHPUT_CHANNELS)) < SKUS * len(THROUGHPUT_CHANNELS),
+                     120, "the Tata CLiQ pushes to start", interval=0.1)
+            with self.engine.begin() as connection:
+                connection.execute(DIRTY, {"channels": [OTHER_CHANNEL], "skus": max(1, SKUS // 10)})
+            other_started = time.monotonic()
+            app.send_task(queues.SYNC, args=[OTHER_CHANNEL], queue=queues.marketplace_queue("flipkart"))
+            wait_for(lambda: self.scalar(WAITING, channels=[OTHER_CHANNEL]) == 0, 600, "the Flipkart listings pushed",
+                     interval=0.1)
+            other_seconds = round(time.monotonic() - other_started, 2)
         wait_for(lambda: self.scalar(WAITING, channels=list(THROUGHPUT_CHANNELS)) == 0, 600, "every listing pushed",
                  interval=0.2)
         seconds = time.monotonic() - started
@@ -193,7 +224,7 @@ class Bench:
                              channels=list(THROUGHPUT_CHANNELS))
         listings = SKUS * len(THROUGHPUT_CHANNELS)
         return {"listings": listings, "seconds": round(seconds, 2), "listings_per_s": round(listings / seconds, 1),
-                "calls": calls, "failed": failed}
+                "calls": calls, "failed": failed, "other_channel_seconds": other_seconds}
 
     def scalar(self, sql, **params):
         with self.engine.connect() as connection:
@@ -241,27 +272,49 @@ def imports(module: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# The marketplace workers as they were before the three queues shared one worker.
+SEPARATE = {"amazon": 1, "flipkart": 1, "tatacliq": 2}
+
+
 def variant_workers(commands: dict[str, list[str]], variant: str) -> dict[str, list[str]]:
-    """The marketplace workers and the publisher of a variant (the publisher keeps its one task at a
-    time in each: it keeps the outbox in order)."""
-    swapped = (*MARKETPLACE_ROLES, "publisher")
-    prefork = {name: without_pool(commands[name]) for name in swapped}  # Celery's default pool
-    if variant == "prefork":
-        return prefork
-    if variant == "threads":
-        return {name: [*argv, "--pool", "threads"] for name, argv in prefork.items()}
-    queue_list = ",".join(queues.marketplace_queue(m) for m in MARKETPLACE_ROLES)
-    return {"marketplaces": ["celery", "-A", "workers.app", "worker", "-Q", queue_list, "-n", "marketplaces@%h",
-                             "--pool", "threads", "-c", "4", "--loglevel", "INFO"],
-            "publisher": [*prefork["publisher"], "--pool", "threads"]}
+    """The marketplace workers of a variant."""
+    if variant == "one worker":
+        return {"marketplaces": commands["marketplaces"]}
+    return {name: ["celery", "-A", "workers.app", "worker", "-Q", queues.marketplace_queue(name), "-n", f"{name}@%h",
+                   "-c", str(concurrency), "--pool", "threads", "--loglevel", "INFO"]
+            for name, concurrency in SEPARATE.items()}
 
 
-def without_pool(argv: list[str]) -> list[str]:
-    out = list(argv)
-    if "--pool" in out:
-        at = out.index("--pool")
-        del out[at:at + 2]
-    return out
+# -- the process manager ------------------------------------------------------------------------
+
+
+def manager_memory(lines: int, tmp: Path) -> dict:
+    """honcho (`make run`'s) running `lines` sleeps: PSS of its own processes and the shells it starts."""
+    procfile_path = tmp / "Procfile.sleep"
+    procfile_path.write_text("".join(f"p{n}: sleep 600\n" for n in range(lines)))
+    process = Process("honcho", [str(BIN / "honcho"), "-f", str(procfile_path), "start"], {}, tmp).start()
+    try:
+        wait_for(lambda: sum(1 for p in children(process.pid) if _command(p) == "sleep") == lines, 60,
+                 "honcho's processes")
+        time.sleep(2)
+        pids = [process.pid, *children(process.pid)]
+        kinds: dict[str, list[int]] = {}
+        for pid in pids:
+            kinds.setdefault(_command(pid), []).append(pss_kib(pid))
+    finally:
+        process.stop()
+    own = {name: {"processes": len(kib), "pss_mib": round(sum(kib) / 1024, 1)} for name, kib in kinds.items()
+           if name != "sleep"}
+    return {"lines": lines, "total_mib": round(sum(k["pss_mib"] for k in own.values()), 1), "processes": own}
+
+
+def _command(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return "?"
+    name = Path(argv[0].decode()).name
+    return "honcho" if any(b"honcho" in a for a in argv[:2]) else name
 
 
 def main() -> None:
@@ -277,26 +330,27 @@ def main() -> None:
         bench.wait_up(list(commands))
         result["stack"] = settle(bench)
         bench.throughput_channels()
+        bench.other_channel()
         result["variants"] = {}
-        for variant in ("prefork", "threads", "one-worker"):
-            for name in [n for n in bench.running if n in (*MARKETPLACE_ROLES, "marketplaces", "publisher")]:
+        for variant in ("separate", "one worker"):
+            for name in [n for n in bench.running if n in MARKETPLACE_ROLES]:
                 bench.stop(name)
             for name, argv in variant_workers(commands, variant).items():
                 bench.start(name, local_argv(argv, bench.config, tmp))
                 bench.wait_up([name])
             bench.sync_batch()  # warm-up: each process builds its database pool, adapters, tokens
-            throughput = bench.sync_batch()
+            throughput = bench.sync_batch(other=True)
             memory = settle(bench)
-            workers = {n: r for n, r in memory["roles"].items() if n in (*MARKETPLACE_ROLES, "marketplaces")}
+            workers = {n: r for n, r in memory["roles"].items() if n in MARKETPLACE_ROLES}
             result["variants"][variant] = {
                 "marketplace_workers_mib": round(sum(r["pss_mib"] for r in workers.values()), 1),
                 "marketplace_processes": sum(r["processes"] for r in workers.values()),
-                "publisher_mib": memory["roles"]["publisher"]["pss_mib"],
                 "stack_processes": memory["processes"],
                 "stack_total_mib": memory["total_mib"], "workers": workers, "sync_batch": throughput}
     finally:
         bench.close()
-    result["imports"] = {"worker": imports("workers.app"), "bridge (wheelctl)": imports("workers.cli")}
+    result["manager"] = manager_memory(len(commands), tmp)
+    result["imports"] = {"worker": imports("workers.app"), "bridge (wheelctl bridge)": imports("workers.cli.processes")}
     report(result)
 
 
@@ -307,16 +361,21 @@ def report(result: dict) -> None:
         print(f"  {name:<12} {role['processes']:>5} {role['pss_mib']:>8.1f}")
     print(f"  {'total':<12} {stack['processes']:>5} {stack['total_mib']:>8.1f}   goal <= {GOAL_MIB} MiB: "
           f"{'met' if stack['total_mib'] <= GOAL_MIB else 'missed'}")
-    base = result["variants"]["prefork"]
-    print(f"  {'marketplace workers':<22} {'procs':>5} {'PSS MiB':>8} {'vs prefork':>10} {'publisher':>9} "
-          f"{'stack MiB':>9} {'sync listings/s':>15} {'vs prefork':>10}")
+    base = result["variants"]["separate"]
+    print(f"  {'marketplace workers':<22} {'procs':>5} {'PSS MiB':>8} {'vs separate':>11} "
+          f"{'stack MiB':>9} {'sync listings/s':>15} {'vs separate':>11} {'Flipkart s':>10} {'vs separate':>11}")
     for name, v in result["variants"].items():
-        rate = v["sync_batch"]["listings_per_s"]
+        rate, other = v["sync_batch"]["listings_per_s"], v["sync_batch"]["other_channel_seconds"]
         print(f"  {name:<22} {v['marketplace_processes']:>5} {v['marketplace_workers_mib']:>8.1f} "
-              f"{v['marketplace_workers_mib'] / base['marketplace_workers_mib']:>10.2f} {v['publisher_mib']:>9.1f} "
-              f"{v['stack_total_mib']:>9.1f} {rate:>15.1f} {rate / base['sync_batch']['listings_per_s']:>10.2f}")
-    print("  (after two sync batches; the stack's total with the variant's workers; one-worker: -c 4 over the "
-          "three queues; the publisher with -c 1 in each)")
+              f"{v['marketplace_workers_mib'] / base['marketplace_workers_mib']:>11.2f} "
+              f"{v['stack_total_mib']:>9.1f} {rate:>15.1f} {rate / base['sync_batch']['listings_per_s']:>11.2f} "
+              f"{other:>10.2f} {other / base['sync_batch']['other_channel_seconds']:>11.2f}")
+    print(f"  (after a warm-up sync batch; separate: {SEPARATE} threads; Flipkart s: a batch on one Flipkart "
+          f"channel pushed while the four Tata CLiQ channels are busy)")
+    manager = result["manager"]
+    parts = ", ".join(f"{name} {m['processes']} x = {m['pss_mib']:.1f}" for name, m in manager["processes"].items())
+    print(f"  process manager (honcho, {manager['lines']} lines, not in the total): {manager['total_mib']:.1f} MiB "
+          f"({parts})")
     for name, probe in result["imports"].items():
         loads = ", ".join(f"{k} ({n})" for k, n in probe["loads"].items() if n) or "none of them"
         print(f"  imports, {name}: {probe['modules']} modules in {probe['seconds']}s; of {', '.join(HEAVY)}: {loads}")

@@ -242,7 +242,7 @@ def test_the_demo_seed_writes_the_config_the_sandbox_reads_and_points_channels_a
     # The seed writes the channels' credentials where the others read them.
     secrets = {v.split(":")[1]: v for v in SERVICES["seed"]["volumes"]}["/run/secrets/wheel"]
     assert not secrets.endswith(":ro")
-    for name in ("bridge", "worker-amazon", "worker-flipkart", "worker-tatacliq"):
+    for name in ("bridge", "worker-marketplaces"):
         assert "channel-secrets:/run/secrets/wheel:ro" in SERVICES[name]["volumes"], name
     assert {c.id for c in DEMO_CHANNELS} and SERVICES["seed"]["profiles"] == SERVICES["sandbox"]["profiles"] == ["demo"]
     assert "COMPOSE_PROFILES=demo" in EXAMPLE.splitlines(), "a fresh clone's .env starts the demo"

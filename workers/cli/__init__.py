@@ -3,28 +3,56 @@
 One module per command group (see docs/architecture.md); each lists its commands in `COMMANDS`,
 and what they share (settings, the database, errors, tables, JSON lines) is in `output.py`.
 Everything they use is built in workers/bootstrap.py.
+
+A command's module is imported when that command runs, not before (`COMMAND_MODULES`): `wheelctl
+bridge`, a long-running process of `make run`, then carries the bridge and not the whole command
+line (rich, alembic, the status and doctor code), as Click describes for lazily loaded subcommands
+(https://click.palletsprojects.com/en/stable/complex/#lazily-loading-subcommands).
 """
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from wheel.settings import Settings
 from workers import bootstrap
-from workers.checks import service_down
-from workers.cli import admin, channels, demo, doctor, events, jobs, messages, oms, orders, processes, resync, status
 from workers.cli.output import fail, use_display_zone
+
+# Every command, and the module of workers/cli/ whose COMMANDS holds it.
+COMMAND_MODULES = {
+    "settings": "admin", "migrate": "admin", "services": "admin", "sweep": "admin",
+    "channels": "channels", "demo": "demo", "doctor": "doctor", "events": "events", "jobs": "jobs",
+    "messages": "messages", "oms": "oms", "inbox": "oms", "orders": "orders",
+    "bridge": "processes", "sandbox": "processes", "flower": "processes",
+    "resync": "resync", "status": "status",
+}
+# The doctor reports invalid settings as its first check, rather than stop on them.
+DOCTOR = "doctor"
 
 
 class WheelGroup(click.Group):
     """Runs a command; when it fails because Postgres, Redis or the OMS broker does not answer, says
     so in one line (the service, where, how to start it: workers/checks.py) and exits 2, instead
-    of a traceback. Every other error is left as it is."""
+    of a traceback. Every other error is left as it is. Commands are loaded by name, on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            module = importlib.import_module(f"workers.cli.{COMMAND_MODULES[name]}")
+            for command in module.COMMANDS:
+                self.commands.setdefault(command.name, command)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            from workers.checks import service_down  # noqa: PLC0415 - only when a command fails (it loads psycopg)
+
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             line = service_down(exc, settings, _transport_errors(settings)) if settings is not None else None
             if line is None:
@@ -52,14 +80,9 @@ def main(ctx: click.Context, log_level: str) -> None:
     try:
         ctx.obj = Settings()
     except Exception as exc:  # noqa: BLE001 - pydantic says which variable is wrong
-        if ctx.invoked_subcommand == doctor.DOCTOR:
+        if ctx.invoked_subcommand == DOCTOR:
             ctx.obj = exc  # the doctor reports it as its first check
             return
         fail(f"invalid settings: {exc}")
     use_display_zone(ctx.obj.display_tz)
     bootstrap.start_process(ctx.obj, "wheelctl", level=log_level)
-
-
-for group in (admin, processes, channels, oms, messages, events, jobs, orders, demo, resync, status, doctor):
-    for command in group.COMMANDS:
-        main.add_command(command)

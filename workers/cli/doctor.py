@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from wheel.services.doctor import FAIL, OK, WARN, Check, overall
 from workers import doctor as examination
+from workers.cli import DOCTOR
 from workers.cli.output import table
 
-DOCTOR = "doctor"
 STYLES = {OK: "green", WARN: "yellow", FAIL: "red"}
 
 

@@ -11,8 +11,6 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from wheel import timefmt
@@ -37,6 +35,9 @@ def fail(message: str) -> NoReturn:
 
 def table(headers: list[str], rows: list[list], styles: list[str | None] | None = None) -> None:
     """Rows under headers; `styles`, one per row, colours a row (rich style names, e.g. "red")."""
+    from rich.console import Console  # noqa: PLC0415 - the long-running commands print no table
+    from rich.table import Table  # noqa: PLC0415 - the long-running commands print no table
+
     grid = Table(*headers, box=None, pad_edge=False, highlight=False)
     for index, row in enumerate(rows):
         grid.add_row(*[str(v) for v in row], style=styles[index] if styles else None)
