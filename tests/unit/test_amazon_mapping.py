@@ -326,8 +326,8 @@ def test_a_bulk_threshold_set_on_the_channel_overrides_the_estimates_which_are_s
 def test_a_choice_says_which_path_and_both_estimates():
     choice = mapping.choose_path(reprice(20_000), QUOTAS, feed_processing_s=FIVE_MINUTES)
     assert choice.describe() == (
-        "feed: 20000 SKUs by feed in ~300 s (createFeed token in 0 s + processing 300 s, assumed: none observed yet) "
-        "vs ~4000 s by 20000 PATCHes at 5.00/s")
+        "20000 SKUs go by feed: by PATCH ~4000 s (20000 calls at 5.00/s), by feed ~300 s (createFeed token in 0 s "
+        "+ processing 300 s, assumed: none observed yet)")
     payload = choice.payload()
     assert (payload["path"], payload["patch_s"], payload["feed_s"], payload["skus"]) == ("feed", 4000.0, 300.0, 20_000)
     json.dumps(payload)

@@ -147,9 +147,9 @@ class PathChoice:
     def describe(self) -> str:
         basis = "observed" if self.feed_processing_observed else "assumed: none observed yet"
         rule = "" if self.reason == "estimate" else f" (set by the channel's {self.reason})"
-        return (f"{self.path}{rule}: {self.skus} SKUs by feed in ~{self.feed_s:.0f} s (createFeed token in "
-                f"{self.feed_token_wait_s:.0f} s + processing {self.feed_processing_s:.0f} s, {basis}) vs "
-                f"~{self.patch_s:.0f} s by {self.patch_calls} PATCHes at {self.patch_rate_per_s:.2f}/s")
+        return (f"{self.skus} SKUs go by {self.path}{rule}: by PATCH ~{self.patch_s:.0f} s ({self.patch_calls} calls "
+                f"at {self.patch_rate_per_s:.2f}/s), by feed ~{self.feed_s:.0f} s (createFeed token in "
+                f"{self.feed_token_wait_s:.0f} s + processing {self.feed_processing_s:.0f} s, {basis})")
 
     def payload(self) -> dict[str, Any]:
         return {"path": self.path, "reason": self.reason, "skus": self.skus, "patch_calls": self.patch_calls,
