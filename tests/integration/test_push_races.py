@@ -288,6 +288,28 @@ def test_a_backlog_a_feed_would_finish_first_is_claimed_whole_for_one_feed(sessi
     assert not [c for c in sandbox.state.calls if c.operation == "patchListingsItem"]
 
 
+def test_a_feed_of_20000_skus_is_handed_over_and_settled(sessions, sandbox, channels, secrets):
+    # Found by the repricing benchmark: a statement listing the SKUs one by one grew too deep for
+    # Postgres at 20,000 (stack depth limit exceeded), so the feed went out and was never recorded.
+    channels("UZ", "amazon", quotas={"searchListingsItems": [10_000, 10_000]})
+    skus = [f"R{n:05}" for n in range(20_000)]
+    for start in range(0, len(skus), 1_000):
+        send(sessions, "Q.PRICING", pricing("UZ", *((s, "5000.00", "100.00") for s in skus[start:start + 1_000])))
+
+    outcome = run(sessions, secrets, "UZ", budget_s=120)
+
+    [feed_id] = outcome.submitted
+    assert outcome.skus == 20_000
+    finished = submissions.poll_submission(
+        sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 30), secrets),
+        gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01])
+    assert finished.status == "finished"
+    with sessions() as session:
+        left = session.execute(text("SELECT count(*) FROM listings WHERE channel_id = 'UZ' AND (dirty OR claimed_by IS NOT NULL)")).scalar()
+    assert left == 0
+    assert sum(len(e.payload["items"]) for e in events(sessions, "pricing/succeeded")) == 20_000
+
+
 def test_a_fatal_feed_is_not_taken_as_a_verdict_its_skus_are_pushed_again(sessions, sandbox, channels, secrets):
     channels("UZ", "amazon", feed_fatal=True)
     with sessions.begin() as session:
