@@ -33,6 +33,21 @@ redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return tostring(wait)
 """
 
+# How long until `count` tokens are there, taking none (the bucket as TAKE would find it).
+PEEK = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1])
+local stamp = tonumber(state[2])
+if tokens == nil then tokens = burst; stamp = now end
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+return tostring(math.max(0, (count - tokens) / rate))
+"""
+
 # The marketplace answered 429: it counted differently (another app on the same seller account, a
 # lower limit than documented). Empty the bucket, so every worker waits for the next token, and
 # hold it empty at least `hold` seconds (a Retry-After, when the marketplace sends one).
@@ -75,6 +90,7 @@ class RedisQuotaGate:
     ):
         self._take = client.register_script(TAKE)
         self._drain = client.register_script(DRAIN)
+        self._peek = client.register_script(PEEK)
         self.channel_id = channel_id
         self.quotas = dict(quotas)
         self.max_inline_wait_s = max_inline_wait_s
@@ -110,6 +126,15 @@ class RedisQuotaGate:
             if wait > self.max_inline_wait_s:
                 raise QuotaWait(operation, wait)
             time.sleep(wait)
+
+    def wait_s(self, operation: str, count: int = 1) -> float:
+        """Seconds until `count` requests of `operation` could go (0: now), taking no token: what
+        the push counts a feed's wait for its createFeed token as (sync.py, _conditions)."""
+        quota = self.quotas.get(operation)
+        if quota is None or count <= 0:
+            return 0.0
+        burst = max(1.0, quota.burst - BURST_MARGIN)
+        return float(self._peek(keys=[self._key(operation)], args=[quota.rate_per_s * RATE_MARGIN, burst, count]))
 
     def throttled(self, retry_after: float | None = None) -> QuotaWait:
         """The marketplace refused the last request with 429: empty that operation's bucket for

@@ -111,7 +111,10 @@ class ChaosRun:
         for ch, marketplace in channels().items():
             options: dict[str, Any] = {"oms_header": {"EntryType": ch}}
             if marketplace == "amazon":
-                options.update(seller_id=ch, lwa_url=f"{stack.sandbox_url}/amazon/auth/o2/token", order_lag_s=1)
+                # bulk_threshold 200 (the default before the choice by estimated finish time): the
+                # chaos run's bursts go out as feeds as they did, so feeds meet the faults too.
+                options.update(seller_id=ch, lwa_url=f"{stack.sandbox_url}/amazon/auth/o2/token", order_lag_s=1,
+                               bulk_threshold=200)
             # Enough retries that a push outlives the sandbox's 10% refusals (0.1^9 to give up).
             stack.add_channel(ch, wheel_secret(ch, marketplace), marketplace=marketplace, options=options,
                               quota_scale=SCALE, retry_delays_s=[0.2, 0.5, 1, 1, 2, 2, 3, 3])

@@ -13,7 +13,8 @@ from sandbox.app import ChannelBehaviour
 from tests.support.gates import RecordingGate
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import AmazonAdapter, make_adapter
-from wheel.marketplaces.base import ChannelConfig, HttpConfig, Quota, QuotaWait, Submitted
+from wheel.marketplaces.amazon.adapter import QUOTAS
+from wheel.marketplaces.base import ChannelConfig, HttpConfig, PushConditions, Quota, QuotaWait, Submitted, Workload
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.secrets import SecretStore
 
@@ -63,9 +64,10 @@ def values(sandbox) -> dict:
     return {sku: {k: v for k, v in listing.items() if k in keys} for sku, listing in listings(sandbox).items()}
 
 
-def push(adapter: AmazonAdapter, gate: RecordingGate, updates: list[ListingUpdate]) -> list[ItemResult]:
-    """Plan and make the calls; a submitted feed is polled until it ends, as the poll task would."""
-    planned, refused = adapter.plan(updates)
+def push(adapter: AmazonAdapter, gate: RecordingGate, updates: list[ListingUpdate], bulk: bool = False
+         ) -> list[ItemResult]:
+    """Plan and make the calls (`bulk`: as a feed); a submitted feed is polled until it ends, as the poll task would."""
+    planned, refused = adapter.plan(updates, bulk=bulk)
     assert refused == []
     results = []
     for n, call in enumerate(planned):
@@ -311,10 +313,10 @@ def bulk_updates(count: int) -> list[ListingUpdate]:
 def test_a_feed_carries_300_skus_with_per_message_failures(sandbox, connect, gate):
     adapter = connect(quotas={"searchListingsItems": [1000, 1000]})
     updates = bulk_updates(300)
-    planned, _ = adapter.plan(updates)
+    planned, _ = adapter.plan(updates, bulk=True)
     assert [(c.kind, c.operation, len(c.updates)) for c in planned] == [("feed", "createFeed", 300)]
 
-    results = push(adapter, gate, updates)
+    results = push(adapter, gate, updates, bulk=True)
 
     bad = {f"B{n:03}" for n in range(0, 300, 50)}
     assert len(results) == 600
@@ -338,11 +340,11 @@ def test_a_feed_carries_300_skus_with_per_message_failures(sandbox, connect, gat
 
 
 def test_a_feed_skips_skus_amazon_does_not_know_and_reuses_known_product_types(sandbox, connect, gate):
-    adapter = connect(options={"bulk_threshold": 3})
+    adapter = connect()
     sandbox.state.listings["UA"] = {"GONE": {"deleted": True}}
     push(adapter, gate, [ListingUpdate("K1", "E", quantity=1)])  # K1's product type is now known
 
-    results = push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("K1", "K2", "GONE")])
+    results = push(adapter, gate, [ListingUpdate(s, "E", quantity=4) for s in ("K1", "K2", "GONE")], bulk=True)
 
     assert sorted((r.sku, r.ok, r.code) for r in results) == [
         ("GONE", False, "NOT_FOUND"), ("K1", True, None), ("K2", True, None)]
@@ -352,26 +354,29 @@ def test_a_feed_skips_skus_amazon_does_not_know_and_reuses_known_product_types(s
 
 
 def test_a_feed_is_submitted_at_once_and_polled_until_done(sandbox, connect, gate):
-    adapter = connect(options={"bulk_threshold": 2}, feed_processing_s=0.8)
-    (call,), _ = adapter.plan([ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")])
+    adapter = connect(feed_processing_s=2)
+    (call,), _ = adapter.plan([ListingUpdate(s, "E", quantity=4) for s in ("P1", "P2")], bulk=True)
 
     submitted = adapter.execute(call, gate, request_id="test-0")
 
     assert isinstance(submitted, Submitted) and submitted.reference and submitted.results == ()
     assert "quantity" not in listings(sandbox).get("P1", {})  # Amazon has not applied it yet
     first = adapter.poll(submitted, gate)
-    assert (first.finished, first.status) == (False, "IN_PROGRESS")
-    time.sleep(1)
+    assert (first.finished, first.status, first.processing_s) == (False, "IN_PROGRESS", None)
+    time.sleep(2.2)
     done = adapter.poll(submitted, gate)
     assert (done.finished, done.status, done.doubtful) == (True, "DONE", ())
+    # Its time to DONE by Amazon's clock (createdTime to processingEndTime, whole seconds).
+    assert done.processing_s is not None and 1 <= done.processing_s <= 3
     assert all(r.ok for r in done.results) and len(done.results) == 2
     assert values(sandbox)["P1"]["quantity"] == 4
     assert gate.acquired.count("createFeed") == 1 and gate.acquired.count("getFeed") == 2
 
 
 def test_a_fatal_feed_without_a_report_leaves_its_messages_in_doubt_and_applies_nothing(sandbox, connect, gate):
-    adapter = connect(options={"bulk_threshold": 2}, feed_fatal=True)
-    (call,), _ = adapter.plan([ListingUpdate(s, "E", quantity=4, price=price("10", "9")) for s in ("P1", "P2")])
+    adapter = connect(feed_fatal=True)
+    (call,), _ = adapter.plan([ListingUpdate(s, "E", quantity=4, price=price("10", "9")) for s in ("P1", "P2")],
+                              bulk=True)
     submitted = adapter.execute(call, gate, request_id="test-0")
 
     polled = adapter.poll(submitted, gate)
@@ -422,4 +427,20 @@ def test_capabilities_are_the_documented_ones(connect):
     assert capabilities.max_batch == {"patchListingsItem": 1, "createFeed": 25_000}
     assert capabilities.quotas["createFeed"] == Quota(0.0083, 15)
     assert (capabilities.bulk_threshold, capabilities.reads_listings, capabilities.ranging_needs_quantity) == (50, True, True)
-    assert connect().capabilities.bulk_threshold == 200
+    # Unset, the channel's estimates choose between PATCHes and a feed (the service asks `choose`).
+    assert (connect().capabilities.bulk_threshold, connect().capabilities.bulk_operation) == (None, "createFeed")
+
+
+def test_a_feeds_assumed_processing_time_is_the_channels_option_until_one_is_observed(connect):
+    work = Workload(skus=2_000, stock=0, price=2_000)  # 400 s by PATCH at 5/s
+    conditions = PushConditions(quotas=QUOTAS)
+    assumed = connect().choose(work, conditions)
+    assert (assumed.path, assumed.feed_processing_s, assumed.feed_processing_observed) == ("feed", 300.0, False)
+    assert connect(options={"feed_processing_s": 600}).choose(work, conditions).path == "patch"
+    observed = connect(options={"feed_processing_s": 600}).choose(work, PushConditions(QUOTAS, 0.0, 100.0))
+    assert (observed.path, observed.feed_processing_s, observed.feed_processing_observed) == ("feed", 100.0, True)
+    for bad in (-1, "300", True):
+        with pytest.raises(PermanentError, match="feed_processing_s"):
+            connect(options={"feed_processing_s": bad})
+    with pytest.raises(PermanentError, match="bulk_threshold"):
+        connect(options={"bulk_threshold": 0})

@@ -242,6 +242,82 @@ def test_a_feed_in_flight_holds_its_skus_no_worker_waits_on_it_and_no_second_fee
     assert len([c for c in sandbox.state.calls if c.operation == "createFeed"]) == 1
 
 
+def test_a_channels_observed_feed_time_changes_its_choice_between_patches_and_a_feed(sessions, sandbox, channels,
+                                                                                      secrets):
+    # PATCHes at 1/s (the channel's override of the quota); feeds assumed to take 2 s until one has
+    # been seen; the sandbox's feeds take 8 s.
+    channels("UZ", "amazon", feed_processing_s=8.0)
+    with sessions.begin() as session:
+        session.execute(text("UPDATE channels SET quotas = '{\"patchListingsItem\": [1, 1]}', "
+                             "options = options || '{\"feed_processing_s\": 2}' WHERE id = 'UZ'"))
+    skus = [f"S{n}" for n in range(5)]
+    send(sessions, "Q.INVENTORY", inventory("UZ", *((s, 1) for s in skus)))
+
+    # 5 PATCHes at 1/s: 5 s; a feed: 2 s (assumed). The feed goes.
+    [feed_id] = run(sessions, secrets, "UZ").submitted
+    [first] = events(sessions, "push/path-chosen")
+    assert {k: first.payload[k] for k in ("path", "reason", "patch_calls", "patch_s", "feed_s", "feed_processing_observed")} == {
+        "path": "feed", "reason": "estimate", "patch_calls": 5, "patch_s": 5.0, "feed_s": 2.0,
+        "feed_processing_observed": False}
+    assert submissions.processing_estimate(sessions, "UZ") is None
+    deadline = time.monotonic() + 30
+    while submissions.poll_submission(
+            sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 5), secrets),
+            gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01]).status != "finished":
+        assert time.monotonic() < deadline, "the sandbox's feed never ended"
+        time.sleep(0.5)
+    # Recorded when DONE: by Amazon's clock, createdTime to processingEndTime (whole seconds).
+    assert 7 <= submissions.processing_estimate(sessions, "UZ") <= 9
+
+    # The same 5 SKUs again: a feed now takes ~8 s, 5 PATCHes 5 s. The PATCHes go.
+    send(sessions, "Q.INVENTORY", inventory("UZ", *((s, 2) for s in skus)))
+    assert run(sessions, secrets, "UZ").submitted == []
+    [_, second] = events(sessions, "push/path-chosen")
+    assert (second.payload["path"], second.payload["patch_s"], second.payload["feed_processing_observed"]) == (
+        "patch", 5.0, True)
+    assert 7 <= second.payload["feed_s"] <= 9
+    assert len([c for c in sandbox.state.calls if c.operation == "patchListingsItem"]) == 5
+    assert len([c for c in sandbox.state.calls if c.operation == "createFeed"]) == 1
+    assert {s: sandbox.state.listings["UZ"][s]["quantity"] for s in skus} == {s: 2 for s in skus}
+
+
+def test_a_backlog_a_feed_would_finish_first_is_claimed_whole_for_one_feed(sessions, sandbox, channels, secrets):
+    # A batch is 500 SKUs when its calls go one by one: judged alone, 500 PATCHes (100 s at 5/s)
+    # beat a 300 s feed, though the 1,600 waiting would take 320 s. The claim takes the backlog.
+    channels("UZ", "amazon", quotas={"searchListingsItems": [1000, 1000]})  # the sandbox's, for the look-ups
+    skus = [f"S{n:04}" for n in range(1_600)]
+    send(sessions, "Q.INVENTORY", inventory("UZ", *((s, 1) for s in skus)))
+
+    outcome = run(sessions, secrets, "UZ")
+
+    assert (outcome.skus, len(outcome.submitted)) == (1_600, 1)
+    [chosen] = events(sessions, "push/path-chosen")
+    assert (chosen.payload["path"], chosen.payload["patch_s"], chosen.payload["feed_s"]) == ("feed", 320.0, 300.0)
+    assert not [c for c in sandbox.state.calls if c.operation == "patchListingsItem"]
+
+
+def test_a_feed_of_20000_skus_is_handed_over_and_settled(sessions, sandbox, channels, secrets):
+    # Found by the repricing benchmark: a statement listing the SKUs one by one grew too deep for
+    # Postgres at 20,000 (stack depth limit exceeded), so the feed went out and was never recorded.
+    channels("UZ", "amazon", quotas={"searchListingsItems": [10_000, 10_000]})
+    skus = [f"R{n:05}" for n in range(20_000)]
+    for start in range(0, len(skus), 1_000):
+        send(sessions, "Q.PRICING", pricing("UZ", *((s, "5000.00", "100.00") for s in skus[start:start + 1_000])))
+
+    outcome = run(sessions, secrets, "UZ", budget_s=120)
+
+    [feed_id] = outcome.submitted
+    assert outcome.skus == 20_000
+    finished = submissions.poll_submission(
+        sessions, "UZ", feed_id, adapters=lambda config: adapter_for(config, HttpConfig(2, 30), secrets),
+        gate_for=lambda ch, ad: RecordingGate(), default_retry_delays_s=[0.01])
+    assert finished.status == "finished"
+    with sessions() as session:
+        left = session.execute(text("SELECT count(*) FROM listings WHERE channel_id = 'UZ' AND (dirty OR claimed_by IS NOT NULL)")).scalar()
+    assert left == 0
+    assert sum(len(e.payload["items"]) for e in events(sessions, "pricing/succeeded")) == 20_000
+
+
 def test_a_fatal_feed_is_not_taken_as_a_verdict_its_skus_are_pushed_again(sessions, sandbox, channels, secrets):
     channels("UZ", "amazon", feed_fatal=True)
     with sessions.begin() as session:

@@ -72,3 +72,18 @@ def test_a_429_answers_the_last_request_of_its_own_thread(client):
     gate.acquire("updatePrice")  # the updates' bucket was not emptied
     with pytest.raises(QuotaWait):
         gate.acquire("getListings")
+
+
+def test_the_wait_for_a_createfeed_token_is_read_without_taking_one(client):
+    # createFeed: 0.0083/s, burst 15 (14 kept, BURST_MARGIN); the push asks how long until its feed could go.
+    gate = RedisQuotaGate(client, "UZ", {"createFeed": Quota(0.0083, 15)}, max_inline_wait_s=0)
+    assert gate.wait_s("createFeed") == 0.0  # a fresh bucket is full
+    for _ in range(14):
+        gate.acquire("createFeed")
+    first = gate.wait_s("createFeed")
+    assert 120 < first <= 1 / (0.0083 * 0.97)  # the next token at 97% of the rate
+    assert gate.wait_s("createFeed") <= first  # nothing was taken by asking
+    assert gate.wait_s("createFeed", 2) > first + 120
+    assert gate.wait_s("searchOrders") == 0.0  # no published quota: nothing to wait for
+    gate.throttled()  # a 429 empties it: the wait is the next token's
+    assert gate.wait_s("createFeed") > 100

@@ -9,6 +9,9 @@ import pytest
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
 from wheel.marketplaces.amazon import mapping
+from wheel.marketplaces.amazon.adapter import QUOTAS
+from wheel.marketplaces.base import Workload
+from wheel.quota import effective_quotas
 
 INDIA = "A21TJRUUN4KGV"
 
@@ -68,7 +71,7 @@ def test_the_mrp_can_go_to_list_price_as_a_channel_option():
 
 
 def test_stock_and_price_are_planned_as_separate_patches():
-    calls, refused = mapping.plan([ListingUpdate("S1", "E1", ranged=True, quantity=3, price=price("10", "9"))], 200)
+    calls, refused = mapping.plan([ListingUpdate("S1", "E1", ranged=True, quantity=3, price=price("10", "9"))], feed=False)
     assert refused == [] and [sorted(c.fields) for c in calls] == [["quantity", "ranged"], ["price"]]
     assert [(c.updates[0].quantity, c.updates[0].price) for c in calls] == [(3, None), (None, price("10", "9"))]
 
@@ -206,8 +209,8 @@ def updates(count: int) -> list[ListingUpdate]:
     return [ListingUpdate(f"S{n}", "E", quantity=n) for n in range(count)]
 
 
-def test_below_the_threshold_each_sku_gets_its_own_patches():
-    calls, refused = mapping.plan([ListingUpdate("S1", "E", quantity=1, price=price("2", "1"))] + updates(198), 200)
+def test_by_patch_each_sku_gets_its_own_patches():
+    calls, refused = mapping.plan([ListingUpdate("S1", "E", quantity=1, price=price("2", "1"))] + updates(198), feed=False)
     assert refused == []
     assert len(calls) == 200  # S1's stock and price apart
     assert {(c.kind, c.operation, len(c.updates)) for c in calls} == {("patch", "patchListingsItem", 1)}
@@ -216,17 +219,17 @@ def test_below_the_threshold_each_sku_gets_its_own_patches():
 
 def test_a_feed_counts_stock_and_price_as_two_messages():
     both = [ListingUpdate(f"S{n}", "E", quantity=1, price=price("2", "1")) for n in range(12_501)]
-    calls, _ = mapping.plan(both, 200)
+    calls, _ = mapping.plan(both, feed=True)
     assert [len(c.updates) for c in calls] == [12_500, 1]
 
 
-def test_at_the_threshold_the_skus_go_in_one_feed():
-    (call,), _ = mapping.plan(updates(200), 200)
+def test_by_feed_the_skus_go_in_one_feed():
+    (call,), _ = mapping.plan(updates(200), feed=True)
     assert (call.kind, call.operation, len(call.updates), call.fields) == ("feed", "createFeed", 200, {"quantity"})
 
 
 def test_feeds_hold_at_most_25000_messages():
-    calls, _ = mapping.plan(updates(25_001), 200)
+    calls, _ = mapping.plan(updates(25_001), feed=True)
     assert [len(c.updates) for c in calls] == [25_000, 1]
 
 
@@ -239,7 +242,7 @@ def test_feeds_hold_at_most_25000_messages():
     (ListingUpdate("S", "E", price=price("NaN", "1")), "INVALID_PRICE", {"price"}, None),
 ], ids=["negative-quantity", "listed-without-quantity", "deranged-with-stock", "three-decimals", "zero", "nan"])
 def test_values_amazon_cannot_take_are_refused_and_the_rest_still_goes(update, code, refused_fields, sent_fields):
-    calls, refused = mapping.plan([update], 200)
+    calls, refused = mapping.plan([update], feed=False)
     assert {(r.field, r.ok, r.code) for r in refused} == {(f, False, code) for f in refused_fields}
     assert [c.fields for c in calls] == ([sent_fields] if sent_fields else [])
 
@@ -254,4 +257,77 @@ def test_search_query_takes_up_to_20_skus_without_commas():
 
 
 def test_an_update_with_nothing_to_push_makes_no_call():
-    assert mapping.plan([ListingUpdate("S1", "E1")], 200) == ([], [])
+    assert mapping.plan([ListingUpdate("S1", "E1")], feed=False) == ([], [])
+    assert mapping.plan([ListingUpdate("S1", "E1")], feed=True) == ([], [])
+
+
+# -- PATCH or feed: by what finishes first ----------------------------------------------------------
+
+FIVE_MINUTES, TWO_HOURS = 300.0, 7200.0
+
+
+def reprice(skus: int) -> Workload:
+    return Workload(skus=skus, stock=0, price=skus)
+
+
+def test_a_small_batch_goes_by_patch():
+    choice = mapping.choose_path(Workload(skus=10, stock=10, price=0), QUOTAS, feed_processing_s=FIVE_MINUTES)
+    assert (choice.path, choice.patch_calls, choice.patch_s, choice.feed_s) == ("patch", 10, 2.0, FIVE_MINUTES)
+
+
+def test_20000_skus_at_5_a_second_go_by_feed_when_a_feed_takes_5_minutes():
+    choice = mapping.choose_path(reprice(20_000), QUOTAS, feed_processing_s=FIVE_MINUTES)
+    # 20,000 PATCHes at 5/s: 4,000 s; one feed: 300 s.
+    assert (choice.path, choice.patch_s, choice.feed_s, choice.feeds, choice.reason) == (
+        "feed", 4000.0, FIVE_MINUTES, 1, "estimate")
+
+
+def test_500_skus_go_by_patch_when_this_channels_feeds_take_2_hours():
+    choice = mapping.choose_path(reprice(500), QUOTAS, feed_processing_s=TWO_HOURS, observed=True)
+    assert (choice.path, choice.patch_s, choice.feed_s, choice.feed_processing_observed) == (
+        "patch", 100.0, TWO_HOURS, True)
+
+
+def test_stock_and_price_of_one_sku_are_two_patches_and_two_feed_messages():
+    choice = mapping.choose_path(Workload(skus=15_000, stock=15_000, price=15_000), QUOTAS,
+                                 feed_processing_s=FIVE_MINUTES)
+    assert (choice.patch_calls, choice.patch_s, choice.feeds) == (30_000, 6000.0, 2)
+
+
+def test_the_patch_rate_is_the_channels_effective_one_quota_scale_included():
+    # 20,000 PATCHes: at 5/s x 10 they take 400 s (a 300 s feed wins); at x 20, 200 s (PATCH wins).
+    assert mapping.choose_path(reprice(20_000), effective_quotas(QUOTAS, 10), feed_processing_s=FIVE_MINUTES).path == "feed"
+    faster = mapping.choose_path(reprice(20_000), effective_quotas(QUOTAS, 20), feed_processing_s=FIVE_MINUTES)
+    assert (faster.path, faster.patch_rate_per_s, faster.patch_s) == ("patch", 100.0, 200.0)
+    # A per-operation override of the channel counts too.
+    slow = effective_quotas(QUOTAS, 20, {"patchListingsItem": [1, 1]})
+    assert mapping.choose_path(reprice(500), slow, feed_processing_s=FIVE_MINUTES).path == "feed"
+
+
+def test_waiting_for_a_createfeed_token_counts_against_the_feed():
+    # 1,800 PATCHes: 360 s; a feed: 300 s, or 420 s once its createFeed token is 2 minutes away.
+    assert mapping.choose_path(reprice(1_800), QUOTAS, feed_processing_s=FIVE_MINUTES).path == "feed"
+    waiting = mapping.choose_path(reprice(1_800), QUOTAS, feed_processing_s=FIVE_MINUTES, feed_token_wait_s=120.0)
+    assert (waiting.path, waiting.feed_s, waiting.feed_token_wait_s) == ("patch", 420.0, 120.0)
+
+
+def test_a_tie_goes_by_patch_and_nothing_to_send_needs_no_feed():
+    assert mapping.choose_path(reprice(1_500), QUOTAS, feed_processing_s=FIVE_MINUTES).path == "patch"
+    assert mapping.choose_path(Workload(0, 0, 0), QUOTAS, feed_processing_s=0.0).path == "patch"
+
+
+def test_a_bulk_threshold_set_on_the_channel_overrides_the_estimates_which_are_still_given():
+    below = mapping.choose_path(reprice(20_000), QUOTAS, feed_processing_s=FIVE_MINUTES, bulk_threshold=30_000)
+    assert (below.path, below.reason, below.patch_s, below.feed_s) == ("patch", "bulk_threshold", 4000.0, FIVE_MINUTES)
+    at = mapping.choose_path(reprice(3), QUOTAS, feed_processing_s=TWO_HOURS, bulk_threshold=3)
+    assert (at.path, at.reason) == ("feed", "bulk_threshold")
+
+
+def test_a_choice_says_which_path_and_both_estimates():
+    choice = mapping.choose_path(reprice(20_000), QUOTAS, feed_processing_s=FIVE_MINUTES)
+    assert choice.describe() == (
+        "20000 SKUs go by feed: by PATCH ~4000 s (20000 calls at 5.00/s), by feed ~300 s (createFeed token in 0 s "
+        "+ processing 300 s, assumed: none observed yet)")
+    payload = choice.payload()
+    assert (payload["path"], payload["patch_s"], payload["feed_s"], payload["skus"]) == ("feed", 4000.0, 300.0, 20_000)
+    json.dumps(payload)

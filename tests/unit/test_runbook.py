@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = (ROOT / "docs/runbook.md").read_text()
-KINDS = r"(?:oms|order|cancellation|feed|system|system\.cron)"
+KINDS = r"(?:oms|order|cancellation|feed|push|system|system\.cron)"
 
 
 def recorded_names() -> set[str]:

@@ -360,6 +360,21 @@ class MarketplaceLookup(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+class SubmissionTiming(Base):
+    """How long a channel's bulk submissions (Amazon feeds) take from submission to DONE: a moving
+    average (`processing_s`, the newest feed weighing SUBMISSION_TIMING_WEIGHT in
+    wheel/services/submissions.py), the last one seen and how many were counted. The push reads it
+    to choose between PATCHes and a feed."""
+
+    __tablename__ = "submission_timings"
+
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    processing_s: Mapped[float] = mapped_column(Float, nullable=False)
+    last_s: Mapped[float] = mapped_column(Float, nullable=False)
+    samples: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+
 class Submission(Base):
     """A push the marketplace works on after it answers (an Amazon JSON_LISTINGS_FEED), in flight.
 

@@ -78,6 +78,9 @@ class Polled:
     status: str
     results: tuple[ItemResult, ...] = ()
     doubtful: tuple[ListingUpdate, ...] = ()
+    # Seconds from submission to the end of processing, by the marketplace's own clock when it says
+    # (None: it did not; the caller counts from its own submission time).
+    processing_s: float | None = None
 
 
 class QuotaWait(Exception):
@@ -100,13 +103,76 @@ class QuotaGate(Protocol):
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What a batch (or the backlog) of a channel's pushes holds: SKUs, and of them those whose
+    stock (quantity or ranging) and whose price are due."""
+
+    skus: int
+    stock: int
+    price: int
+
+
+@dataclass(frozen=True)
+class PushConditions:
+    """What the service layer knows of a channel that its adapter does not (the adapters read no
+    database): its quotas as in force (documented, times quota_scale, then its overrides), how long
+    until the bulk operation's tokens are there (0: there now), and how long this channel's bulk
+    submissions have taken to process (None: none observed yet)."""
+
+    quotas: Mapping[str, Quota]
+    bulk_token_wait_s: float = 0.0
+    bulk_processing_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PathChoice:
+    """How a batch goes out (Amazon: one PATCH per SKU and field, or a JSON_LISTINGS_FEED), and
+    the two estimates of when it would be done that decided it."""
+
+    path: str  # "patch" or "feed"
+    reason: str  # "estimate", or "bulk_threshold" (the channel's option decided)
+    skus: int
+    patch_calls: int
+    patch_rate_per_s: float
+    patch_s: float
+    feeds: int
+    feed_token_wait_s: float
+    feed_processing_s: float
+    feed_processing_observed: bool
+
+    @property
+    def feed_s(self) -> float:
+        return self.feed_token_wait_s + self.feed_processing_s
+
+    def describe(self) -> str:
+        basis = "observed" if self.feed_processing_observed else "assumed: none observed yet"
+        rule = "" if self.reason == "estimate" else f" (set by the channel's {self.reason})"
+        return (f"{self.skus} SKUs go by {self.path}{rule}: by PATCH ~{self.patch_s:.0f} s ({self.patch_calls} calls "
+                f"at {self.patch_rate_per_s:.2f}/s), by feed ~{self.feed_s:.0f} s (createFeed token in "
+                f"{self.feed_token_wait_s:.0f} s + processing {self.feed_processing_s:.0f} s, {basis})")
+
+    def payload(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "skus": self.skus, "patch_calls": self.patch_calls,
+                "patch_rate_per_s": round(self.patch_rate_per_s, 4), "patch_s": round(self.patch_s, 1),
+                "feeds": self.feeds, "feed_s": round(self.feed_s, 1),
+                "feed_token_wait_s": round(self.feed_token_wait_s, 1),
+                "feed_processing_s": round(self.feed_processing_s, 1),
+                "feed_processing_observed": self.feed_processing_observed}
+
+
+@dataclass(frozen=True)
 class Capabilities:
     # SKUs per call, by API operation.
     max_batch: Mapping[str, int]
     # Documented quotas, by API operation.
     quotas: Mapping[str, Quota]
-    # Amazon: switch to a JSON_LISTINGS_FEED when at least this many SKUs wait (None: never).
+    # Amazon: the channel's own rule, when set: a JSON_LISTINGS_FEED when at least this many SKUs
+    # wait, else PATCHes (None: by the estimates, see `bulk_operation`).
     bulk_threshold: int | None = None
+    # The operation of a bulk path the adapter can take instead of one call per SKU (Amazon:
+    # createFeed). The service asks `choose` which path each batch takes, with what it knows of the
+    # channel (PushConditions), and plans the batch with `bulk` accordingly.
+    bulk_operation: str | None = None
     # Whether `read_listings` works (Tata CLiQ publishes no way to read listings back).
     reads_listings: bool = False
     # Listing is making stock available (Amazon, Flipkart): a SKU is listed with its first quantity.
@@ -121,8 +187,14 @@ class MarketplaceAdapter(Protocol):
     marketplace: str
     capabilities: Capabilities
 
-    def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
-        """Pure: the calls to make, and the verdicts on what cannot be sent at all."""
+    def plan(self, updates: Sequence[ListingUpdate], bulk: bool = False) -> tuple[list[Call], list[ItemResult]]:
+        """Pure: the calls to make, and the verdicts on what cannot be sent at all. `bulk`: by the
+        bulk path (`Capabilities.bulk_operation`; adapters without one ignore it)."""
+        ...
+
+    def choose(self, work: Workload, conditions: PushConditions) -> PathChoice:
+        """Pure: which path a batch takes, by when each would be done (adapters with a
+        `bulk_operation` only)."""
         ...
 
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult] | Submitted:

@@ -49,6 +49,17 @@ POLL_LATER = text(
     "UPDATE submissions SET polls = polls + 1, last_error = :e, "
     "next_poll_at = now() + make_interval(secs => :wait) WHERE id = :id"
 )
+# How long this channel's feeds take, from submission to DONE: a moving average in which the newest
+# feed weighs this much (the first one sets it), so one odd feed moves it, and a lasting change at
+# Amazon takes over within a few feeds.
+SUBMISSION_TIMING_WEIGHT = 0.3
+RECORD_TIMING = text(
+    "INSERT INTO submission_timings (channel_id, processing_s, last_s, samples) VALUES (:c, :s, :s, 1) "
+    "ON CONFLICT (channel_id) DO UPDATE SET "
+    "processing_s = submission_timings.processing_s + :w * (EXCLUDED.last_s - submission_timings.processing_s), "
+    "last_s = EXCLUDED.last_s, samples = submission_timings.samples + 1, updated_at = now()"
+)
+PROCESSING_ESTIMATE = text("SELECT processing_s FROM submission_timings WHERE channel_id = :c")
 # Submissions whose poll is overdue (its task was lost), each claimed for one more deadline.
 CLAIM_OVERDUE = text(
     "UPDATE submissions s SET next_poll_at = now() + make_interval(secs => :deadline) FROM channels c "
@@ -175,6 +186,15 @@ def poll_submission(
         # Whatever the verdicts left (say, a SKU the report forgot) is released, not held for a day.
         session.execute(RELEASE_SUBMITTED, {"c": channel.id, "m": row.worker})
         session.execute(MARK_FINISHED, {"o": polled.status, "id": row.id})
+        if polled.status == "DONE":
+            # What the next choice between PATCHes and a feed counts on (sync.py, _conditions): by
+            # Amazon's clock when its answer says (createdTime to processingEndTime), else from our
+            # submission to this poll, which overstates it by up to one poll interval.
+            took = polled.processing_s
+            if took is None:
+                took = (datetime.now(timezone.utc) - row.submitted_at).total_seconds()
+            session.execute(RECORD_TIMING, {"c": channel.id, "s": max(0.0, took), "w": SUBMISSION_TIMING_WEIGHT})
+            log.info("feed %s of %s: DONE after %.0f s of processing", reference, channel.id, took)
     return outcome
 
 
@@ -189,6 +209,12 @@ def _poll_later(sessions, row: Submission, outcome: PollResult, wait_s: float, e
         log.warning("feed %s of %s: polling failed (%s); polling again in %.0fs", row.reference, row.channel_id,
                     error, wait_s)
     return outcome
+
+
+def processing_estimate(sessions, channel_id: str) -> float | None:
+    """The channel's moving average of its feeds' time to DONE, in seconds (None: no feed finished yet)."""
+    with sessions() as session:
+        return session.execute(PROCESSING_ESTIMATE, {"c": channel_id}).scalar_one_or_none()
 
 
 def stale_submissions(sessions, *, deadline_s: float) -> list[tuple[str, str, str]]:

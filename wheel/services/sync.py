@@ -9,6 +9,7 @@ so a push always carries the newest value, never an older one.
 """
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,13 +20,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wheel.db.models import Channel, Listing
 from wheel.domain import ItemResult, ListingUpdate, Price
-from wheel.events import Recorded
+from wheel.events import NewEvent, Recorded, record
 from wheel.marketplaces import UnknownMarketplace
-from wheel.marketplaces.base import Call, MarketplaceAdapter, QuotaGate, QuotaWait, Submitted
+from wheel.marketplaces.base import (
+    Call,
+    MarketplaceAdapter,
+    PathChoice,
+    PushConditions,
+    QuotaGate,
+    QuotaWait,
+    Submitted,
+    Workload,
+)
 from wheel.marketplaces.errors import AuthError, ConfigurationError, MarketplaceError, PermanentError, TransientError
+from wheel.quota import effective_quotas
 from wheel.services.channel_blocking import CHANNEL_BLOCKED_RETRY_S, block_channel
 from wheel.services.channels import AdapterLookup, GateLookup, channel_config
-from wheel.services.submissions import record_submission
+from wheel.services.submissions import processing_estimate, record_submission
 from wheel.services.sync_lanes import Attempt, make_calls
 from wheel.services.sync_lease import Lease, LeasedGate, LeaseLost
 from wheel.services.sync_settle import Claimed, log_grouped, retry_or_fail, settle, skus_of
@@ -55,6 +66,22 @@ CLAIM = text(
 PARK = text(
     "UPDATE listings SET dirty = false, dirty_since = NULL, lease_until = NULL, claimed_by = NULL "
     "WHERE channel_id = :c AND claimed_by = :w AND sku = ANY(:skus) AND quantity IS NULL RETURNING sku"
+)
+# What the next claim would take (the rows CLAIM would pick, up to :limit): SKUs, and of them those
+# whose stock and whose price are due. For the choice between one call per SKU and the bulk path.
+BACKLOG = text(
+    """
+    SELECT count(*) AS skus,
+           count(*) FILTER (WHERE ranged_version > ranged_settled OR quantity_version > quantity_settled) AS stock,
+           count(*) FILTER (WHERE price_version > price_settled AND mrp IS NOT NULL) AS price
+      FROM (SELECT ranged_version, ranged_settled, quantity_version, quantity_settled, price_version,
+                   price_settled, mrp
+              FROM listings
+             WHERE channel_id = :channel AND dirty AND next_attempt_at <= now()
+               AND (lease_until IS NULL OR lease_until < now())
+             ORDER BY dirty_since, sku
+             LIMIT :limit) waiting
+    """
 )
 RELEASE = text(
     "UPDATE listings SET lease_until = NULL, claimed_by = NULL "
@@ -124,7 +151,8 @@ def run_sync(
     started = time.monotonic()
     while time.monotonic() - started < time_budget_s:
         lease = Lease(sessions, channel.id, worker, lease_s, request_budget_s)
-        claimed = _claim(sessions, channel, worker, lease.lease_s, _claim_size(sessions, channel, adapter), settle_s)
+        claimed = _claim(sessions, channel, worker, lease.lease_s, _claim_size(sessions, channel, adapter, gate),
+                         settle_s)
         if not claimed:
             break
         outcome.skus += len(claimed)
@@ -138,19 +166,50 @@ def run_sync(
     return outcome
 
 
-def _claim_size(sessions, channel: Channel, adapter: MarketplaceAdapter) -> int:
+def _claim_size(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate) -> int:
     caps = adapter.capabilities
-    if caps.bulk_threshold is not None:
-        with sessions() as session:
-            waiting = session.scalar(
-                select(func.count()).select_from(Listing).where(Listing.channel_id == channel.id, Listing.dirty)
-            )
-        if waiting >= caps.bulk_threshold:
-            return min(waiting, 25_000)
     # Big enough that calls go out full (a batch splits by operation), small enough to push
     # within half a lease.
     biggest = max(caps.max_batch.values(), default=10)
-    return max(40, min(biggest * 20, 500))
+    usual = max(40, min(biggest * 20, 500))
+    if caps.bulk_operation is not None:
+        # The bulk path (an Amazon feed) takes up to its batch limit at once: claim that much when
+        # it would have the backlog done before the calls one by one would (else a batch of the
+        # usual size would never be worth a feed).
+        most = caps.max_batch.get(caps.bulk_operation, usual)
+        with sessions() as session:
+            row = session.execute(BACKLOG, {"channel": channel.id, "limit": most}).one()
+        work = Workload(skus=row.skus, stock=row.stock, price=row.price)
+        if work.skus > usual and _choose(sessions, channel, adapter, gate, work).path == "feed":
+            return most
+    return usual
+
+
+def _conditions(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate,
+                work: Workload) -> PushConditions:
+    """What the adapter's choice needs to know of the channel: its quotas as in force, the wait for
+    the bulk operation's tokens (one per full bulk call), and its bulk submissions' observed time."""
+    caps = adapter.capabilities
+    quotas = effective_quotas(caps.quotas, channel.quota_scale, channel.quotas)
+    bulk_wait_s = 0.0
+    per_call = caps.max_batch.get(caps.bulk_operation or "", 0)
+    wait_s = getattr(gate, "wait_s", None)  # the Redis gate; test doubles may have no buckets
+    if wait_s is not None and caps.bulk_operation and per_call:
+        bulk_wait_s = wait_s(caps.bulk_operation, max(1, math.ceil((work.stock + work.price) / per_call)))
+    return PushConditions(quotas=quotas, bulk_token_wait_s=bulk_wait_s,
+                          bulk_processing_s=processing_estimate(sessions, channel.id))
+
+
+def _choose(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate, work: Workload) -> PathChoice:
+    return adapter.choose(work, _conditions(sessions, channel, adapter, gate, work))
+
+
+def _record_choice(sessions, channel: Channel, choice: PathChoice) -> None:
+    """Say which path a batch takes and why, in the log and as an event (`push/path-chosen`)."""
+    log.info("channel %s: %s", channel.id, choice.describe())
+    with sessions.begin() as session:
+        record(session, NewEvent(type="domain", name="push/path-chosen", level="info", channel_id=channel.id,
+                                 marketplace=channel.marketplace, payload=choice.payload()))
 
 
 def _dirty_ready(sessions, channel_id: str) -> bool:
@@ -212,7 +271,15 @@ def _push(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGa
     if nothing:
         settle(sessions, channel, worker, by_sku, [ItemResult(c.sku, f, True) for c in nothing for f in c.versions], {})
         lease.drop({c.sku for c in nothing})
-    calls, refused = adapter.plan(updates)
+    if adapter.capabilities.bulk_operation is not None and updates:
+        # One call per SKU, or the bulk path: by which has this batch done first.
+        work = Workload(skus=len(updates), stock=sum(1 for u in updates if u.ranged is not None or u.quantity is not None),
+                        price=sum(1 for u in updates if u.price is not None))
+        choice = _choose(sessions, channel, adapter, gate, work)
+        _record_choice(sessions, channel, choice)
+        calls, refused = adapter.plan(updates, bulk=choice.path == "feed")
+    else:
+        calls, refused = adapter.plan(updates)
     # Verdicts, the refusals included, settled together when the batch ends: one transaction
     # instead of one a call, and no SKU is released while another of its calls waits (a refused
     # price must not free the SKU whose quantity is still to be sent).

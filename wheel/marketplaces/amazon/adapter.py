@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from wheel.domain import ORDERS, ItemResult, ListingUpdate, MarketplaceListing
@@ -19,12 +20,15 @@ from wheel.marketplaces.base import (
     ChannelConfig,
     HttpConfig,
     OrderPage,
+    PathChoice,
     Polled,
     PullCapabilities,
     PullWindow,
+    PushConditions,
     Quota,
     QuotaGate,
     Submitted,
+    Workload,
 )
 from wheel.marketplaces.errors import AuthError, MarketplaceError, PermanentError, TransientError
 from wheel.marketplaces.lookups import BatchLookups, LookupCache, MemoryLookupCache, Missing
@@ -41,7 +45,13 @@ QUOTAS = {
     "getFeedDocument": Quota(0.0222, 10),
     "searchOrders": Quota(0.0056, 20),
 }
-DEFAULT_BULK_THRESHOLD = 200
+# How long a JSON_LISTINGS_FEED takes from createFeed to DONE, until this channel has finished one
+# (then its observed time, kept per channel in Postgres by the service layer, is used instead).
+# ASSUMED: Amazon publishes no figure. Its Feeds API use case guide
+# (https://developer-docs.amazon.com/sp-api/docs/feeds-api-v2021-06-30-use-case-guide) has one
+# poll getFeed until DONE, FATAL or CANCELLED; feeds of listings take minutes. 5 minutes, or the
+# channel's option `feed_processing_s`.
+DEFAULT_FEED_PROCESSING_S = 300.0
 # Amazon's searchOrders window must end at least 2 minutes ago (marketplaces.md 1.4); pulls keep
 # this much more, so a clock a little ahead of Amazon's is not refused.
 DEFAULT_ORDER_LAG_S, ORDER_LAG_MARGIN_S = 120.0, 5.0
@@ -58,7 +68,8 @@ class AmazonAdapter:
 
     def __init__(self, channel: ChannelConfig, client: SpApiClient, *, seller_id: str,
                  marketplace_id: str = mapping.INDIA, currency: str = "INR",
-                 bulk_threshold: int = DEFAULT_BULK_THRESHOLD, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
+                 bulk_threshold: int | None = None, feed_wait_s: float = DEFAULT_FEED_WAIT_S,
+                 feed_processing_s: float = DEFAULT_FEED_PROCESSING_S,
                  order_lag_s: float = DEFAULT_ORDER_LAG_S, order_lag_margin_s: float = ORDER_LAG_MARGIN_S,
                  mrp_attribute: str = mapping.MRP_IN_OFFER,
                  fulfilled_by: tuple[str, ...] = orders.DEFAULT_FULFILLED_BY, lookups: LookupCache | None = None):
@@ -67,10 +78,11 @@ class AmazonAdapter:
         self.client = client
         self.seller_id, self.marketplace_id, self.currency = seller_id, marketplace_id, currency
         self.feed_wait_s = feed_wait_s
+        self.feed_processing_s = feed_processing_s
         self.mrp_attribute = mrp_attribute
         self.capabilities = Capabilities(
             max_batch={"patchListingsItem": 1, "createFeed": mapping.MAX_FEED_MESSAGES},
-            quotas=QUOTAS, bulk_threshold=bulk_threshold, reads_listings=True,
+            quotas=QUOTAS, bulk_threshold=bulk_threshold, bulk_operation=mapping.FEED_OPERATION, reads_listings=True,
             # Deranging is quantity 0, so listing again needs the quantity to list with.
             ranging_needs_quantity=True,
         )
@@ -83,10 +95,18 @@ class AmazonAdapter:
                                           PRODUCT_TYPE, chunk_size=mapping.MAX_SEARCH_IDENTIFIERS,
                                           thread_name=f"amazon-lookups-{channel.id}")
 
-    def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
-        calls, refused = mapping.plan(updates, self.capabilities.bulk_threshold)
+    def plan(self, updates: Sequence[ListingUpdate], bulk: bool = False) -> tuple[list[Call], list[ItemResult]]:
+        calls, refused = mapping.plan(updates, feed=bulk)
         self.product_types.plan(calls)  # their product types are looked up ahead when the first goes
         return calls, refused
+
+    def choose(self, work: Workload, conditions: PushConditions) -> PathChoice:
+        """PATCHes or a feed for this batch, by which has it done first (mapping.choose_path); the
+        feed's processing time is this channel's observed one, else the assumed default."""
+        observed = conditions.bulk_processing_s
+        return mapping.choose_path(work, conditions.quotas, feed_token_wait_s=conditions.bulk_token_wait_s,
+                                   feed_processing_s=observed if observed is not None else self.feed_processing_s,
+                                   observed=observed is not None, bulk_threshold=self.capabilities.bulk_threshold)
 
     def check_credentials(self) -> str:
         """Login with Amazon's token exchange with the channel's refresh token, client id and secret
@@ -223,20 +243,35 @@ class AmazonAdapter:
         status = feed.get("processingStatus") if isinstance(feed, dict) else None
         if status not in FEED_FINISHED:
             return Polled(finished=False, status=str(status or "UNKNOWN"))
+        took = _processing_s(feed)
         types = submitted.state.get("product_types") or {}
         messages = mapping.feed_messages([(u, types.get(u.sku, "")) for u in submitted.sent])
         report_id = feed.get("resultFeedDocumentId") if status in ("DONE", "FATAL") else None
         if not isinstance(report_id, str) or not report_id:
             if status == "DONE":
                 raise TransientError(f"Amazon feed {feed_id} is DONE without a processing report")
-            return Polled(finished=True, status=status, doubtful=tuple(part for _, part, _ in messages))
+            return Polled(finished=True, status=status, doubtful=tuple(part for _, part, _ in messages),
+                          processing_s=took)
         try:
             document = self.client.call("GET", f"{mapping.FEED_DOCUMENTS}/{report_id}", "getFeedDocument", quota)
             report = self.client.download(_field(document, "url"), document.get("compressionAlgorithm"))
         except MarketplaceError as exc:
             raise with_context(exc, f"Amazon feed {feed_id} ({status}) report") from None
         results, doubtful = mapping.report_results(messages, report, complete=status == "DONE")
-        return Polled(finished=True, status=status, results=tuple(results), doubtful=tuple(doubtful))
+        return Polled(finished=True, status=status, results=tuple(results), doubtful=tuple(doubtful),
+                      processing_s=took)
+
+
+def _processing_s(feed: dict[str, Any]) -> float | None:
+    """createdTime to processingEndTime of a finished feed (Feed in feeds_2021-06-30.json: ISO 8601
+    date-times; processingEndTime is optional), or None when either is missing or unreadable."""
+    try:
+        created = datetime.fromisoformat(str(feed["createdTime"]).replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(str(feed["processingEndTime"]).replace("Z", "+00:00"))
+        seconds = (ended - created).total_seconds()
+    except (KeyError, ValueError, TypeError):
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _why(missing: Missing) -> tuple[str, str]:
@@ -262,8 +297,11 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     if not isinstance(seller_id, str) or not seller_id.strip():
         raise PermanentError(f"Amazon channel {channel.id} needs options.seller_id (the Merchant Token in "
                              f"Seller Central)", code="CHANNEL_CONFIG")
-    bulk_threshold = options.get("bulk_threshold", DEFAULT_BULK_THRESHOLD)
+    # Set, it decides PATCH or feed by the count of waiting SKUs alone (the rule before the choice
+    # by estimated finish time); unset, the estimates decide.
+    bulk_threshold = options.get("bulk_threshold")
     feed_wait_s = options.get("feed_wait_s", DEFAULT_FEED_WAIT_S)
+    feed_processing_s = options.get("feed_processing_s", DEFAULT_FEED_PROCESSING_S)
     order_lag_s = options.get("order_lag_s", DEFAULT_ORDER_LAG_S)
     # How much more than the lag a pull keeps, for a clock a little ahead of Amazon's.
     order_lag_margin_s = options.get("order_lag_margin_s", ORDER_LAG_MARGIN_S)
@@ -275,12 +313,16 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
         raise PermanentError(f"Amazon channel {channel.id}: options.mrp_attribute must be one of "
                              f"{', '.join(mapping.MRP_ATTRIBUTES)} (where the product type keeps the MRP)",
                              code="CHANNEL_CONFIG")
-    if isinstance(bulk_threshold, bool) or not isinstance(bulk_threshold, int) or bulk_threshold < 1:
+    if bulk_threshold is not None and (isinstance(bulk_threshold, bool) or not isinstance(bulk_threshold, int)
+                                       or bulk_threshold < 1):
         raise PermanentError(f"Amazon channel {channel.id}: options.bulk_threshold must be a whole number >= 1",
                              code="CHANNEL_CONFIG")
     if isinstance(feed_wait_s, bool) or not isinstance(feed_wait_s, (int, float)) or feed_wait_s <= 0:
         raise PermanentError(f"Amazon channel {channel.id}: options.feed_wait_s must be a positive number of seconds",
                              code="CHANNEL_CONFIG")
+    if isinstance(feed_processing_s, bool) or not isinstance(feed_processing_s, (int, float)) or feed_processing_s < 0:
+        raise PermanentError(f"Amazon channel {channel.id}: options.feed_processing_s must be a number of seconds >= 0 "
+                             f"(how long a feed takes until one has been observed)", code="CHANNEL_CONFIG")
     if isinstance(order_lag_s, bool) or not isinstance(order_lag_s, (int, float)) or order_lag_s < 0:
         raise PermanentError(f"Amazon channel {channel.id}: options.order_lag_s must be a number of seconds >= 0",
                              code="CHANNEL_CONFIG")
@@ -297,7 +339,8 @@ def make_adapter(channel: ChannelConfig, http_config: HttpConfig, secrets: Secre
     return AmazonAdapter(channel, client, seller_id=seller_id.strip(),
                          marketplace_id=options.get("marketplace_id") or mapping.INDIA,
                          currency=options.get("currency") or "INR", bulk_threshold=bulk_threshold,
-                         feed_wait_s=float(feed_wait_s), order_lag_s=float(order_lag_s),
+                         feed_wait_s=float(feed_wait_s), feed_processing_s=float(feed_processing_s),
+                         order_lag_s=float(order_lag_s),
                          order_lag_margin_s=float(order_lag_margin_s), mrp_attribute=mrp_attribute,
                          fulfilled_by=tuple(fulfilled_by), lookups=lookups)
 

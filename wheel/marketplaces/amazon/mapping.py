@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from wheel.domain import ItemResult, ListingUpdate, MarketplaceListing, Price
-from wheel.marketplaces.base import Call
+from wheel.marketplaces.base import Call, PathChoice, Quota, Workload
 
 INDIA = "A21TJRUUN4KGV"
 ISSUE_LOCALE = "en_US"
@@ -37,8 +38,9 @@ READ_INCLUDED_DATA = ("summaries", "attributes", "fulfillmentAvailability")
 # -- planning ---------------------------------------------------------------------------------
 
 
-def plan(updates: Sequence[ListingUpdate], bulk_threshold: int | None) -> tuple[list[Call], list[ItemResult]]:
-    """One PATCH per SKU, or JSON_LISTINGS_FEEDs of up to 25,000 SKUs once `bulk_threshold` SKUs wait.
+def plan(updates: Sequence[ListingUpdate], feed: bool) -> tuple[list[Call], list[ItemResult]]:
+    """One PATCH per SKU and part (stock, price), or (`feed`) JSON_LISTINGS_FEEDs of up to 25,000
+    messages; which one is `choose_path`'s answer.
 
     Values Amazon cannot take are refused here, field by field; the rest of an update still goes.
     """
@@ -51,7 +53,7 @@ def plan(updates: Sequence[ListingUpdate], bulk_threshold: int | None) -> tuple[
         refused.extend(refusals)
         if checked is not None:
             sendable.append(checked)
-    if bulk_threshold is not None and len(sendable) >= bulk_threshold:
+    if feed and sendable:
         # A feed carries the stock and the price of a SKU as two messages (see feed_messages):
         # at most 25,000 messages a feed.
         chunks: list[list[ListingUpdate]] = [[]]
@@ -72,6 +74,44 @@ def plan(updates: Sequence[ListingUpdate], bulk_threshold: int | None) -> tuple[
     for update in sendable:
         calls.extend(Call("patchListingsItem", (part,), part.fields, kind="patch") for part in split(update))
     return calls, refused
+
+
+# -- PATCH or feed ----------------------------------------------------------------------------------
+
+# What a PATCH carries: one SKU, and (plan) either its stock or its price, never both. The Listings
+# Items API would take both in one request (a ListingsItemPatchRequest holds a list of patches, each
+# an attribute: listingsItems_2021-08-01.json), so one PATCH per SKU is what the API allows; we send
+# two when both are due, because Amazon validates a submission as a whole and a refused price must
+# not fail the stock (see plan). A feed carries the same parts as separate messages.
+PATCH_OPERATION, FEED_OPERATION = "patchListingsItem", "createFeed"
+
+
+def choose_path(work: Workload, quotas: Mapping[str, Quota], *, feed_processing_s: float,
+                feed_token_wait_s: float = 0.0, observed: bool = False,
+                bulk_threshold: int | None = None) -> PathChoice:
+    """PATCHes or a feed, by which would have the batch done first.
+
+    PATCHes: the calls needed (a SKU's stock and price are one each) at the channel's PATCH rate
+    (`quotas` as in force: documented times quota_scale, then the channel's overrides). A feed: the
+    wait for its createFeed token(s) (0 while the bucket holds them) plus the time this channel's
+    feeds take from createFeed to DONE (`feed_processing_s`: observed, or an assumed default). The
+    feed's upload and the product-type look-ups (both paths need them) are left out: seconds.
+    A tie goes to the PATCHes, whose verdicts come one by one. `bulk_threshold`, when the channel
+    sets it, decides instead (a feed from that many SKUs); the estimates are still given.
+    """
+    quota = quotas.get(PATCH_OPERATION)
+    rate = quota.rate_per_s if quota is not None else 0.0
+    calls = work.stock + work.price
+    patch_s = calls / rate if rate > 0 else (0.0 if calls == 0 else float("inf"))
+    feeds = math.ceil(calls / MAX_FEED_MESSAGES)
+    feed_s = feed_token_wait_s + feed_processing_s
+    if bulk_threshold is not None:
+        path, reason = ("feed" if calls and work.skus >= bulk_threshold else "patch"), "bulk_threshold"
+    else:
+        path, reason = ("feed" if calls and feed_s < patch_s else "patch"), "estimate"
+    return PathChoice(path=path, reason=reason, skus=work.skus, patch_calls=calls, patch_rate_per_s=rate,
+                      patch_s=patch_s, feeds=feeds, feed_token_wait_s=feed_token_wait_s,
+                      feed_processing_s=feed_processing_s, feed_processing_observed=observed)
 
 
 def split(update: ListingUpdate) -> list[ListingUpdate]:

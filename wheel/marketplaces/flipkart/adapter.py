@@ -97,7 +97,8 @@ class FlipkartAdapter:
                                      chunk_size=mapping.MAX_BATCH, encode=Listed.to_json, decode=Listed.from_json,
                                      thread_name=f"flipkart-lookups-{channel.id}")
 
-    def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
+    def plan(self, updates: Sequence[ListingUpdate], bulk: bool = False) -> tuple[list[Call], list[ItemResult]]:
+        # No bulk path here (Capabilities.bulk_operation is None): `bulk` is never asked for.
         calls, refused = mapping.plan(updates)
         self._lookups.plan(calls)  # their SKUs are looked up ahead when the first of them goes
         return calls, refused

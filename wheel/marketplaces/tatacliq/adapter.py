@@ -65,7 +65,8 @@ class TataCliqAdapter:
         self._max_answer_mb = max_answer_mb
         self._max_answer = int(max_answer_mb * MB)
 
-    def plan(self, updates: Sequence[ListingUpdate]) -> tuple[list[Call], list[ItemResult]]:
+    def plan(self, updates: Sequence[ListingUpdate], bulk: bool = False) -> tuple[list[Call], list[ItemResult]]:
+        # No bulk path here (Capabilities.bulk_operation is None): `bulk` is never asked for.
         return mapping.plan(updates), []
 
     def execute(self, call: Call, quota: QuotaGate, *, request_id: str) -> list[ItemResult]:
