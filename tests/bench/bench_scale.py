@@ -7,12 +7,17 @@ size of the rest) for the last step. At each size, each query's median of BENCH_
 after one warm-up:
 
 - claim: the dirty-listing claim of a sync run (wheel/services/sync.CLAIM), for 200 and 500
-  listings of one channel, rolled back; goal < 20 ms at every size; and its inner SELECT alone
-  (find and lock, no lease written), to tell the index's part from the writes';
+  listings of one channel, rolled back; goal < 20 ms at every size; its inner SELECT alone, with
+  its row locks (find and lock, no lease written) and without (find), to tell the index's part
+  from the writes'; and, as the baseline, the claim with the listings packed full (fillfactor 100,
+  as before migration d2e3f4a5b6c7: no room for a HOT update);
 - events: `wheelctl events` pages (wheel/services/queries.latest_events, 50 rows) by channel, by
   name, by name prefix, by type, and with no filter; goal < 200 ms at every size;
 - status: `wheelctl status`'s queries (wheel/services/status.snapshot);
 - each Metabase view (schema reports): SELECT * ... LIMIT 1000; goal < 2 s at the largest size;
+  reports.operations_per_day after every closed day is folded into its roll-up (as beat's purge
+  does; the fill's fold_all_days is that first fold), against its baseline, the old whole-log
+  aggregate (operations_direct_aggregate_1run, one run); and the fold of one day (rolled back);
 - retention: one batch of each purge statement (wheel/services/retention, 1,000 rows, rolled
   back), and one real `retention.purge` run of one batch per kind.
 
@@ -27,7 +32,9 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 
@@ -35,7 +42,7 @@ from tests.bench import scale_data
 from tests.support import services
 from wheel.db import make_engine, make_sessionmaker
 from wheel.db.models import Event
-from wheel.services import queries, retention, status, sync
+from wheel.services import queries, retention, rollups, status, sync
 
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_SIZES", "10000,100000,1000000").split(",") if n]
 # Larger event logs, with the rest at the largest size: BENCH_SCALE_EVENTS=3000000,10000000.
@@ -56,7 +63,7 @@ PURGES = {"events": (retention.PURGE_EVENTS, PERIODS.events_days), "inbox": (ret
           "outbox": (retention.PURGE_SENT_OUTBOX, PERIODS.orders_days)}
 # The claim's inner SELECT alone (as in sync.CLAIM): finding and locking the listings, without
 # writing the lease on them. What an index can keep flat; the writes cost per row claimed.
-CLAIM_FIND = text("""
+CLAIM_FIND_AND_LOCK = text("""
 SELECT channel_id, sku FROM listings
  WHERE channel_id = :channel AND dirty AND next_attempt_at <= now()
    AND dirty_since <= now() - make_interval(secs => :settle)
@@ -65,6 +72,24 @@ SELECT channel_id, sku FROM listings
  LIMIT :limit
    FOR UPDATE SKIP LOCKED
 """)
+CLAIM_FIND = text(CLAIM_FIND_AND_LOCK.text.replace("FOR UPDATE SKIP LOCKED", ""))
+# What reports.operations_per_day computed before its roll-up (migration c1d2e3f4a5b6): the whole
+# event log aggregated on every read. Run once at each size, as the baseline of the view.
+OPERATIONS_DIRECT = text("""
+SELECT r.day, r.channel_id, r.marketplace, r.name, count(*) AS events, sum(r.items) AS items
+  FROM (SELECT (e.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, e.channel_id, e.marketplace, e.name,
+               CASE WHEN jsonb_typeof(e.payload->'items') = 'array' THEN jsonb_array_length(e.payload->'items') ELSE 0 END
+                   AS items
+          FROM events e
+         WHERE e.channel_id IS NOT NULL
+           AND (split_part(e.name, '/', 1) IN ('ranging', 'deranging', 'inventory', 'pricing')
+                OR e.name = 'system/processing-failed')
+        OFFSET 0) r
+ GROUP BY 1, 2, 3, 4
+ LIMIT 1000
+""")
+# A whole day of events, two days back (folded), for the fold's own cost per day.
+FOLD_DAY = datetime.now(ZoneInfo("Asia/Kolkata")).date() - timedelta(days=2)
 EVENT_PAGES = {"events_channel": {"channel_id": "C3"}, "events_name": {"name": "inventory/failed"},
                "events_name_prefix": {"name": "pricing/*"}, "events_type_system": {"type": "system"},
                "events_type_oms": {"type": "oms"}, "events_all": {}}
@@ -98,7 +123,7 @@ def explain(engine, statement, params) -> str:
 
 
 def claim_params(limit: int) -> dict:
-    return {"channel": CHANNEL, "worker": "bench", "lease": 60, "limit": limit, "settle": sync.SETTLE_S}
+    return {"channel": CHANNEL, "worker": "bench", "lease": 60, "limit": limit, "settle": sync.COALESCE_S}
 
 
 def measure(engine, sessions) -> dict[str, float]:
@@ -106,7 +131,8 @@ def measure(engine, sessions) -> dict[str, float]:
     for limit in (200, 500):
         ms[f"claim_{limit}"] = timed(rolled_back(engine, sync.CLAIM, claim_params(limit)))
     find = {k: v for k, v in claim_params(500).items() if k in ("channel", "limit", "settle")}
-    ms["claim_500_find_and_lock"] = timed(rolled_back(engine, CLAIM_FIND, find))
+    ms["claim_500_find_and_lock"] = timed(rolled_back(engine, CLAIM_FIND_AND_LOCK, find))
+    ms["claim_500_find"] = timed(rolled_back(engine, CLAIM_FIND, find))
     for name, filters in EVENT_PAGES.items():
         def page(filters=filters):
             with sessions() as session:
@@ -119,6 +145,11 @@ def measure(engine, sessions) -> dict[str, float]:
     ms["status"] = timed(snapshot)
     for view, sql in VIEW_SQL.items():
         ms[f"view_{view}"] = timed(rolled_back(engine, sql, {}))
+    started = time.perf_counter()
+    rolled_back(engine, OPERATIONS_DIRECT, {})()
+    ms["operations_direct_aggregate_1run"] = round((time.perf_counter() - started) * 1000, 2)
+    day = {"first": FOLD_DAY, "last": FOLD_DAY}
+    ms["fold_one_day"] = timed(rolled_back(engine, rollups.FOLD, day))
     for kind, (statement, days) in PURGES.items():
         ms[f"purge_{kind}_batch"] = timed(rolled_back(engine, statement, {"days": days, "batch": 1000}))
     started = time.perf_counter()
@@ -128,16 +159,39 @@ def measure(engine, sessions) -> dict[str, float]:
     return ms
 
 
+def claim_without_room(engine) -> dict[str, float]:
+    """The claim's baseline, in the same run: the listings packed full (fillfactor 100, as before
+    migration d2e3f4a5b6c7), where writing a lease cannot stay on its page (no HOT update) and
+    writes an entry in every index. The table is rewritten twice (VACUUM FULL), back to the
+    migration's fillfactor at the end."""
+    ms = {}
+    autocommit = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit as connection:
+        fillfactor = connection.execute(text(
+            "SELECT coalesce((SELECT option_value FROM pg_options_to_table(reloptions) WHERE option_name = 'fillfactor'),"
+            " '100') FROM pg_class WHERE relname = 'listings'")).scalar_one()
+        connection.execute(text("ALTER TABLE listings SET (fillfactor = 100)"))
+        connection.execute(text("VACUUM FULL ANALYZE listings"))
+        for limit in (200, 500):
+            ms[f"claim_{limit}_fillfactor_100"] = timed(rolled_back(engine, sync.CLAIM, claim_params(limit)))
+        connection.execute(text(f"ALTER TABLE listings SET (fillfactor = {int(fillfactor)})"))
+        connection.execute(text("VACUUM FULL ANALYZE listings"))
+    return ms
+
+
 def plans(engine) -> str:
     """EXPLAIN ANALYZE of the claim, the events pages (as SQLAlchemy compiles them) and the views."""
     out = []
     out.append(("claim 500", explain(engine, sync.CLAIM, claim_params(500))))
+    find = {k: v for k, v in claim_params(500).items() if k in ("channel", "limit", "settle")}
+    out.append(("claim 500: find and lock", explain(engine, CLAIM_FIND_AND_LOCK, find)))
     dialect = engine.dialect
     for name, filters in EVENT_PAGES.items():
         compiled = _events_query(filters).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
         out.append((name, explain(engine, text(str(compiled)), {})))
     for view, sql in VIEW_SQL.items():
         out.append((f"view {view}", explain(engine, sql, {})))
+    out.append(("fold one day", explain(engine, rollups.FOLD, {"first": FOLD_DAY, "last": FOLD_DAY})))
     for kind, (statement, days) in PURGES.items():
         out.append((f"purge {kind}", explain(engine, statement, {"days": days, "batch": 1000})))
     return "\n\n".join(f"== {name}\n{plan}" for name, plan in out)
@@ -168,9 +222,19 @@ def main() -> None:
     try:
         for rows, events in steps:
             fill_s = scale_data.fill(engine, rows, events, events_only=bool(results) and rows == results[-1]["rows"])
+            # What beat's purge task does first: fold every closed day into the roll-up.
+            started = time.perf_counter()
+            folded = rollups.fold(sessions)
+            fill_s["fold_all_days"] = round(time.perf_counter() - started, 2)
+            print(f"  folded {folded.days} days ({folded.rows} rows) through {folded.through} "
+                  f"in {fill_s['fold_all_days']}s", flush=True)
             with engine.connect() as connection:
                 size_mb = connection.execute(text("SELECT pg_database_size(current_database()) / 1048576")).scalar()
             ms = measure(engine, sessions)
+            if not results or rows != results[-1]["rows"]:
+                ms |= claim_without_room(engine)
+            else:  # the same listings as the step before: measured there
+                ms |= {k: v for k, v in results[-1]["ms"].items() if "fillfactor" in k}
             results.append({"rows": rows, "events": events, "database_mib": int(size_mb), "fill_s": fill_s, "ms": ms})
             print(f"  filled {rows:,} rows, {events:,} events in {sum(fill_s.values()):.0f}s ({size_mb} MiB): "
                   + ", ".join(f"{table} {s:g}s" for table, s in fill_s.items() if s >= 0.5), flush=True)
@@ -187,10 +251,11 @@ def report(results: list[dict]) -> None:
     print(f"  {'ms (median) at rows/events':<36}{header}   goal")
     for name in names:
         goal = next((g for prefix, g in GOALS_MS.items() if name.startswith(prefix)), None)
+        goal = None if "fillfactor_100" in name else goal  # the baseline, not a goal
         cells = "".join(f"{r['ms'][name]:>14.1f}" for r in results)
         print(f"  {name:<36}{cells}   {'< ' + str(goal) if goal else ''}")
     last = results[-1]["ms"]
-    misses = [n for n in names if any(n.startswith(p) for p in GOALS_MS)
+    misses = [n for n in names if any(n.startswith(p) for p in GOALS_MS) and "fillfactor_100" not in n
               and any(r["ms"][n] >= next(g for p, g in GOALS_MS.items() if n.startswith(p))
                       for r in (results if not n.startswith("view") else results[-1:]))]
     summary = {"goals_ms": GOALS_MS, "missed": misses, "largest": {"rows": results[-1]["rows"],

@@ -20,7 +20,7 @@ SPAN_DAYS = 120
 CHANNELS = 10
 
 TRUNCATE = text("TRUNCATE health_alerts, heartbeats, events, submissions, listings, inbox, outbox, cancellations, "
-                "orders, job_runs, schedules, channels RESTART IDENTITY CASCADE")
+                "orders, job_runs, schedules, channels, operations_daily, report_rollups RESTART IDENTITY CASCADE")
 
 CHANNEL_ROWS = text("""
 INSERT INTO channels (id, marketplace, base_url, credentials_ref)
@@ -29,8 +29,9 @@ SELECT 'C' || c, (ARRAY['amazon', 'flipkart', 'tatacliq'])[c % 3 + 1], 'http://1
 """)
 
 # Row i is SKU i/10 on channel i%10; the SKUs with (i/10) % 10 = 0 are dirty on every channel,
-# since a random time in the last hour; one dirty listing in 20 waits for a retry (next_attempt_at
-# in the future).
+# since a random time in the last hour; one dirty SKU in 20 ((i/10) % 200 = 0) waits for a retry
+# (next_attempt_at in the future) on every channel. (Counted by i % 20 before, which put every dirty
+# listing of channel C0, the one the claim is timed on, in retry for the first 5 minutes.)
 LISTINGS = text("""
 INSERT INTO listings (channel_id, sku, ean, ranged, ranged_version, ranged_settled, quantity, quantity_version,
                       quantity_settled, mrp, selling_price, price_version, price_settled, pushed_ranged,
@@ -40,7 +41,7 @@ SELECT 'C' || (i % 10), 'SKU-' || lpad((i / 10)::text, 7, '0'), 'EAN' || (i / 10
        q, CASE WHEN d THEN 3 ELSE 2 END, 2, 5000, 4000 + i % 900, 3, 3, true,
        CASE WHEN d THEN q + 1 ELSE q END, 5000, 4000 + i % 900, d,
        CASE WHEN d THEN now() - make_interval(secs => 60 + (i * 7919) % 3600) END,
-       CASE WHEN d AND i % 20 = 0 THEN now() + interval '5 minutes'
+       CASE WHEN d AND (i / 10) % 200 = 0 THEN now() + interval '5 minutes'
             WHEN d THEN now() - make_interval(secs => 60 + (i * 7919) % 3600) ELSE now() - interval '1 day' END,
        now() - make_interval(secs => (i * 7919) % 86400)
   FROM generate_series(0::bigint, :rows - 1) i, LATERAL (SELECT (i / 10) % 10 = 0 AS d, (i * 7) % 100 AS q) x
@@ -147,7 +148,7 @@ SELECT s.id, now() - make_interval(mins => 5 * n), 'cron', CASE WHEN n % 97 = 0 
 
 HEARTBEAT = text("INSERT INTO heartbeats (name, at) VALUES ('beat', now())")
 
-TRUNCATE_EVENTS = text("TRUNCATE events RESTART IDENTITY")
+TRUNCATE_EVENTS = text("TRUNCATE events, alerts, operations_daily, report_rollups RESTART IDENTITY")
 
 # Each table's identity moves past the ids given above, as the pipeline would have left it.
 SEQUENCES = text("""

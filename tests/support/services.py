@@ -36,7 +36,8 @@ TEST_DATABASE_URL, TEST_REDIS_URL = _for_this_worker(
 )
 TEST_AMQP_URL = os.environ.get("WHEEL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TABLES = ("alerts", "health_alerts", "heartbeats", "events", "submissions", "listings", "inbox", "outbox", "cancellations",
-          "orders", "job_runs", "schedules", "marketplace_lookups", "submission_timings", "channels")
+          "orders", "job_runs", "schedules", "marketplace_lookups", "submission_timings", "channels",
+          "operations_daily", "report_rollups")
 
 
 def recreate_database(url: str) -> None:

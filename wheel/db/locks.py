@@ -11,6 +11,9 @@ from sqlalchemy import text
 # One publisher at a time (a transaction-level lock): the OMS gets an order before its cancellation.
 PUBLISHER_LOCK = 0x77686C0B  # "whl" + publisher
 TRY_XACT_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
+# One roll-up fold at a time (a transaction-level lock, wheel/services/rollups.py): a second run
+# finds the days folded, or skips while the first folds them.
+ROLLUP_LOCK = 0x77686C0C  # "whl" + roll-up
 
 # One pull per schedule (channel, job) at a time: a session-level lock, held on its own connection
 # for the whole pull, so a killed worker's connection drops and frees it.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -152,6 +153,9 @@ class Event(Base):
 
 class Listing(Base):
     """The desired state of one SKU on one channel, and what was last pushed (contract 2).
+
+    Stored with fillfactor 80 (migration d2e3f4a5b6c7): the lease writes stay on their page and
+    touch no index.
 
     Each field carries the version (the inbox id: arrival order) of the OMS message that set it,
     and the version whose push has settled (succeeded or failed for good). A field needs pushing
@@ -470,3 +474,31 @@ class AlertRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_first_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OperationsDaily(Base):
+    """reports.operations_per_day, folded: one row per (IST day, channel, marketplace, event name)
+    of the push outcomes, for the days already closed (wheel/services/rollups.py). Rows stay when
+    retention purges the events they count."""
+
+    __tablename__ = "operations_daily"
+    __table_args__ = (Index(None, "day"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    channel_id: Mapped[str] = mapped_column(Text, nullable=False)
+    marketplace: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    events: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    items: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ReportRollup(Base):
+    """How far a roll-up has folded its source: every IST day up to `folded_through` is in it, and
+    nothing after (wheel/services/rollups.py)."""
+
+    __tablename__ = "report_rollups"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    folded_through: Mapped[date] = mapped_column(Date, nullable=False)
+    folded_at: Mapped[datetime] = _now()

@@ -7,8 +7,10 @@ holds many locks or a long transaction beside the pulls and pushes; rows a worke
 (`SKIP LOCKED`) and taken by the next run.
 
 What is kept, whatever its age, because something still needs it:
-- events: an event another event hangs under (the foreign key `parent_id`: children go first, and
-  their parent goes in a later batch), the `oms` event of a message still in the inbox, the
+- events: an event of a day not yet folded into reports.operations_per_day's roll-up
+  (wheel/services/rollups.py: the purge folds first, so that is only today and yesterday); an
+  event another event hangs under (the foreign key `parent_id`: children go first, and their
+  parent goes in a later batch), the `oms` event of a message still in the inbox, the
   event of an order not sent to the OMS or of an outbox row not yet sent, and the
   `cancellation/held` event of a cancellation still held or expired (its expiry and its release
   hang under it). A sent order whose event goes is unlinked from it (see PURGE_EVENTS);
@@ -33,18 +35,24 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from wheel.services import rollups
+
 # Newest first within the period (the index on created_at, read backwards from the cut-off), so
 # an event's children (never older) go before it. Events are the parents of events still to come: an order's (orders.event_id: a later cancellation or
 # failure hangs under it) and a message's `oms` event (inbox.event_id: its pushes hang under it).
 # So a message's `oms` event stays while the message does (found by its inbox_id, the inbox's
 # key), and an order's event, once gone, is unlinked from the order in the same statement (found
 # by the order's key, (channel, order id), in its payload): the next event gets no parent, never
-# one that is gone (the foreign key parent_id would refuse it).
+# one that is gone (the foreign key parent_id would refuse it). Only events of days already folded
+# into the daily roll-up (wheel/services/rollups.py) go, so reports.operations_per_day keeps their
+# counts; purge() folds first.
 PURGE_EVENTS = text(
     """
     WITH doomed AS (
         SELECT e.id FROM events e
          WHERE e.created_at < now() - make_interval(days => :days)
+           AND e.created_at < coalesce((SELECT (r.folded_through + 1)::timestamp AT TIME ZONE 'Asia/Kolkata'
+                                          FROM report_rollups r WHERE r.name = 'operations_per_day'), '-infinity')
            AND NOT EXISTS (SELECT 1 FROM events c WHERE c.parent_id = e.id)
            AND NOT EXISTS (SELECT 1 FROM inbox i WHERE e.type = 'oms' AND i.id = e.inbox_id)
            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.status <> 'sent' AND o.event_id = e.id)
@@ -150,6 +158,8 @@ def purge(sessions: sessionmaker[Session], periods: Periods, *, batch_size: int,
     """Purge everything past its period, `batch_size` rows a transaction, at most `max_batches`
     transactions per kind in one run (what is left goes at the next run)."""
     report = PurgeReport()
+    # The closed days into the roll-up first: the events purge takes only events already counted there.
+    rollups.fold(sessions)
     # The inbox first: a message's `oms` event stays as long as the message does.
     report.inbox = _in_batches(sessions, PURGE_INBOX, periods.inbox_days, batch_size, max_batches, report)
     report.events = _in_batches(sessions, PURGE_EVENTS, periods.events_days, batch_size, max_batches, report)
