@@ -146,9 +146,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    database_url = services.TEST_DATABASE_URL.rsplit("/", 1)[0] + "/wheel_bench"
+    # A database and Redis database of the benchmark's own (WHEEL_BENCH_* when several people share the services).
+    database_url = os.environ.get("WHEEL_BENCH_DATABASE_URL") or services.TEST_DATABASE_URL.rsplit("/", 1)[0] + "/wheel_bench"
     services.recreate_database(database_url)
-    settings = services.test_settings(database_url=database_url, redis_url="redis://127.0.0.1:6379/10",
+    settings = services.test_settings(database_url=database_url,
+                                      redis_url=os.environ.get("WHEEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10"),
                                       visibility_timeout_s=300, sweeper_deadline_s=60, job_run_deadline_s=120,
                                       orders_initial_lookback_s=3600, http_read_timeout_s=60)
     redis.Redis.from_url(settings.redis_url).flushdb()

@@ -27,6 +27,23 @@ from wheel.oms.orders import cancellation_document, order_document, order_to_jso
 from wheel.services import outbox
 from wheel.services.schedules import DueRun
 
+# A page's orders upserted in one statement whose text never changes (the rows as one JSON array): new
+# ones are inserted ready, ones that failed to map before are replaced; the ids of both come back,
+# and nothing of an order stored before is touched.
+UPSERT_ORDERS = text(
+    """
+    INSERT INTO orders (channel_id, order_id, status, document, raw, lines, total)
+    SELECT :channel, r->>'order_id', 'ready', r->'document', r->'raw', CAST(r->>'lines' AS integer),
+           CAST(r->>'total' AS numeric)
+      FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS t(r, n)
+     ORDER BY t.n
+    ON CONFLICT (channel_id, order_id) DO UPDATE
+       SET status = 'ready', document = EXCLUDED.document, raw = EXCLUDED.raw, failure = NULL,
+           lines = EXCLUDED.lines, total = EXCLUDED.total
+     WHERE orders.status = 'failed'
+    RETURNING id, order_id
+    """
+)
 SET_ORDER_EVENTS = text(
     "UPDATE orders o SET event_id = t.event_id FROM unnest(CAST(:ids AS bigint[]), CAST(:events AS bigint[])) "
     "AS t(id, event_id) WHERE o.id = t.id"
@@ -121,18 +138,11 @@ def _store_orders(session: Session, run: DueRun, channel: models.Channel, page: 
             _store_failure(session, run, channel, Unmappable(channel.id, order.order_id, "order", str(exc), raw), outcome)
     if not documents:
         return
-    table = models.Order.__table__
-    statement = insert(table).values([{
-        "channel_id": channel.id, "order_id": order.order_id, "status": "ready", "document": order_to_json(order),
-        "raw": page.raw.get(order.order_id), "lines": len(order.lines), "total": _total(order),
-    } for order, _ in documents.values()])
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.channel_id, table.c.order_id],
-        set_={"status": "ready", "document": statement.excluded.document, "raw": statement.excluded.raw,
-              "failure": None, "lines": statement.excluded.lines, "total": statement.excluded.total},
-        where=table.c.status == "failed",
-    ).returning(table.c.id, table.c.order_id)
-    stored = {order_id: row_id for row_id, order_id in session.execute(statement)}
+    rows = session.execute(UPSERT_ORDERS, {"channel": channel.id, "rows": json.dumps([{
+        "order_id": order.order_id, "document": order_to_json(order), "raw": page.raw.get(order.order_id),
+        "lines": len(order.lines), "total": str(_total(order)),
+    } for order, _ in documents.values()])})
+    stored = {order_id: row_id for row_id, order_id in rows}
     new = [documents[order_id] for order_id in documents if order_id in stored]  # page order
     _note_grown(session, run, channel, [documents[oid][0] for oid in documents if oid not in stored], outcome)
     if not new:
