@@ -6,8 +6,9 @@ publisher (the outbox), with a consumer reading the OMS orders queue as the OMS 
 - throughput: a backlog of BENCH_ORDERS_BACKLOG orders per channel, pulled by one run each
   (`jobs run-now`); orders per second from the run's start to the last order on the queue. The
   baseline, measured in the same run on channels of its own, is the naive loop with no Postgres
-  and no outbox: the adapter's pull, each document put straight on a queue. The ratio is the cost
-  of exactly-once delivery.
+  and no outbox: the adapter's pull, each document put straight on a queue (a confirmed put each),
+  run just before and just after Wheel's run and averaged, as the load of a shared machine drifts.
+  The ratio is the cost of exactly-once delivery.
 - latency: orders created at a steady rate while beat pulls every BENCH_PULL_INTERVAL_S; the time
   from an order's creation in the sandbox to its message on the OMS queue (median, p99), next to
   the pull interval. Amazon's window must end a settle lag before now (120 s on the real API, the
@@ -191,6 +192,10 @@ def main() -> None:
         dispatch = Dispatcher(celery_app(stack.settings))
         for marketplace in MARKETPLACES:
             channel_id = f"{GROUPS['throughput']}{marketplace[0].upper()}"
+            naive_channel = f"{GROUPS['baseline']}{marketplace[0].upper()}"
+            # The naive loop just before and just after Wheel's run, on the same backlog (a pull only
+            # reads it): on a shared machine the load drifts, and the two bracket Wheel's run.
+            naive_before = naive_baseline(stack, naive_channel, naive_queue)
             with stack.sessions.begin() as session:
                 run = schedules.run_now(session, channel_id, "orders")
             started = time.time()
@@ -199,11 +204,13 @@ def main() -> None:
                      f"{channel_id}'s backlog on the OMS queue", interval=0.2)
             last = max(t for (ch, _), t in list(consumer.arrivals.items()) if ch == channel_id)
             wheel_rate = BACKLOG / (last - started)
-            naive_rate = naive_baseline(stack, f"{GROUPS['baseline']}{marketplace[0].upper()}", naive_queue)
+            naive_after = naive_baseline(stack, naive_channel, naive_queue)
+            naive_rate = (naive_before + naive_after) / 2
             result[marketplace] = {"orders_per_s": round(wheel_rate, 1), "naive_orders_per_s": round(naive_rate, 1),
+                                   "naive_before_after": [round(naive_before, 1), round(naive_after, 1)],
                                    "ratio_to_naive": round(wheel_rate / naive_rate, 3)}
-            print(f"  {marketplace:<9} throughput {wheel_rate:7.1f} orders/s; naive loop {naive_rate:7.1f}/s; "
-                  f"ratio {wheel_rate / naive_rate:.2f}")
+            print(f"  {marketplace:<9} throughput {wheel_rate:7.1f} orders/s; naive loop {naive_rate:7.1f}/s "
+                  f"(before {naive_before:.1f}, after {naive_after:.1f}); ratio {wheel_rate / naive_rate:.2f}")
 
         # -- latency under a steady flow ---------------------------------------------------------
         created: dict[tuple[str, str], float] = {}
