@@ -155,7 +155,9 @@ def _mark_sent(session: Session, rows: list[Any]) -> None:
             MARK_ORDERS_SENT,
             {"channels": [r.channel_id for r in orders], "orders": [r.order_id for r in orders]},
         )
-    session.execute(MARK_CANCELLATIONS_SENT, {"ids": ids})
+    cancellations = [row.id for row in rows if row.kind == "cancellation"]
+    if cancellations:  # a cancellation's lines point at its own outbox row only (cancellations.outbox_id has no index)
+        session.execute(MARK_CANCELLATIONS_SENT, {"ids": cancellations})
     record_many(session, [NewEvent(
         type="domain", name=f"{row.kind}/sent-to-oms", parent_id=row.event_id, channel_id=row.channel_id,
         payload={"order_id": row.order_id, "queue": row.queue, "message_id": row.message_id},
