@@ -104,7 +104,9 @@ def naive_baseline(stack: Stack, channel_id: str, queue: str) -> float:
         config = channel_config(channel)
         quota_scale, quotas = channel.quota_scale, channel.quotas
     adapter = adapter_for(config, HttpConfig(5, 60), SecretStore({}, stack.settings.secrets_dir))
-    gate = RedisQuotaGate(redis.Redis.from_url(stack.settings.redis_url), f"naive-{channel_id}",
+    # A bucket of its own for each pass, full as Wheel's channel's is at its run (the passes before
+    # and after Wheel's would otherwise share one, and Amazon's searchOrders burst is 20 calls).
+    gate = RedisQuotaGate(redis.Redis.from_url(stack.settings.redis_url), f"naive-{channel_id}-{uuid.uuid4().hex[:8]}",
                           effective_quotas(adapter.capabilities.quotas, quota_scale, quotas))
     caps = adapter.pull_capabilities
     now = datetime.now(timezone.utc)
