@@ -70,7 +70,9 @@ def channel_spec(channel_id: str, marketplace: str) -> tuple[str, dict]:
              "quota_scale": SCALE, "order_lag_s": AMAZON_LAG_S})
 
 
-GROUPS = {"throughput": "T", "baseline": "N", "latency": "L"}
+# The naive loop runs before Wheel's run on the baseline channels and after it on channels of
+# their own (M), each with the same backlog and a full quota, as the sandbox keeps Amazon's quota per channel.
+GROUPS = {"throughput": "T", "baseline": "N", "baseline_after": "M", "latency": "L"}
 CHANNELS = {f"{prefix}{m[0].upper()}": m for prefix in GROUPS.values() for m in MARKETPLACES}
 
 
@@ -104,9 +106,7 @@ def naive_baseline(stack: Stack, channel_id: str, queue: str) -> float:
         config = channel_config(channel)
         quota_scale, quotas = channel.quota_scale, channel.quotas
     adapter = adapter_for(config, HttpConfig(5, 60), SecretStore({}, stack.settings.secrets_dir))
-    # A bucket of its own for each pass, full as Wheel's channel's is at its run (the passes before
-    # and after Wheel's would otherwise share one, and Amazon's searchOrders burst is 20 calls).
-    gate = RedisQuotaGate(redis.Redis.from_url(stack.settings.redis_url), f"naive-{channel_id}-{uuid.uuid4().hex[:8]}",
+    gate = RedisQuotaGate(redis.Redis.from_url(stack.settings.redis_url), f"naive-{channel_id}",
                           effective_quotas(adapter.capabilities.quotas, quota_scale, quotas))
     caps = adapter.pull_capabilities
     now = datetime.now(timezone.utc)
@@ -184,7 +184,7 @@ def main() -> None:
               f"for {LATENCY_S:g}s, pulls every {INTERVAL_S}s; quotas x{SCALE:g}")
 
         # -- throughput: Wheel, then the naive baseline -------------------------------------------
-        for prefix in (GROUPS["throughput"], GROUPS["baseline"]):
+        for prefix in (GROUPS["throughput"], GROUPS["baseline"], GROUPS["baseline_after"]):
             for marketplace in MARKETPLACES:
                 stack.create_orders(f"{prefix}{marketplace[0].upper()}", BACKLOG, lines_per_order=2, seed=1)
         time.sleep(AMAZON_LAG_S + 6)  # past Amazon's settle lag, so one window holds the whole backlog
@@ -195,8 +195,8 @@ def main() -> None:
         for marketplace in MARKETPLACES:
             channel_id = f"{GROUPS['throughput']}{marketplace[0].upper()}"
             naive_channel = f"{GROUPS['baseline']}{marketplace[0].upper()}"
-            # The naive loop just before and just after Wheel's run, on the same backlog (a pull only
-            # reads it): on a shared machine the load drifts, and the two bracket Wheel's run.
+            # The naive loop just before and just after Wheel's run, on backlogs of the same size: on
+            # a shared machine the load drifts, and the two bracket Wheel's run.
             naive_before = naive_baseline(stack, naive_channel, naive_queue)
             with stack.sessions.begin() as session:
                 run = schedules.run_now(session, channel_id, "orders")
@@ -206,7 +206,7 @@ def main() -> None:
                      f"{channel_id}'s backlog on the OMS queue", interval=0.2)
             last = max(t for (ch, _), t in list(consumer.arrivals.items()) if ch == channel_id)
             wheel_rate = BACKLOG / (last - started)
-            naive_after = naive_baseline(stack, naive_channel, naive_queue)
+            naive_after = naive_baseline(stack, f"{GROUPS['baseline_after']}{marketplace[0].upper()}", naive_queue)
             naive_rate = (naive_before + naive_after) / 2
             result[marketplace] = {"orders_per_s": round(wheel_rate, 1), "naive_orders_per_s": round(naive_rate, 1),
                                    "naive_before_after": [round(naive_before, 1), round(naive_after, 1)],
