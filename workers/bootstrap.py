@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.consumer import Bridge, BridgeStats
 from bridge.transports import Transport, transport_for_settings, transport_from_url
+from bridge.transports.base import Outgoing
 from wheel.db import make_engine, make_sessionmaker
 from wheel.db.models import Channel
 from wheel.logs import ContextProvider, configure_logging
@@ -292,7 +293,9 @@ class Container:
             self._transport = opened
         current = self._transport
         self._transport_used = time.monotonic()
-        return Outlet(put=current.put, commit=lambda: current.commit([]))
+        return Outlet(put=current.put, commit=lambda: current.commit([]),
+                      put_many=lambda batch: current.put_many(
+                          [Outgoing(m.queue, m.body, m.message_id, m.headers) for m in batch]))
 
     def drop_transport(self) -> None:
         current, self._transport = self._transport, None

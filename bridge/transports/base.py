@@ -30,6 +30,16 @@ class Delivery:
     handle: Any = None
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to put (`Transport.put_many`)."""
+
+    queue: str
+    body: bytes
+    message_id: str
+    headers: dict[str, Any] | None = None
+
+
 class ConsumerStandby(Exception):
     """Another consumer holds the queue exclusively (IBM MQ: opened for exclusive input), so this
     one takes nothing: it waits as a standby and tries again. Not a failure."""
@@ -60,6 +70,11 @@ class Transport(Protocol):
 
     def put(self, queue: str, body: bytes, *, message_id: str, headers: dict[str, Any] | None = None) -> None:
         """Put a persistent message and make it durable before returning."""
+
+    def put_many(self, messages: Sequence[Outgoing]) -> None:
+        """Put persistent messages, in order, all durable before returning (the publisher's batch:
+        a transport may wait for them together rather than one by one). If it raises, any of them
+        may have been put."""
 
     def move(self, delivery: Delivery, to_queue: str, *, reason: str) -> None:
         """Put the delivery on another queue (the backout queue) and remove it from its own,

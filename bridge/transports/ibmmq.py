@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from bridge.transports.base import ConsumerStandby, Delivery
+from bridge.transports.base import ConsumerStandby, Delivery, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +530,11 @@ class IbmMqTransport:
             self._queue(queue, output=True).put(body, md, self._pmo(syncpoint=syncpoint))
             if syncpoint:
                 self._commit_now()
+
+    def put_many(self, messages: Sequence[Outgoing]) -> None:
+        """Each message as `put` puts it (each committed before the next)."""
+        for m in messages:
+            self.put(m.queue, m.body, message_id=m.message_id, headers=m.headers)
 
     def move(self, delivery: Delivery, to_queue: str, *, reason: str) -> None:
         """Put the message on to_queue (same body, MsgId, CorrelId and format; persistent) in the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bridge", "ingest", "marketplaces", "orders", "memory", "scale"]
+BENCHMARKS = ["bridge", "ingest", "marketplaces", "orders", "memory", "scale", "scaleout"]
 
 
 def main(argv: list[str]) -> None:

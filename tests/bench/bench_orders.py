@@ -6,8 +6,9 @@ publisher (the outbox), with a consumer reading the OMS orders queue as the OMS 
 - throughput: a backlog of BENCH_ORDERS_BACKLOG orders per channel, pulled by one run each
   (`jobs run-now`); orders per second from the run's start to the last order on the queue. The
   baseline, measured in the same run on channels of its own, is the naive loop with no Postgres
-  and no outbox: the adapter's pull, each document put straight on a queue. The ratio is the cost
-  of exactly-once delivery.
+  and no outbox: the adapter's pull, each document put straight on a queue (a confirmed put each),
+  run just before and just after Wheel's run and averaged, as the load of a shared machine drifts.
+  The ratio is the cost of exactly-once delivery.
 - latency: orders created at a steady rate while beat pulls every BENCH_PULL_INTERVAL_S; the time
   from an order's creation in the sandbox to its message on the OMS queue (median, p99), next to
   the pull interval. Amazon's window must end a settle lag before now (120 s on the real API, the
@@ -69,7 +70,9 @@ def channel_spec(channel_id: str, marketplace: str) -> tuple[str, dict]:
              "quota_scale": SCALE, "order_lag_s": AMAZON_LAG_S})
 
 
-GROUPS = {"throughput": "T", "baseline": "N", "latency": "L"}
+# The naive loop runs before Wheel's run on the baseline channels and after it on channels of
+# their own (M), each with the same backlog and a full quota, as the sandbox keeps Amazon's quota per channel.
+GROUPS = {"throughput": "T", "baseline": "N", "baseline_after": "M", "latency": "L"}
 CHANNELS = {f"{prefix}{m[0].upper()}": m for prefix in GROUPS.values() for m in MARKETPLACES}
 
 
@@ -146,9 +149,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    database_url = services.TEST_DATABASE_URL.rsplit("/", 1)[0] + "/wheel_bench"
+    # A database and Redis database of the benchmark's own (WHEEL_BENCH_* when several people share the services).
+    database_url = os.environ.get("WHEEL_BENCH_DATABASE_URL") or services.TEST_DATABASE_URL.rsplit("/", 1)[0] + "/wheel_bench"
     services.recreate_database(database_url)
-    settings = services.test_settings(database_url=database_url, redis_url="redis://127.0.0.1:6379/10",
+    settings = services.test_settings(database_url=database_url,
+                                      redis_url=os.environ.get("WHEEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10"),
                                       visibility_timeout_s=300, sweeper_deadline_s=60, job_run_deadline_s=120,
                                       orders_initial_lookback_s=3600, http_read_timeout_s=60)
     redis.Redis.from_url(settings.redis_url).flushdb()
@@ -179,7 +184,7 @@ def main() -> None:
               f"for {LATENCY_S:g}s, pulls every {INTERVAL_S}s; quotas x{SCALE:g}")
 
         # -- throughput: Wheel, then the naive baseline -------------------------------------------
-        for prefix in (GROUPS["throughput"], GROUPS["baseline"]):
+        for prefix in (GROUPS["throughput"], GROUPS["baseline"], GROUPS["baseline_after"]):
             for marketplace in MARKETPLACES:
                 stack.create_orders(f"{prefix}{marketplace[0].upper()}", BACKLOG, lines_per_order=2, seed=1)
         time.sleep(AMAZON_LAG_S + 6)  # past Amazon's settle lag, so one window holds the whole backlog
@@ -189,6 +194,10 @@ def main() -> None:
         dispatch = Dispatcher(celery_app(stack.settings))
         for marketplace in MARKETPLACES:
             channel_id = f"{GROUPS['throughput']}{marketplace[0].upper()}"
+            naive_channel = f"{GROUPS['baseline']}{marketplace[0].upper()}"
+            # The naive loop just before and just after Wheel's run, on backlogs of the same size: on
+            # a shared machine the load drifts, and the two bracket Wheel's run.
+            naive_before = naive_baseline(stack, naive_channel, naive_queue)
             with stack.sessions.begin() as session:
                 run = schedules.run_now(session, channel_id, "orders")
             started = time.time()
@@ -197,11 +206,13 @@ def main() -> None:
                      f"{channel_id}'s backlog on the OMS queue", interval=0.2)
             last = max(t for (ch, _), t in list(consumer.arrivals.items()) if ch == channel_id)
             wheel_rate = BACKLOG / (last - started)
-            naive_rate = naive_baseline(stack, f"{GROUPS['baseline']}{marketplace[0].upper()}", naive_queue)
+            naive_after = naive_baseline(stack, f"{GROUPS['baseline_after']}{marketplace[0].upper()}", naive_queue)
+            naive_rate = (naive_before + naive_after) / 2
             result[marketplace] = {"orders_per_s": round(wheel_rate, 1), "naive_orders_per_s": round(naive_rate, 1),
+                                   "naive_before_after": [round(naive_before, 1), round(naive_after, 1)],
                                    "ratio_to_naive": round(wheel_rate / naive_rate, 3)}
-            print(f"  {marketplace:<9} throughput {wheel_rate:7.1f} orders/s; naive loop {naive_rate:7.1f}/s; "
-                  f"ratio {wheel_rate / naive_rate:.2f}")
+            print(f"  {marketplace:<9} throughput {wheel_rate:7.1f} orders/s; naive loop {naive_rate:7.1f}/s "
+                  f"(before {naive_before:.1f}, after {naive_after:.1f}); ratio {wheel_rate / naive_rate:.2f}")
 
         # -- latency under a steady flow ---------------------------------------------------------
         created: dict[tuple[str, str], float] = {}

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from bridge.transports import transport_from_url
-from bridge.transports.base import Transport
+from bridge.transports.base import Outgoing, Transport
 from tests.support.services import TEST_AMQP_URL, delete_queues
 
 
@@ -60,6 +60,21 @@ class TransportContract:
         deliveries += transport.fetch([queues[0]], max_messages=10, wait_s=1)
         assert len({d.message_id for d in deliveries}) == 2
         transport.commit(deliveries)
+
+    def test_put_many_puts_every_message_in_order_with_its_id(self, transport, queues):
+        # The publisher's batch: on AMQP the confirms are awaited together (one round trip).
+        batch = [Outgoing(queues[i % 2], f"<m n='{i}'/>".encode(), f"WHEEL-OUTBOX-{i:011d}") for i in range(250)]
+        transport.put_many(batch)
+        transport.put_many([Outgoing(queues[0], b"<last/>", "m-last")])  # a second batch on the same transport
+        got: dict[str, list[bytes]] = {queues[0]: [], queues[1]: []}
+        while sum(len(v) for v in got.values()) < 251:
+            deliveries = transport.fetch(queues[:2], max_messages=100, wait_s=5)
+            assert deliveries, f"only {sum(len(v) for v in got.values())} of 251 messages arrived"
+            for d in deliveries:
+                got[d.queue].append(d.body)
+            transport.commit(deliveries)
+        assert got[queues[0]] == [m.body for m in batch if m.queue == queues[0]] + [b"<last/>"]
+        assert got[queues[1]] == [m.body for m in batch if m.queue == queues[1]]
 
     def test_fetch_on_empty_queues_waits_then_returns_nothing(self, transport, queues):
         assert transport.fetch(queues, max_messages=10, wait_s=0.5) == []
@@ -188,6 +203,20 @@ class TestAmqpTransport(TransportContract):
             transport.put(queues[0], b"two", message_id="m-2")  # mandatory: returned, not confirmed and lost
         transport.put(queues[0], b"three", message_id="m-3")  # declares it again
         assert [d.body for d in transport.fetch([queues[0]], max_messages=10, wait_s=5)] == [b"three"]
+
+    def test_a_put_many_to_a_queue_deleted_since_it_was_declared_is_refused(self, transport, queues):
+        transport.put_many([Outgoing(queues[0], b"one", "m-1")])  # declares the queue, once
+        delete_queues(TEST_AMQP_URL, [queues[0]])
+        with pytest.raises(Exception, match="no queue of that name"):
+            transport.put_many([Outgoing(queues[1], b"kept", "m-2"), Outgoing(queues[0], b"two", "m-3")])
+        transport.put_many([Outgoing(queues[0], b"three", "m-4")])  # declares it again
+        assert [d.body for d in transport.fetch([queues[0]], max_messages=10, wait_s=5)] == [b"three"]
+
+    def test_put_many_headers_and_message_ids_reach_the_consumer(self, transport, queues):
+        transport.put_many([Outgoing(queues[0], b"<o/>", "WHEEL-OUTBOX-00000000007", {"wheel-kind": "order"})])
+        [delivery] = transport.fetch([queues[0]], max_messages=10, wait_s=5)
+        assert delivery.message_id == "WHEEL-OUTBOX-00000000007" and delivery.headers.get("wheel-kind") == "order"
+        transport.commit([delivery])
 
     def oms_transport(self, queues, **options):
         from bridge.transports.amqp import AmqpTransport, consumed_queue_arguments

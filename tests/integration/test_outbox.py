@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from bridge.transports import transport_from_url
+from bridge.transports.base import Outgoing
 from tests.support.services import TEST_AMQP_URL, delete_queues
 from wheel.services import outbox
 
@@ -24,11 +25,16 @@ def sent(sessions) -> list[str]:
         return list(session.execute(text("SELECT order_id FROM outbox WHERE sent_at IS NOT NULL ORDER BY id")).scalars())
 
 
-def test_a_row_put_on_a_queue_deleted_since_it_was_declared_stays_pending(sessions, settings):
+@pytest.mark.parametrize("batched", [False, True], ids=["put-each", "put-many"])
+def test_a_row_put_on_a_queue_deleted_since_it_was_declared_stays_pending(sessions, settings, batched):
     queue = settings.queue_orders
     transport = transport_from_url(TEST_AMQP_URL)
     transport.connect()
-    outlet = outbox.Outlet(put=transport.put, commit=lambda: transport.commit([]))
+    # put-many: the worker's outlet (workers/bootstrap.py), whose batch waits for its confirms together.
+    outlet = (outbox.Outlet(put=transport.put, commit=lambda: transport.commit([]),
+                            put_many=lambda batch: transport.put_many([Outgoing(m.queue, m.body, m.message_id, m.headers)
+                                                                      for m in batch]))
+              if batched else outbox.Outlet(put=transport.put, commit=lambda: transport.commit([])))
     try:
         add_row(sessions, queue, 1)
         assert outbox.publish_pending(sessions, outlet, batch_size=10).sent == 1
@@ -40,5 +46,25 @@ def test_a_row_put_on_a_queue_deleted_since_it_was_declared_stays_pending(sessio
         # The next run (the task retries) declares the queue again and puts it.
         assert outbox.publish_pending(sessions, outlet, batch_size=10).sent == 1
         assert [d.message_id for d in [transport.get_one(queue, wait_s=5)]] == ["WHEEL-OUTBOX-00000000002"]
+    finally:
+        transport.close()
+
+
+def test_a_batch_goes_out_in_id_order_with_its_message_ids_and_is_marked_sent(sessions, settings):
+    queue = settings.queue_orders
+    transport = transport_from_url(TEST_AMQP_URL)
+    transport.connect()
+    outlet = outbox.Outlet(put=transport.put, commit=lambda: transport.commit([]),
+                           put_many=lambda batch: transport.put_many([Outgoing(m.queue, m.body, m.message_id, m.headers)
+                                                                     for m in batch]))
+    try:
+        for n in range(1, 26):
+            add_row(sessions, queue, n)
+        result = outbox.publish_pending(sessions, outlet, batch_size=10)
+        assert (result.sent, result.batches) == (25, 3)
+        assert sent(sessions) == [f"O-{n}" for n in range(1, 26)]
+        got = [transport.get_one(queue, wait_s=5) for _ in range(25)]
+        assert [d.message_id for d in got] == [f"WHEEL-OUTBOX-{n:011d}" for n in range(1, 26)]
+        assert transport.get_one(queue, wait_s=0.5) is None
     finally:
         transport.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -145,13 +145,19 @@ def _money(amount: Decimal) -> str:
 # -- JSON (the JSONB columns) ------------------------------------------------------------------
 
 
+def _address_json(address: Any) -> dict[str, Any]:
+    """dataclasses.asdict of an address (its fields are all text), without asdict's deep copy of
+    each value: a pull writes two per order."""
+    return {f.name: getattr(address, f.name) for f in fields(address)}
+
+
 def order_to_json(order: Order) -> dict[str, Any]:
     """The order as JSON-able data; money as strings, so it reads back exactly."""
     return {
         "channel_id": order.channel_id,
         "order_id": order.order_id,
-        "bill_to": asdict(order.bill_to),
-        "ship_to": asdict(order.ship_to),
+        "bill_to": _address_json(order.bill_to),
+        "ship_to": _address_json(order.ship_to),
         "payments": [{"amount": str(p.amount), "reference": p.reference} for p in order.payments],
         "lines": [{"line_id": line.line_id, "sku": line.sku, "quantity": line.quantity, "line_total": str(line.line_total)}
                   for line in order.lines],

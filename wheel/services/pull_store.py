@@ -27,6 +27,25 @@ from wheel.oms.orders import cancellation_document, order_document, order_to_jso
 from wheel.services import outbox
 from wheel.services.schedules import DueRun
 
+# A page's orders upserted in one statement whose text never changes (the rows as one JSON array): new
+# ones are inserted ready, ones that failed to map before are replaced; the ids of both come back,
+# and nothing of an order stored before is touched. Each carries the id its `order/received` event
+# will have (drawn first), so the order is not updated again to point at its event.
+NEXT_EVENT_IDS = text("SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, :n)")
+UPSERT_ORDERS = text(
+    """
+    INSERT INTO orders (channel_id, order_id, status, document, raw, lines, total, event_id)
+    SELECT :channel, r->>'order_id', 'ready', r->'document', r->'raw', CAST(r->>'lines' AS integer),
+           CAST(r->>'total' AS numeric), CAST(r->>'event_id' AS bigint)
+      FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS t(r, n)
+     ORDER BY t.n
+    ON CONFLICT (channel_id, order_id) DO UPDATE
+       SET status = 'ready', document = EXCLUDED.document, raw = EXCLUDED.raw, failure = NULL,
+           lines = EXCLUDED.lines, total = EXCLUDED.total, event_id = EXCLUDED.event_id
+     WHERE orders.status = 'failed'
+    RETURNING id, order_id
+    """
+)
 SET_ORDER_EVENTS = text(
     "UPDATE orders o SET event_id = t.event_id FROM unnest(CAST(:ids AS bigint[]), CAST(:events AS bigint[])) "
     "AS t(id, event_id) WHERE o.id = t.id"
@@ -121,30 +140,25 @@ def _store_orders(session: Session, run: DueRun, channel: models.Channel, page: 
             _store_failure(session, run, channel, Unmappable(channel.id, order.order_id, "order", str(exc), raw), outcome)
     if not documents:
         return
-    table = models.Order.__table__
-    statement = insert(table).values([{
-        "channel_id": channel.id, "order_id": order.order_id, "status": "ready", "document": order_to_json(order),
-        "raw": page.raw.get(order.order_id), "lines": len(order.lines), "total": _total(order),
-    } for order, _ in documents.values()])
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.channel_id, table.c.order_id],
-        set_={"status": "ready", "document": statement.excluded.document, "raw": statement.excluded.raw,
-              "failure": None, "lines": statement.excluded.lines, "total": statement.excluded.total},
-        where=table.c.status == "failed",
-    ).returning(table.c.id, table.c.order_id)
-    stored = {order_id: row_id for row_id, order_id in session.execute(statement)}
+    event_ids = dict(zip(documents, session.execute(NEXT_EVENT_IDS, {"n": len(documents)}).scalars(), strict=True))
+    rows = session.execute(UPSERT_ORDERS, {"channel": channel.id, "rows": json.dumps([{
+        "order_id": order.order_id, "document": order_to_json(order), "raw": page.raw.get(order.order_id),
+        "lines": len(order.lines), "total": str(_total(order)), "event_id": event_ids[order.order_id],
+    } for order, _ in documents.values()])})
+    stored = {order_id: row_id for row_id, order_id in rows}
     new = [documents[order_id] for order_id in documents if order_id in stored]  # page order
     _note_grown(session, run, channel, [documents[oid][0] for oid in documents if oid not in stored], outcome)
     if not new:
         return  # all stored before: an overlap or a re-run
-    received = record_many(session, [_event(run, "order/received", parent_id=outcome.parent_id, key=f"order:{channel.id}:{order.order_id}:received", payload={
+    received = record_many(session, [replace(_event(run, "order/received", parent_id=outcome.parent_id, key=f"order:{channel.id}:{order.order_id}:received", payload={
         "order_id": order.order_id, "lines": len(order.lines), "total": str(_total(order)),
         "skus": [line.sku for line in order.lines][:20],
-    }) for order, _ in new])
-    session.execute(
-        SET_ORDER_EVENTS,
-        {"ids": [stored[order.order_id] for order, _ in new], "events": [r.id for r in received]},
-    )
+    }), id=event_ids[order.order_id]) for order, _ in new])
+    # An event recorded before (its key was there: an order the retention purge removed, pulled
+    # again) keeps its id; the order points at it.
+    known = [(stored[order.order_id], r.id) for (order, _), r in zip(new, received, strict=True) if not r.created]
+    if known:
+        session.execute(SET_ORDER_EVENTS, {"ids": [i for i, _ in known], "events": [e for _, e in known]})
     outbox.add_messages(session, [{"kind": "order", "channel_id": channel.id, "order_id": order.order_id, "queue": queues.orders,
                        "body": body, "event_id": event.id} for (order, body), event in zip(new, received)])
     outcome.orders += len(new)
