@@ -71,10 +71,11 @@ def wheelctl(*args: str) -> list[str]:
     return [str(BIN / "wheelctl"), "--log-level", "INFO", *args]
 
 
-def celery_worker(name: str, queues: str, concurrency: int = 2) -> list[str]:
+def celery_worker(name: str, queues: str, concurrency: int = 2, pool: str | None = None) -> list[str]:
     return [
         str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", queues, "-n", f"{name}@%h",
         "-c", str(concurrency), "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+        *(["--pool", pool] if pool else []),
     ]
 
 

@@ -69,8 +69,10 @@ class Stack:
         assert self.bridge.alive(), self.bridge.output()[-3000:]
         return self.bridge
 
-    def add_worker(self, queues: str = "oms,notifications,marketplace.tatacliq", concurrency: int = 2) -> Process:
-        worker = Process(f"worker{len(self.workers)}", celery_worker(f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}", queues, concurrency),
+    def add_worker(self, queues: str = "oms,notifications,marketplace.tatacliq", concurrency: int = 2,
+                   pool: str | None = None) -> Process:
+        worker = Process(f"worker{len(self.workers)}",
+                         celery_worker(f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}", queues, concurrency, pool),
                          self.env, self.tmp)
         self.workers.append(worker)
         return self.start_worker(worker)

@@ -168,10 +168,11 @@ def run_sync(
 
 def _claim_size(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: QuotaGate) -> int:
     caps = adapter.capabilities
-    # Big enough that calls go out full (a batch splits by operation), small enough to push
-    # within half a lease.
+    # Big enough that calls go out full (a batch splits by operation) and that a batch's end, where
+    # its lanes and its look-ups ahead run dry, comes seldom (Flipkart: 50 calls of 10); small
+    # enough to push within half a lease.
     biggest = max(caps.max_batch.values(), default=10)
-    usual = max(40, min(biggest * 20, 500))
+    usual = max(40, min(biggest * 50, 500))
     if caps.bulk_operation is not None:
         # The bulk path (an Amazon feed) takes up to its batch limit at once: claim that much when
         # it would have the backlog done before the calls one by one would (else a batch of the
