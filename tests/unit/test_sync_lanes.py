@@ -74,3 +74,8 @@ def test_a_stopping_attempt_stops_every_lane_and_a_refusal_does_not():
     assert {1, 3} <= indexes
     assert len(indexes) < len(calls)  # the calls after the stop were not made
     assert [a.index for a in made if a.stops] == [3]
+
+
+def test_a_batch_with_no_call_makes_none():
+    # Every update refused before a call (a Flipkart price in paise): found by the e2e suite.
+    assert make_calls([], Recorder(), in_flight=2) == []

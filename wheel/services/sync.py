@@ -206,10 +206,16 @@ def _choose(sessions, channel: Channel, adapter: MarketplaceAdapter, gate: Quota
 
 
 def _record_choice(sessions, channel: Channel, choice: PathChoice) -> None:
-    """Say which path a batch takes and why, in the log and as an event (`push/path-chosen`)."""
-    log.info("channel %s: %s", channel.id, choice.describe())
+    """Say which path a batch takes and why: in the log, and as an event (`push/path-chosen`) when
+    the feed was in the running (chosen, or within twice the PATCHes' time). A batch of a few SKUs,
+    PATCHed in seconds against a feed's minutes, is every batch of a normal day: no event for it."""
+    contended = choice.path == "feed" or choice.feed_s <= 2 * choice.patch_s
+    log.log(logging.INFO if contended else logging.DEBUG, "channel %s: %s", channel.id, choice.describe())
+    if not contended:
+        return
     with sessions.begin() as session:
-        record(session, NewEvent(type="domain", name="push/path-chosen", level="info", channel_id=channel.id,
+        # The run's, not a message's: a system event, with no parent.
+        record(session, NewEvent(type="system", name="push/path-chosen", level="info", channel_id=channel.id,
                                  marketplace=channel.marketplace, payload=choice.payload()))
 
 

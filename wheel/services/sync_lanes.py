@@ -52,6 +52,8 @@ def make_calls(calls: Sequence[Call], attempt: Callable[[int, Call], Attempt], *
     started in any lane when one stopped, are not attempted. `in_flight`: requests each operation
     may have in flight at once (0 or 1 with a single operation: one call at a time, in series)."""
     operations = list(dict.fromkeys(call.operation for call in calls))
+    if not calls:
+        return []  # everything was refused before a call (Flipkart: a price in paise)
     if in_flight < 1 or (in_flight == 1 and len(operations) < 2):
         made: list[Attempt] = []
         for index, call in enumerate(calls):
