@@ -16,7 +16,8 @@ import redis
 
 from wheel.marketplaces.base import Quota, QuotaWait
 
-TAKE = """
+# The bucket as it is now (ARGV[1] rate, ARGV[2] burst): its tokens, refilled since its stamp.
+REFILL = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -26,6 +27,9 @@ local tokens = tonumber(state[1])
 local stamp = tonumber(state[2])
 if tokens == nil then tokens = burst; stamp = now end
 tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+"""
+
+TAKE = REFILL + """
 local wait = 0
 if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
@@ -33,18 +37,9 @@ redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return tostring(wait)
 """
 
-# How long until `count` tokens are there, taking none (the bucket as TAKE would find it).
-PEEK = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+# How long until `count` (ARGV[3]) tokens are there, taking none (the bucket as TAKE would find it).
+PEEK = REFILL + """
 local count = tonumber(ARGV[3])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
-local tokens = tonumber(state[1])
-local stamp = tonumber(state[2])
-if tokens == nil then tokens = burst; stamp = now end
-tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
 return tostring(math.max(0, (count - tokens) / rate))
 """
 
