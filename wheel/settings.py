@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     alert_payload_chars: int = Field(default=1500, ge=100, le=2800)
     # A post that failed is tried again after 5 s, doubling up to this.
     alert_retry_max_s: float = Field(default=300.0, gt=0)
+    # Rows claimed for a post longer ago than this and still unsent (their worker was killed during
+    # the post) are taken again by the next pass: well over slack_timeout_s, so a live post is never
+    # doubled (wheel/services/alerts.py).
+    alert_claim_timeout_s: float = Field(default=60.0, gt=0)
     sentry_dsn: SecretStr | None = None
     # Sentry's environment and release (https://docs.sentry.io/platforms/python/configuration/options/);
     # the release defaults to this package's version.

@@ -260,7 +260,8 @@ class Container:
     def alert_options(self) -> DeliveryOptions:
         s = self.settings
         return DeliveryOptions(window_s=s.alert_burst_window_s, first_ids=s.alert_burst_ids,
-                               payload_chars=s.alert_payload_chars, retry_max_s=s.alert_retry_max_s)
+                               payload_chars=s.alert_payload_chars, retry_max_s=s.alert_retry_max_s,
+                               claim_timeout_s=s.alert_claim_timeout_s)
 
     @cached_property
     def redis(self) -> redis.Redis:

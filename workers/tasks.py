@@ -108,6 +108,7 @@ def sweep(self) -> str:
         send_poll=dispatch.poll_submission,
         held_cancellation_max_age_s=c.settings.held_cancellation_max_age_s,
         send_alerts=dispatch.alert,
+        alert_claim_timeout_s=c.settings.alert_claim_timeout_s,
         oms_backlog=lambda: health.queue_depths(c.redis, (queues.OMS_QUEUE,))[queues.OMS_QUEUE],
     )
     _send_alerts(dispatch, report.alerts)

@@ -99,8 +99,9 @@ class ChaosRun:
             sweeper_interval_s=2, job_run_deadline_s=15, orders_initial_lookback_s=3600, publish_batch_size=100,
             bridge_reconnect_max_s=5, feed_first_poll_s=2, feed_max_poll_s=5,
             # Alerts of one kind and channel held 5 s, not a minute, so that the drain is not a wait
-            # for burst windows to close.
-            alert_burst_window_s=5,
+            # for burst windows to close; the rows of a worker killed during its post taken again
+            # after 15 s, not a minute (the Slack stand-in answers at once).
+            alert_burst_window_s=5, alert_claim_timeout_s=15,
         )
         self.stack = Stack(settings, self.tmp, sandbox_channels())
         self.oms = Oms(self.stack.settings)

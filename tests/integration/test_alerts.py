@@ -251,6 +251,26 @@ def test_a_redelivered_or_concurrent_pass_never_posts_a_row_twice(sessions, slac
     assert set(posted) == set(ids[5:]) and max(posted.values()) == 1
 
 
+def test_rows_a_killed_worker_claimed_are_posted_once_its_claim_has_timed_out(sessions, slack, api):
+    # Found by the chaos run: a worker SIGKILLed during its post left its rows claimed and unsent,
+    # and nothing ever posted them. Past the claim timeout (well past any post's own timeout), a
+    # pass takes them again: a lost alert is worse than the rare duplicate of a worker that died
+    # between Slack's answer and its mark.
+    with sessions.begin() as session:
+        ids = [failure(session, channel=f"K{i}") for i in range(3)]
+        session.execute(text("UPDATE alerts SET claimed_at = now() - interval '2 minutes', claimed_by = 'dead' "
+                             "WHERE event_id = ANY(:ids)"), {"ids": ids[:2]})
+        session.execute(text("UPDATE alerts SET claimed_at = now(), claimed_by = 'alive' WHERE event_id = :id"),
+                        {"id": ids[2]})
+    options = DeliveryOptions(window_s=0, claim_timeout_s=60)
+    assert sweeper.sweep(sessions, deadline_s=300, send_process=lambda i: None, send_sync=lambda c, m: None,
+                         send_alerts=lambda: None).alerts_due is True
+    deliver_pending(sessions, api, worker="w", options=options)
+    deliver_pending(sessions, api, worker="w", options=options)
+    posted = Counter(int(fields(m)["Event Id"]) for m in slack.messages())
+    assert posted == {ids[0]: 1, ids[1]: 1}  # the live claim is left to its worker
+
+
 def test_without_slack_the_alert_goes_to_the_log(sessions, caplog, tmp_path):
     assert isinstance(sender_from_settings(Settings(secrets_dir=tmp_path), SecretStore({}, tmp_path)), LogSender)
     (tmp_path / "slack-webhook-url").write_text("http://127.0.0.1:9/services/x")

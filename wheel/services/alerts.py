@@ -11,13 +11,15 @@ A pass, one at a time (a transaction-level advisory lock while it claims):
 3. Claims the rest (`claimed_at`, `claimed_by`) and COMMITS the claim; only then posts, one
    message per group; and marks the rows sent after each post.
 
-At most once per row, on purpose: the claim is committed before the post, so a redelivered task, a
-second worker or the sweeper never sees a claimed row as due, and never posts it again. The other
-order (post inside the transaction that holds the rows, then commit) would post twice whenever a
-worker died between Slack's answer and the commit, and Slack's chat.postMessage has no idempotency
-key to make a second post harmless. The price: a worker killed during the post itself leaves its
-rows claimed and unsent (`claimed_at` set, `sent_at` empty) rather than risk a duplicate; they stay
-in the table, and the event is in the event log. A post that fails (Slack down, a 5xx, no answer
+Once per row: the claim is committed before the post, so a redelivered task, a second worker or
+the sweeper never sees a claimed row as due, and never posts it again while its post may be going.
+The other order (post inside the transaction that holds the rows, then commit) would post twice
+whenever a worker died between Slack's answer and the commit, and Slack's chat.postMessage has no
+idempotency key to make a second post harmless. A worker killed during the post itself leaves its
+rows claimed and unsent (`claimed_at` set, `sent_at` empty): once the claim is older than
+WHEEL_ALERT_CLAIM_TIMEOUT_S (well over a post's own timeout, so that worker is gone), a pass takes
+them again. A lost alert is worse than the rare duplicate of a worker killed between Slack's answer
+and its mark (found by the chaos run, tests/chaos/). A post that fails (Slack down, a 5xx, no answer
 within the timeout) puts its rows back with a later `next_attempt_at` (5 s, doubling up to
 WHEEL_ALERT_RETRY_MAX_S); a 429 puts back this group and every group not yet posted in the pass,
 until Slack's Retry-After. The sweeper (wheel/services/sweeper.py) starts a pass whenever rows are
@@ -41,11 +43,18 @@ log = logging.getLogger("wheel.alerts")
 
 DELIVERY_LOCK = 0x77686C0A  # "whl" + alerts
 FIRST_RETRY_S = 5.0
+CLAIM_TIMEOUT_S = 60.0
+
+# Unsent and due: never claimed (or put back), or claimed longer ago than the claim timeout.
+UNSENT_AND_DUE = """
+    sent_at IS NULL AND next_attempt_at <= now()
+    AND (claimed_at IS NULL OR claimed_at < now() - make_interval(secs => :claim_timeout))
+"""
 
 DUE = text(
     """
     SELECT id, event_id, name, channel_id FROM alerts
-     WHERE sent_at IS NULL AND claimed_at IS NULL AND next_attempt_at <= now()
+     WHERE """ + UNSENT_AND_DUE + """
      ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
@@ -91,9 +100,7 @@ NEXT_DUE = text(
      WHERE sent_at IS NULL AND claimed_at IS NULL
     """
 )
-ANY_DUE = text(
-    "SELECT EXISTS (SELECT 1 FROM alerts WHERE sent_at IS NULL AND claimed_at IS NULL AND next_attempt_at <= now())"
-)
+ANY_DUE = text("SELECT EXISTS (SELECT 1 FROM alerts WHERE " + UNSENT_AND_DUE + ")")
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class DeliveryOptions:
     payload_chars: int = 1500
     retry_max_s: float = 300.0
     batch: int = 2000
+    claim_timeout_s: float = CLAIM_TIMEOUT_S
 
 
 @dataclass
@@ -176,10 +184,10 @@ def _message(group: _Group, options: DeliveryOptions, sender: Sender) -> SlackMe
         return SlackMessage(text=line, attachments=[])
 
 
-def any_due(sessions: sessionmaker[Session]) -> bool:
+def any_due(sessions: sessionmaker[Session], claim_timeout_s: float = CLAIM_TIMEOUT_S) -> bool:
     """Whether alerts wait for a pass (for the sweeper)."""
     with sessions() as session:
-        return bool(session.execute(ANY_DUE).scalar())
+        return bool(session.execute(ANY_DUE, {"claim_timeout": claim_timeout_s}).scalar())
 
 
 def _claim(sessions: sessionmaker[Session], worker: str, options: DeliveryOptions,
@@ -189,7 +197,7 @@ def _claim(sessions: sessionmaker[Session], worker: str, options: DeliveryOption
             report.busy = True  # another pass is claiming; whatever it leaves, the next pass takes
             return []
         by_key: dict[tuple[str, str | None], list[tuple[int, int]]] = defaultdict(list)
-        for row in session.execute(DUE, {"limit": options.batch}):
+        for row in session.execute(DUE, {"limit": options.batch, "claim_timeout": options.claim_timeout_s}):
             by_key[(row.name, row.channel_id)].append((row.id, row.event_id))
         claimed: list[list[tuple[int, int]]] = []
         for (name, channel), rows in by_key.items():

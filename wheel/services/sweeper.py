@@ -95,6 +95,7 @@ def sweep(
     send_poll: Callable[[str, str, str], None] | None = None,
     held_cancellation_max_age_s: float | None = None,
     send_alerts: Callable[[], None] | None = None,
+    alert_claim_timeout_s: float = alerts.CLAIM_TIMEOUT_S,
     oms_backlog: Callable[[], int] | None = None,
     limit: int = 5000,
 ) -> SweepResult:
@@ -136,7 +137,7 @@ def sweep(
         for channel_id, marketplace, reference in polls:
             send_poll(channel_id, marketplace, reference)
     # Alerts due (a retry after a Slack outage, a burst's held rows, a pass Redis lost): a pass.
-    alerts_due = send_alerts is not None and alerts.any_due(sessions)
+    alerts_due = send_alerts is not None and alerts.any_due(sessions, alert_claim_timeout_s)
     if alerts_due:
         send_alerts()
     return SweepResult(len(inbox_ids), len(channels), len(runs), stale_outbox, len(expired), expired, len(polls),
