@@ -57,7 +57,7 @@ test: install
 test-fast: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -m "not e2e and not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 -m "not e2e and not slow"
 
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH)

@@ -1,6 +1,6 @@
 """Latest value wins (docs/contracts.md, contract 2), as the OMS would test it.
 
-1,200 inventory and price messages (WHEEL_TEST_LATEST_MESSAGES) over 200 SKUs, each for one channel of every marketplace, go
+800 inventory and price messages (WHEEL_TEST_LATEST_MESSAGES) over 200 SKUs, each for one channel of every marketplace, go
 through the real bridge and several workers while one worker is killed mid-run. Every value the
 OMS sends is larger than the one before, so the sandbox's call log shows directly whether a push
 ever carried an older value than one already pushed. Quotas are the documented ones, scaled up
@@ -23,7 +23,7 @@ from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(540)]
 
-MESSAGES = int(os.environ.get("WHEEL_TEST_LATEST_MESSAGES", "1200"))
+MESSAGES = int(os.environ.get("WHEEL_TEST_LATEST_MESSAGES", "800"))
 SKUS = [f"SKU-{n:03d}" for n in range(200)]
 SCALE = 2.0
 CHANNELS = {
@@ -105,7 +105,7 @@ SLOW_CHANNELS = {ch: (marketplace, secret, SLOW[ch]) for ch, (marketplace, secre
 
 @pytest.mark.timeout(600)
 def test_calls_slower_than_the_lease_and_feeds_that_take_minutes_never_push_an_older_value(stack_factory):
-    run_and_check(stack_factory, messages=int(os.environ.get("WHEEL_TEST_SLOW_MESSAGES", "250")), skus=SKUS[:30],
+    run_and_check(stack_factory, messages=int(os.environ.get("WHEEL_TEST_SLOW_MESSAGES", "150")), skus=SKUS[:30],
                   channels=SLOW_CHANNELS, kill=False, amazon_options={"bulk_threshold": 5}, workers_per_queue=2,
                   push_lease_s=2, http_read_timeout_s=5, visibility_timeout_s=120, sweeper_deadline_s=5,
                   sweeper_interval_s=2, feed_first_poll_s=3, feed_max_poll_s=10)
