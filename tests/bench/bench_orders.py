@@ -54,7 +54,8 @@ RATE = float(os.environ.get("BENCH_ORDERS_RATE", "5"))  # orders per second per 
 LATENCY_S = float(os.environ.get("BENCH_LATENCY_S", "40"))
 AMAZON_LAG_S = float(os.environ.get("BENCH_AMAZON_LAG_S", "2"))
 OUT = Path("build/bench/orders.json")
-MARKETPLACES = ("tatacliq", "flipkart", "amazon")
+# BENCH_ORDERS_MARKETPLACES=tatacliq (comma-separated) measures some of them only.
+MARKETPLACES = tuple(os.environ.get("BENCH_ORDERS_MARKETPLACES", "tatacliq,flipkart,amazon").split(","))
 
 
 def channel_spec(channel_id: str, marketplace: str) -> tuple[str, dict]:

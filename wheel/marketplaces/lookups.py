@@ -71,7 +71,7 @@ class MemoryLookupCache:
 
 
 class LookAhead:
-    """The look-ups of one batch, chunk by chunk, in order, in the adapter's look-up thread: the
+    """The look-ups of one batch, chunk by chunk, in order, in the adapter's look-up threads: the
     updates go out while the next chunks are looked up (on their own quota bucket), and a call
     waits only for the chunks that hold its SKUs.
 
@@ -138,11 +138,12 @@ class BatchLookups:
 
     def __init__(self, cache: LookupCache, channel_id: str, kind: str, *, chunk_size: int,
                  encode: Callable[[Any], Any] = lambda v: v, decode: Callable[[Any], Any] = lambda v: v,
-                 thread_name: str = "lookups"):
+                 thread_name: str = "lookups", in_flight: int = 1):
+        """`in_flight`: look-ups made at once (the adapter's own `Capabilities.in_flight`)."""
         self.cache, self.channel_id, self.kind = cache, channel_id, kind
         self.chunk_size = chunk_size
         self._encode, self._decode = encode, decode
-        self._thread = look_up_thread(thread_name)
+        self._thread = look_up_thread(thread_name, in_flight)
         # The batch this thread planned last (dropped when it plans the next), and the one it made
         # a call of last; batches by call, for calls made from other threads than the planner's.
         self._local = threading.local()
@@ -257,7 +258,9 @@ def chunked(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[start:start + size]) for start in range(0, len(items), size)]
 
 
-def look_up_thread(name: str) -> ThreadPoolExecutor:
-    """One thread per adapter for its look-ups: they go one at a time, so a look-up never takes the
-    quota from another in flight; the thread ends when the adapter is dropped."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+def look_up_thread(name: str, in_flight: int = 1) -> ThreadPoolExecutor:
+    """An adapter's threads for its look-ups, `in_flight` of them: chunks start in order, and with
+    more than one, a look-up slower than its bucket's pace (the answer, then the cache write) does
+    not hold the next back, so the look-ups keep up with the updates that wait for them. The
+    bucket paces them all the same. The threads end when the adapter is dropped."""
+    return ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix=name)

@@ -95,7 +95,8 @@ class FlipkartAdapter:
         # until it expires; looked up ahead of the updates, on getListings' own quota bucket.
         self._lookups = BatchLookups(lookups if lookups is not None else MemoryLookupCache(), channel.id, LISTING,
                                      chunk_size=mapping.MAX_BATCH, encode=Listed.to_json, decode=Listed.from_json,
-                                     thread_name=f"flipkart-lookups-{channel.id}")
+                                     thread_name=f"flipkart-lookups-{channel.id}",
+                                     in_flight=self.capabilities.in_flight)
 
     def plan(self, updates: Sequence[ListingUpdate], bulk: bool = False) -> tuple[list[Call], list[ItemResult]]:
         # No bulk path here (Capabilities.bulk_operation is None): `bulk` is never asked for.
