@@ -119,9 +119,10 @@ def pool_children(worker_pid: int) -> list[int]:
     return children
 
 
-def sleeping_backend(stack) -> int | None:
+def sleeping_backend(stack, other_than: int | None = None) -> int | None:
+    """The database session stuck on the poison message (not the one the test just ended)."""
     return stack.scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event = 'PgSleep' LIMIT 1")
+                        "AND wait_event = 'PgSleep' AND pid IS DISTINCT FROM :other LIMIT 1", other=other_than)
 
 
 def test_a_message_that_kills_its_worker_is_set_aside_and_the_rest_of_its_chunk_goes_on(stack_factory, listing_trigger):
@@ -135,8 +136,10 @@ def test_a_message_that_kills_its_worker_is_set_aside_and_the_rest_of_its_chunk_
 
     # Each time the worker process is on the message, it dies (as the out-of-memory killer would
     # kill it), and its database session with it.
+    backend = None
     for _ in range(stack.settings.task_max_deliveries):
-        backend = wait_for(lambda: sleeping_backend(stack), 60, "the worker to be on the poison message")
+        backend = wait_for(lambda previous=backend: sleeping_backend(stack, other_than=previous), 60,
+                           "the worker to be on the poison message")
         for pid in pool_children(worker.pid):
             os.kill(pid, signal.SIGKILL)
         stack.scalar("SELECT pg_terminate_backend(:pid)", pid=backend)
