@@ -1,8 +1,9 @@
 """The bridge's consume loop (docs/contracts.md, contract 1).
 
 For each batch taken off the OMS queues: store every message in the inbox (a redelivery is a
-no-op), send a task for each message still waiting for a worker, note that the batch is about to
-be acknowledged, and only then commit the gets. A crash anywhere in between leaves the messages
+no-op), send the messages still waiting for a worker on in tasks (`send_process`: one task per
+chunk of them, workers/dispatch.py), note that the batch is about to be acknowledged, and only then
+commit the gets. A crash anywhere in between leaves the messages
 on their queues, to be delivered again.
 
 When Postgres or Redis is unavailable, or anything else fails while a batch is in hand, the

@@ -3,8 +3,9 @@
 `configure_logging` is called by each entry point (workers/bootstrap.py). With WHEEL_LOG_FORMAT=json
 every line a process writes to standard error is one JSON object: `time` (UTC, ISO 8601), `level`,
 `process` (wheel-bridge, wheel-worker, wheel-beat, wheelctl), `pid`, `logger`, `message`, and what
-is known of the work in hand: `task_id`, `task_name`, `inbox_id`, `channel_id`, `event_id`,
-`run_id`. Otherwise lines are for a person to read (the default, used by `make run`).
+is known of the work in hand: `task_id`, `task_name`, `inbox_id` (`inbox_ids` for a chunk of
+messages), `channel_id`, `event_id`, `run_id`. Otherwise lines are for a person to read (the
+default, used by `make run`).
 
 The JSON formatter is these few lines rather than python-json-logger: the fields are fixed, the
 context comes from contextvars, and nothing else is needed, so a dependency would add nothing.
@@ -26,7 +27,7 @@ from datetime import datetime, timezone
 
 from wheel.settings import Settings
 
-CONTEXT_FIELDS = ("task_id", "task_name", "inbox_id", "channel_id", "event_id", "run_id")
+CONTEXT_FIELDS = ("task_id", "task_name", "inbox_id", "inbox_ids", "channel_id", "event_id", "run_id")
 ContextProvider = Callable[[], dict[str, object]]
 
 _context: ContextVar[dict[str, object]] = ContextVar("wheel_log_context", default={})

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     bridge_batch_size: int = Field(default=100, ge=1, le=5000)
     bridge_max_attempts: int = Field(default=5, ge=1, description="deliveries before backout")
     bridge_reconnect_max_s: float = Field(default=30.0, gt=0)
+    # The bridge sends one task per this many messages of a batch: sending a task costs more than
+    # most messages take to process, and a burst still spreads over several worker processes.
+    process_chunk: int = Field(default=10, ge=1, description="messages per process_messages task")
 
     # OMS messages larger than this are stored but not parsed.
     max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

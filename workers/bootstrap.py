@@ -223,7 +223,7 @@ def celery_app(settings: Settings) -> Celery:
 
 
 def dispatcher(app: Celery) -> Dispatcher:
-    return Dispatcher(app)
+    return Dispatcher(app, chunk=app.wheel_settings.process_chunk)
 
 
 # -- a worker process ---------------------------------------------------------------------------

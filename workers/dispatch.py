@@ -12,20 +12,24 @@ from workers import queues
 
 
 class Dispatcher:
-    def __init__(self, app: Celery, flags: redis.Redis | None = None):
+    def __init__(self, app: Celery, flags: redis.Redis | None = None, *, chunk: int = 1):
         """flags: the Redis client of the app's broker, when the caller keeps one (a worker
-        process's, workers/bootstrap.py); else one is made on first use."""
+        process's, workers/bootstrap.py); else one is made on first use. chunk: the messages per
+        process_messages task (WHEEL_PROCESS_CHUNK, for callers that send many)."""
         self._app = app
         self._redis = flags
+        self._chunk = chunk
 
     def process_message(self, inbox_id: int) -> None:
         self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE)
 
     def process_messages(self, inbox_ids: list[int]) -> None:
-        """Many at once, through one producer (the bridge sends a batch at a time)."""
+        """Many at once (the bridge sends a batch at a time): one task per chunk, in order,
+        through one producer. A task costs more to send than most messages take to process."""
         with self._app.producer_or_acquire() as producer:
-            for inbox_id in inbox_ids:
-                self._app.send_task(queues.PROCESS_MESSAGE, args=[inbox_id], queue=queues.OMS_QUEUE, producer=producer)
+            for start in range(0, len(inbox_ids), self._chunk):
+                self._app.send_task(queues.PROCESS_MESSAGES, args=[inbox_ids[start:start + self._chunk]],
+                                    queue=queues.OMS_QUEUE, producer=producer)
 
     def sync(self, channel_id: str, marketplace: str, countdown: float | None = None) -> None:
         self._app.send_task(queues.SYNC, args=[channel_id], queue=queues.marketplace_queue(marketplace),

@@ -58,6 +58,7 @@ def context_of(name: str, args: tuple | list) -> dict[str, object]:
 # The first argument of each task, as it is named in the logs.
 ARGUMENT_CONTEXT = {
     queues.PROCESS_MESSAGE: "inbox_id",
+    queues.PROCESS_MESSAGES: "inbox_ids",  # each message's own lines add its inbox_id (workers/tasks.py)
     queues.SYNC: "channel_id",
     queues.POLL_SUBMISSION: "channel_id",
     queues.RUN_JOB: "run_id",
@@ -116,11 +117,11 @@ class WheelTask(Task):
 
     def _give_up(self, c: Container, args: list[Any], error: str, task_id: str, *, abandoned: bool) -> None:
         handler = GIVE_UP.get(self.name, _record_only)
-        recorded = handler(c, self.name, args, error, task_id, abandoned)
+        dispatch = Dispatcher(self.app, chunk=c.settings.process_chunk)
+        recorded = handler(c, dispatch, self.name, args, error, task_id, abandoned)
         log.error("task %s%r %s: %s", self.name, tuple(args), "abandoned" if abandoned else "failed", error)
         if self.name == queues.ALERT:
             return  # an alert about a failing alert could fail the same way, for ever
-        dispatch = Dispatcher(self.app)
         for event in recorded:
             if event.created and event.event.level == "error":
                 dispatch.alert(event.id)
@@ -128,40 +129,60 @@ class WheelTask(Task):
 
 # -- what giving up means, per task ------------------------------------------------------------
 
-GiveUp = Callable[[Container, str, list[Any], str, str, bool], list[Recorded]]
+# (container, dispatcher, task name, arguments, error, task id, abandoned) -> the events recorded
+GiveUp = Callable[[Container, Dispatcher, str, list[Any], str, str, bool], list[Recorded]]
 
 
-def _record_only(c: Container, task: str, args: list[Any], error: str, task_id: str, abandoned: bool,
-                 **kwargs: Any) -> list[Recorded]:
+def _record_only(c: Container, dispatch: Dispatcher, task: str, args: list[Any], error: str, task_id: str,
+                 abandoned: bool, **kwargs: Any) -> list[Recorded]:
     return [failures.record_task_failure(c.sessions, task=task, args=args, error=error, task_id=task_id,
                                          abandoned=abandoned, **kwargs)]
 
 
-def _message(c: Container, task: str, args: list[Any], error: str, task_id: str, abandoned: bool) -> list[Recorded]:
+def _message(c: Container, dispatch: Dispatcher, task: str, args: list[Any], error: str, task_id: str,
+             abandoned: bool) -> list[Recorded]:
     # The message is set aside (failed, replayable) with the event the ops team knows for it.
     recorded = oms_messages.fail_message(c.sessions, int(args[0]), error, operation_for_queue=c.settings.operation_for_queue)
-    return recorded or _record_only(c, task, args, error, task_id, abandoned)
+    return recorded or _record_only(c, dispatch, task, args, error, task_id, abandoned)
 
 
-def _run(c: Container, task: str, args: list[Any], error: str, task_id: str, abandoned: bool) -> list[Recorded]:
+def _messages(c: Container, dispatch: Dispatcher, task: str, args: list[Any], error: str, task_id: str,
+              abandoned: bool) -> list[Recorded]:
+    """A chunk is processed in order, each message committed before the next and one that fails
+    set aside by the task itself: the first still waiting is the one its worker died (or the task
+    failed) on. That one is set aside; the rest go on in a task of their own, so none is lost."""
+    waiting = oms_messages.still_received(c.sessions, [int(inbox_id) for inbox_id in args[0]])
+    if not waiting:
+        return _record_only(c, dispatch, task, args, error, task_id, abandoned)
+    recorded = _message(c, dispatch, task, [waiting[0]], error, task_id, abandoned)
+    if waiting[1:]:
+        dispatch.process_messages(waiting[1:])
+    return recorded
+
+
+def _run(c: Container, dispatch: Dispatcher, task: str, args: list[Any], error: str, task_id: str,
+         abandoned: bool) -> list[Recorded]:
     outcome = pulls.fail_run(c.sessions, int(args[0]), error)
-    return outcome.alerts or _record_only(c, task, args, error, task_id, abandoned)
+    return outcome.alerts or _record_only(c, dispatch, task, args, error, task_id, abandoned)
 
 
-def _sync(c: Container, task: str, args: list[Any], error: str, task_id: str, abandoned: bool) -> list[Recorded]:
-    return _record_only(c, task, args, error, task_id, abandoned, channel_id=str(args[0]),
+def _sync(c: Container, dispatch: Dispatcher, task: str, args: list[Any], error: str, task_id: str,
+          abandoned: bool) -> list[Recorded]:
+    return _record_only(c, dispatch, task, args, error, task_id, abandoned, channel_id=str(args[0]),
                         fix="the channel's listings stay dirty and the sweeper sends its sync again; "
                             "see the worker's log for the traceback")
 
 
-def _alert(c: Container, task: str, args: list[Any], error: str, task_id: str, abandoned: bool) -> list[Recorded]:
-    return _record_only(c, task, args, error, task_id, abandoned, level="warning",
+def _alert(c: Container, dispatch: Dispatcher, task: str, args: list[Any], error: str, task_id: str,
+           abandoned: bool) -> list[Recorded]:
+    return _record_only(c, dispatch, task, args, error, task_id, abandoned, level="warning",
                         fix="a delivery pass of the alerts outbox failed; its alerts stay pending "
                             "and the sweeper starts another pass")
 
 
 GIVE_UP: dict[str, GiveUp] = {
     queues.PROCESS_MESSAGE: _message,
+    queues.PROCESS_MESSAGES: _messages,
     queues.RUN_JOB: _run,
     queues.SYNC: _sync,
     queues.POLL_SUBMISSION: _sync,  # (channel, feed id): the feed's SKUs stay held; the sweeper polls again

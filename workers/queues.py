@@ -9,7 +9,8 @@ NOTIFICATIONS_QUEUE = "notifications"
 # Putting the outbox on the OMS queues: one worker process, so orders go out in order.
 PUBLISHER_QUEUE = "publisher"
 
-PROCESS_MESSAGE = "wheel.oms.process_message"
+PROCESS_MESSAGE = "wheel.oms.process_message"  # one message (the sweeper, a replay)
+PROCESS_MESSAGES = "wheel.oms.process_messages"  # a chunk of the bridge's messages, in order
 SYNC = "wheel.marketplace.sync"
 POLL_SUBMISSION = "wheel.marketplace.poll_submission"  # an Amazon feed in flight, on its marketplace's queue
 SWEEP = "wheel.system.sweep"
@@ -32,6 +33,7 @@ ALL_QUEUES = (OMS_QUEUE, NOTIFICATIONS_QUEUE, PUBLISHER_QUEUE, *MARKETPLACE_QUEU
 # Tasks whose queue does not depend on their arguments. A push names its queue when sent.
 TASK_ROUTES = {
     PROCESS_MESSAGE: {"queue": OMS_QUEUE},
+    PROCESS_MESSAGES: {"queue": OMS_QUEUE},
     SWEEP: {"queue": OMS_QUEUE},
     HEALTH: {"queue": OMS_QUEUE},
     PURGE: {"queue": OMS_QUEUE},

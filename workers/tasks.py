@@ -8,10 +8,12 @@ from celery import shared_task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from wheel.events import Recorded
-from wheel.services import alerts, oms_messages, outbox, pulls, retention, submissions, sweeper, sync
+from wheel.logs import log_context
+from wheel.services import alerts, failures, oms_messages, outbox, pulls, retention, submissions, sweeper, sync
 from workers import health, queues
 from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
+from workers.guard import OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,50 @@ def process_message(self, inbox_id: int) -> str:
     dispatch.sync_soon_many(result.channels)
     _send_alerts(dispatch, result.alerts)
     return "skipped" if result.skipped else f"{len(result.channels)} channels"
+
+
+@shared_task(name=queues.PROCESS_MESSAGES, bind=True, **RETRY_DB)
+def process_messages(self, inbox_ids: list[int]) -> str:
+    """A chunk of the bridge's messages, in order, each in its own transaction; their channels'
+    syncs at the end, in one round trip to Redis.
+
+    A message that fails unexpectedly is set aside as the guard would set aside its own task
+    (workers/guard.py), and the rest go on. An outage stops the chunk and is retried: the retry
+    skips what was processed already (oms_messages.process_message is idempotent).
+    """
+    c, dispatch = _context(self)
+    channels: list[tuple[str, str]] = []
+    done = {"processed": 0, "skipped": 0, "set aside": 0}
+    try:
+        for inbox_id in inbox_ids:
+            with log_context(inbox_id=inbox_id):
+                try:
+                    result = oms_messages.process_message(
+                        c.sessions,
+                        inbox_id,
+                        operation_for_queue=c.settings.operation_for_queue,
+                        max_message_bytes=c.settings.max_message_bytes,
+                    )
+                except OUTAGES:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - said below, with the traceback in the log
+                    log.exception("message %d failed with an unexpected error; setting it aside", inbox_id)
+                    _send_alerts(dispatch, oms_messages.fail_message(
+                        c.sessions, inbox_id, failures.error_text(exc), operation_for_queue=c.settings.operation_for_queue))
+                    done["set aside"] += 1
+                    continue
+                channels.extend(result.channels)
+                _send_alerts(dispatch, result.alerts)
+                done["skipped" if result.skipped else "processed"] += 1
+    except OUTAGES:
+        # What was processed is synced now if Redis can take it; else the sweeper re-drives it.
+        try:
+            dispatch.sync_soon_many(channels)
+        except OUTAGES as exc:
+            log.warning("could not send the syncs of the messages processed before an outage (%s)", exc)
+        raise
+    dispatch.sync_soon_many(channels)
+    return f"{len(inbox_ids)} messages: " + ", ".join(f"{n} {what}" for what, n in done.items())
 
 
 @shared_task(name=queues.SYNC, bind=True, **RETRY_DB)

@@ -7,14 +7,16 @@
   can go faster than this.
 - naive get (kept for comparison with earlier runs): `basic.get` one message at a time, send, ack.
 
-The bridge stores every message in Postgres (one transaction per batch), sends its task, and only
-then acks. All run here, one after the other, on the same RabbitMQ, Redis and Postgres, with the
+The bridge stores every message in Postgres (one transaction per batch), sends one task per chunk
+of WHEEL_PROCESS_CHUNK messages (the baselines one per message: what the bridge sent before), and
+only then acks. All run here, one after the other, on the same RabbitMQ, Redis and Postgres, with the
 same number of messages, pre-loaded on their queues. The figures are ratios against the baselines
 measured in the same run: on a shared machine the absolute rates move from run to run.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -101,8 +103,14 @@ def ceiling(settings, count: int) -> float:
         return time.perf_counter() - started
 
 
-def tasks_enqueued(settings) -> int:
-    return redis.Redis.from_url(settings.redis_url).llen("oms")
+def tasks_enqueued(settings) -> tuple[int, int]:
+    """(tasks, messages) waiting on the oms queue: a process_messages task carries a chunk of ids."""
+    tasks = redis.Redis.from_url(settings.redis_url).lrange("oms", 0, -1)
+    messages = 0
+    for raw in tasks:
+        [first, *_], _, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        messages += len(first) if isinstance(first, list) else 1
+    return len(tasks), messages
 
 
 def bridge(settings, count: int, engine) -> float:
@@ -132,7 +140,8 @@ def main() -> None:
     queues = [*settings.oms_queues.values(), settings.queue_backout]
     naive_queues = {"consume": settings.queue_ranging + ".NAIVE-CONSUME", "get": settings.queue_ranging + ".NAIVE-GET"}
     flush = redis.Redis.from_url(settings.redis_url).flushdb
-    seconds = {}
+    seconds: dict[str, float] = {}
+    tasks: dict[str, int] = {}
     try:
         flush()
         print(f"bridge benchmark: {MESSAGES} messages each, pre-loaded on RabbitMQ (quorum queues)")
@@ -145,7 +154,8 @@ def main() -> None:
                           ("bridge", lambda: bridge(settings, MESSAGES, engine))):
             flush()
             seconds[name] = run()
-            assert tasks_enqueued(settings) == MESSAGES, f"{name}: {tasks_enqueued(settings)} tasks for {MESSAGES} messages"
+            tasks[name], messages = tasks_enqueued(settings)
+            assert messages == MESSAGES, f"{name}: tasks for {messages} messages of {MESSAGES}"
     finally:
         services.delete_queues(services.TEST_AMQP_URL, [*queues, *naive_queues.values()])
         flush()
@@ -162,17 +172,20 @@ def main() -> None:
         "ratio_to_naive_get": round(rate["bridge"] / rate["naive_get"], 3),
         "messages": MESSAGES,
         "batch_size": settings.bridge_batch_size,
+        "process_chunk": settings.process_chunk,
+        "bridge_tasks": tasks["bridge"],
         "naive_prefetch": PREFETCH,
     }
     labels = {
         "ceiling": "ceiling (send_task in a tight loop, one producer)",
         "naive_consume": f"naive (basic.consume prefetch {PREFETCH}, send, ack)",
         "naive_get": "naive (basic.get one at a time, send, ack)",
-        "bridge": "bridge (inbox in Postgres, task, then ack)",
+        "bridge": f"bridge (inbox in Postgres, task per {settings.process_chunk}, then ack)",
     }
     print(f"  {'loop':<50} {'seconds':>8} {'msgs/s':>9} {'bridge/this':>11}")
     for name, label in labels.items():
         print(f"  {label:<50} {seconds[name]:>8.2f} {rate[name]:>9.0f} {rate['bridge'] / rate[name]:>11.2f}")
+    print(f"  the bridge sent {tasks['bridge']} tasks for {MESSAGES} messages; the others one per message")
     print("  naive loops and the ceiling are not durable: no inbox row, a crash after the ack loses the message")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")

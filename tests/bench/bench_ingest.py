@@ -3,9 +3,10 @@
 BENCH_INGEST_MESSAGES inventory and price messages of 10 items each (5 SKUs on each of two
 channels, drawn in turn from a pool of SKUS, so later messages replace values not yet pushed, as
 in a burst) are put on the OMS queues. The bridge (tests/bench/bench_bridge.py's `bridge`) takes
-them into the inbox and sends their tasks: its msgs/s. Then the `wheel.oms.process_message` task's
-body runs for each stored message in turn, in this process, on the real Postgres and Redis (no
-Celery worker, so no broker round trip: the cost of the task itself): its msgs/s, and the SQL
+them into the inbox and sends their tasks: its msgs/s. Then the `wheel.oms.process_messages` task's
+body runs for each chunk of WHEEL_PROCESS_CHUNK stored messages in turn, as the bridge sends them
+to the workers, in this process, on the real Postgres and Redis (no Celery worker, so no broker
+round trip: the cost of the task itself): its msgs/s, and the SQL
 statements it sends per message (SQLAlchemy's `before_cursor_execute`; an executemany counts once per
 parameter set, as Postgres runs it once per set).
 
@@ -72,7 +73,8 @@ def add_channels(sessions) -> None:
 
 
 def ingest(app: Celery, inbox_ids: list[int]) -> tuple[float, Counter]:
-    """Run the process_message task's body for each message; seconds, and statements by their first line."""
+    """Run the process_messages task's body for each chunk of messages; seconds, and statements by
+    their first line."""
     assert app.wheel_settings  # the task finds its settings on the current app (this one)
     statements: Counter = Counter()
 
@@ -82,8 +84,9 @@ def ingest(app: Celery, inbox_ids: list[int]) -> tuple[float, Counter]:
     event.listen(Engine, "before_cursor_execute", count)
     try:
         started = time.perf_counter()
-        for inbox_id in inbox_ids:
-            tasks.process_message(inbox_id)  # called directly: the task's body, in this process
+        chunk = app.wheel_settings.process_chunk
+        for start in range(0, len(inbox_ids), chunk):
+            tasks.process_messages(inbox_ids[start:start + chunk])  # called directly: the task's body, in this process
         elapsed = time.perf_counter() - started
     finally:
         event.remove(Engine, "before_cursor_execute", count)
@@ -130,7 +133,7 @@ def main() -> None:
     }
     print(f"  {'loop':<52} {'seconds':>8} {'msgs/s':>9}")
     print(f"  {'bridge (queue to inbox row and task)':<52} {bridge_s:>8.2f} {result['bridge_msgs_per_s']:>9.0f}")
-    print(f"  {'ingest (process_message task body: parse, upsert, events)':<52} {ingest_s:>8.2f} "
+    print(f"  {'ingest (process_messages task body: parse, upsert, events)':<52} {ingest_s:>8.2f} "
           f"{result['ingest_msgs_per_s']:>9.0f}")
     print(f"  ratio ingest/bridge: {result['ratio']:.2f}; {result['statements_per_message']:.1f} SQL statements per message")
     for sql, n in result["statements"].items():

@@ -83,10 +83,12 @@ def test_every_process_writes_only_json_lines_with_the_work_in_hand(stack_factor
     assert {e["process"] for e in parsed["worker"]} == {"wheel-worker"}
     assert {e["process"] for e in parsed["beat"]} == {"wheel-beat"}
     assert any("bridge consuming" in e["message"] for e in parsed["bridge"])
-    # The task's own lines carry the task and the message it works on; the event's line its id.
+    # The task's own lines carry the task (the bridge's chunk of messages, named by their ids) and
+    # the message it works on; the event's line its id.
     [ranged] = [e for e in parsed["worker"] if e["message"].startswith("oms/items-ranged")]
     [inbox_id] = [m.inbox_id for m in [stack.events("oms/items-ranged")[0]]]
-    assert ranged["inbox_id"] == inbox_id and ranged["task_name"] == queues.PROCESS_MESSAGE
+    assert ranged["inbox_id"] == inbox_id and ranged["task_name"] == queues.PROCESS_MESSAGES
+    assert ranged["inbox_ids"] == [inbox_id]
     assert ranged["task_id"] and ranged["event_id"] == stack.events("oms/items-ranged")[0].id
     [synced] = [e for e in parsed["worker"] if e["message"].startswith("ranging/succeeded")]
     assert synced["channel_id"] == "UA" and synced["task_name"] == queues.SYNC

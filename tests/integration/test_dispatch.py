@@ -49,3 +49,14 @@ def test_a_message_s_channels_get_one_sync_each_unless_one_is_on_its_way(broker)
     broker.delete(sync_flag("UB"))  # the sync started (workers/tasks.py clears the flag)
     Dispatcher(app).sync_soon("UB", "tatacliq")  # one at a time, with a client of its own
     assert len(waiting(broker, queues.marketplace_queue("tatacliq"))) == 3
+
+
+def test_the_bridge_s_messages_go_out_one_task_per_chunk(broker):
+    app = celery_app(services.test_settings())
+    Dispatcher(app, chunk=3).process_messages([11, 12, 13, 14, 15, 16, 17])
+    # The newest first (kombu pushes on the left, takes on the right): sent in order.
+    assert waiting(broker, queues.OMS_QUEUE) == [(queues.PROCESS_MESSAGES, [[17]]),
+                                                 (queues.PROCESS_MESSAGES, [[14, 15, 16]]),
+                                                 (queues.PROCESS_MESSAGES, [[11, 12, 13]])]
+    Dispatcher(app).process_message(18)  # one at a time (the sweeper, a replay)
+    assert waiting(broker, queues.OMS_QUEUE)[0] == (queues.PROCESS_MESSAGE, [18])

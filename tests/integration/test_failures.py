@@ -8,7 +8,7 @@ from sqlalchemy import text
 from wheel.db.models import Channel
 from wheel.services import failures, pulls, schedules
 from wheel.services.inbox import IncomingMessage, store_batch
-from wheel.services.oms_messages import fail_message
+from wheel.services.oms_messages import fail_message, still_received
 from wheel.services.sweeper import sweep
 
 SAMPLE = b'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="UA" EAN="E" ItemID="S" RangeFlag="Y"/></EXTNChannelItemList></EXTNChannelList>'
@@ -66,3 +66,12 @@ def test_a_failing_task_is_said_once_an_hour_and_an_abandoned_one_once(sessions,
                                         error=failures.abandoned_error(3), abandoned=True, channel_id="UA")
     assert gone.created and gone.event.name == "system/task-abandoned"
     assert names(sessions) == ["system/task-failed", "system/task-abandoned"]
+
+
+def test_the_messages_of_a_chunk_still_waiting_are_found_in_the_chunk_s_order(sessions):
+    with sessions.begin() as session:
+        stored = store_batch(session, [IncomingMessage("Q.RANGING", SAMPLE + str(n).encode(), f"m{n}") for n in range(4)])
+    ids = [s.inbox_id for s in stored]
+    fail_message(sessions, ids[1], "an error", operation_for_queue={"Q.RANGING": "ranging"}.get)
+    assert still_received(sessions, [ids[3], ids[2], ids[1], ids[0], 999]) == [ids[3], ids[2], ids[0]]
+    assert still_received(sessions, []) == []

@@ -195,6 +195,15 @@ def fail_message(
         return [failed]
 
 
+def still_received(sessions: sessionmaker[Session], inbox_ids: list[int]) -> list[int]:
+    """Those of the messages still waiting to be processed, in the order given (a chunk's order)."""
+    with sessions() as session:
+        waiting = set(session.execute(
+            select(InboxMessage.id).where(InboxMessage.id.in_(inbox_ids), InboxMessage.status == "received")
+        ).scalars())
+    return [inbox_id for inbox_id in inbox_ids if inbox_id in waiting]
+
+
 def _superseded_events(channels: dict[str, _Channel], superseded: list[desired_state.Superseded], version: int,
                        inbox_id: int, oms_event_id: int) -> list[NewEvent]:
     """What was superseded: this message's own items (at `version`, its place) that a newer value

@@ -1,0 +1,85 @@
+"""The process_messages task's body (a chunk of the bridge's messages), called directly on the real
+Postgres and Redis: an outage stops the chunk after syncing what was done, an unexpected error sets
+one message aside and the chunk goes on."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from tests.integration.test_dispatch import waiting
+from tests.support import services
+from wheel.services.channels import add_channel
+from wheel.services.inbox import IncomingMessage, store_batch
+from workers import queues, tasks
+from workers.bootstrap import celery_app
+from workers.dispatch import sync_flag
+
+
+@pytest.fixture
+def broker():
+    client = redis.Redis.from_url(services.TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def refuse_sku(engine):
+    """`refuse_sku(sku, sqlstate)`: Postgres refuses listings rows of that SKU with that error."""
+
+    def refuse(sku: str, sqlstate: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text(f"""
+                CREATE OR REPLACE FUNCTION wheel_test_refuse_sku() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.sku = '{sku}' THEN
+                    RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '{sqlstate}';
+                  END IF;
+                  RETURN NEW;
+                END $$"""))
+            connection.execute(text("CREATE OR REPLACE TRIGGER wheel_test_refuse_sku BEFORE INSERT OR UPDATE ON listings "
+                                    "FOR EACH ROW EXECUTE FUNCTION wheel_test_refuse_sku()"))
+
+    yield refuse
+    with engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER IF EXISTS wheel_test_refuse_sku ON listings"))
+
+
+def statuses(sessions) -> list[str]:
+    with sessions() as session:
+        return list(session.execute(text("SELECT status FROM inbox ORDER BY id")).scalars())
+
+
+def test_an_outage_stops_the_chunk_after_syncing_what_was_done_and_an_error_fails_one_message(
+        sessions, broker, refuse_sku):
+    settings = services.test_settings()
+    app = celery_app(settings)  # the current app, whose settings the task reads
+    with sessions.begin() as session:
+        for channel_id in ("UA", "UB"):
+            add_channel(session, channel_id=channel_id, marketplace="tatacliq", base_url="http://127.0.0.1:9/tatacliq",
+                        credentials_ref=f"tatacliq-{channel_id.lower()}", known_marketplaces=("tatacliq",))
+        stored = store_batch(session, [IncomingMessage(
+            settings.queue_ranging, f'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="{channel}" '
+            f'EAN="E{sku}" ItemID="{sku}" RangeFlag="Y"/></EXTNChannelItemList></EXTNChannelList>'.encode(), sku)
+            for channel, sku in (("UA", "S1"), ("UB", "BAD"), ("UB", "S3"))])
+    ids = [message.inbox_id for message in stored]
+    assert app.wheel_settings is settings
+
+    refuse_sku("BAD", "53000")  # insufficient_resources: an outage
+    with pytest.raises(OperationalError):
+        tasks.process_messages(ids)
+    assert statuses(sessions) == ["processed", "received", "received"]
+    assert broker.exists(sync_flag("UA")) and not broker.exists(sync_flag("UB"))  # synced before it stopped
+
+    refuse_sku("BAD", "22000")  # a data exception: nobody expects it
+    assert tasks.process_messages(ids) == "3 messages: 1 processed, 1 skipped, 1 set aside"
+    assert statuses(sessions) == ["processed", "failed", "processed"]
+    with sessions() as session:
+        error = session.execute(text("SELECT payload->>'error' FROM events WHERE name = 'system/processing-failed' "
+                                     "AND inbox_id = :id"), {"id": ids[1]}).scalar_one()
+    assert error.startswith("DataError: (psycopg.errors.DataException) refused by a test trigger")
+    assert sorted(waiting(broker, queues.marketplace_queue("tatacliq"))) == [(queues.SYNC, ["UA"]), (queues.SYNC, ["UB"])]
+    assert waiting(broker, queues.NOTIFICATIONS_QUEUE) == [(queues.ALERT, [])]  # the set-aside message's alert
