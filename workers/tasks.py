@@ -10,6 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from wheel.events import Recorded
 from wheel.logs import log_context
 from wheel.services import alerts, failures, oms_messages, outbox, pulls, retention, submissions, sweeper, sync
+from wheel.services.channels import list_channels
 from workers import health, queues
 from workers.bootstrap import Container, container
 from workers.dispatch import Dispatcher
@@ -88,6 +89,12 @@ def process_messages(self, inbox_ids: list[int]) -> str:
         except OUTAGES as exc:
             log.warning("could not send the syncs of the messages processed before an outage (%s)", exc)
         raise
+    if done["skipped"]:
+        # Delivered again: a worker died after committing some of these messages, perhaps before
+        # sending their syncs, and a skipped message no longer says which channels it touched. Every
+        # enabled channel gets one (a run with nothing dirty claims nothing), not the sweeper's wait.
+        with c.sessions() as session:
+            channels.extend((channel.id, channel.marketplace) for channel in list_channels(session) if channel.enabled)
     dispatch.sync_soon_many(channels)
     return f"{len(inbox_ids)} messages: " + ", ".join(f"{n} {what}" for what, n in done.items())
 

@@ -4,10 +4,10 @@ Each worker is a real Celery worker process (`celery worker -c 1`, prefork: one 
 work), as a second host would add one; every one of them shares the one Postgres and Redis. For
 each count n:
 
-- OMS queue (`oms`, task `process_message`): BENCH_SCALEOUT_MESSAGES inventory messages of 10
+- OMS queue (`oms`, task `process_messages`): BENCH_SCALEOUT_MESSAGES inventory messages of 10
   items are stored in the inbox as the bridge stores them, the n workers are started and ready,
-  and then one task per message is sent (as the bridge sends them); messages per second from the
-  first task sent to the last message processed.
+  and then one task per chunk of WHEEL_PROCESS_CHUNK messages is sent (as the bridge sends them);
+  messages per second from the first task sent to the last message processed.
 - Marketplace queue (`marketplace.tatacliq`, task `sync_channel`, the pushes):
   BENCH_SCALEOUT_CHANNELS Tata CLiQ channels with BENCH_SCALEOUT_SKUS SKUs each get a new
   quantity for every SKU (written in this process through the message service, so no task is
@@ -78,7 +78,7 @@ def stop_workers(stack: Stack, workers: list) -> None:
 
 
 def oms_round(stack: Stack, dispatch, n: int, round_no: int) -> float:
-    """Messages per second through `process_message` with n workers."""
+    """Messages per second through `process_messages` with n workers."""
     settings = stack.settings
     with stack.sessions.begin() as session:
         stored = store_batch(session, [IncomingMessage(settings.queue_inventory, body, f"scale-{round_no}-{i}")
@@ -150,7 +150,7 @@ def main() -> None:
         from workers.bootstrap import celery_app
         from workers.dispatch import Dispatcher
 
-        dispatch = Dispatcher(celery_app(stack.settings))
+        dispatch = Dispatcher(celery_app(stack.settings), chunk=stack.settings.process_chunk)
         print(f"scale-out benchmark: {os.cpu_count()} CPUs; OMS queue: {MESSAGES} messages of {ITEMS} items; "
               f"marketplace queue: {CHANNELS} Tata CLiQ channels x {SKUS} SKUs; workers {', '.join(map(str, WORKERS))}")
         for round_no, n in enumerate(WORKERS, start=1):

@@ -13,7 +13,7 @@ from tests.integration.test_dispatch import waiting
 from tests.support import services
 from wheel.services.channels import add_channel
 from wheel.services.inbox import IncomingMessage, store_batch
-from workers import queues, tasks
+from workers import bootstrap, queues, tasks
 from workers.bootstrap import celery_app
 from workers.dispatch import sync_flag
 
@@ -24,6 +24,12 @@ def broker():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture(autouse=True)
+def fresh_container(monkeypatch):
+    """Each test's settings (queues of its own) in the task's container, not the first test's."""
+    monkeypatch.setattr(bootstrap, "_container", None)
 
 
 @pytest.fixture
@@ -83,3 +89,25 @@ def test_an_outage_stops_the_chunk_after_syncing_what_was_done_and_an_error_fail
     assert error.startswith("DataError: (psycopg.errors.DataException) refused by a test trigger")
     assert sorted(waiting(broker, queues.marketplace_queue("tatacliq"))) == [(queues.SYNC, ["UA"]), (queues.SYNC, ["UB"])]
     assert waiting(broker, queues.NOTIFICATIONS_QUEUE) == [(queues.ALERT, [])]  # the set-aside message's alert
+
+
+def test_a_chunk_delivered_again_after_its_worker_died_still_syncs_what_that_worker_committed(sessions, broker):
+    # The worker died after committing the first message and before sending its channel's sync: the
+    # chunk comes again, the first message is skipped, and its channel must still get its sync
+    # (else its listings wait for the sweeper's deadline).
+    settings = services.test_settings()
+    celery_app(settings)
+    with sessions.begin() as session:
+        for channel_id in ("UA", "UB"):
+            add_channel(session, channel_id=channel_id, marketplace="tatacliq", base_url="http://127.0.0.1:9/tatacliq",
+                        credentials_ref=f"tatacliq-{channel_id.lower()}", known_marketplaces=("tatacliq",))
+        stored = store_batch(session, [IncomingMessage(
+            settings.queue_ranging, f'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="{channel}" '
+            f'EAN="E{sku}" ItemID="{sku}" RangeFlag="Y"/></EXTNChannelItemList></EXTNChannelList>'.encode(), sku)
+            for channel, sku in (("UA", "S1"), ("UB", "S2"))])
+    ids = [message.inbox_id for message in stored]
+    tasks.process_messages(ids[:1])
+    broker.flushdb()  # as if the worker died before its syncs reached Redis
+
+    assert tasks.process_messages(ids) == "2 messages: 1 processed, 1 skipped, 0 set aside"
+    assert sorted(waiting(broker, queues.marketplace_queue("tatacliq"))) == [(queues.SYNC, ["UA"]), (queues.SYNC, ["UB"])]
