@@ -249,3 +249,18 @@ def test_amazon_an_expired_product_type_is_looked_up_again(sandbox, amazon_chann
     push(adapter, RecordingGate(), [stock("K00", 3)])
 
     assert len(calls(sandbox, "getListingsItem")) == 2
+
+
+def test_flipkart_looks_up_in_the_order_the_lanes_need_the_skus(sandbox, flipkart_channel, secrets, sessions):
+    # Stock and price go in lanes of their own, side by side (wheel/services/sync_lanes.py). B0 has
+    # a new stock and no new price: its stock call is the stock lane's first, so its look-up must
+    # not wait behind every price call's (the lane would stall until the batch's last look-up).
+    both = [f"A{n:02d}" for n in range(20)]
+    updates = [stock("B0", 1)] + [ListingUpdate(sku=s, ean=f"E-{s}", quantity=2, ranged=True,
+                                                price=Price(Decimal("1000"), Decimal("900"))) for s in both]
+    results = push(worker(flipkart_channel, secrets, sessions), RecordingGate(), updates)
+
+    assert all(r.ok for r in results)
+    looked_up = sorted(sorted(c.body["skus"]) for c in calls(sandbox, "getListings"))
+    # The n-th call of each lane before the (n+1)-th of either: B0 with the second price call's SKUs.
+    assert looked_up == [both[:10], sorted(["B0", *both[10:19]]), [both[19]]]

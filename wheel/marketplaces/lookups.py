@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -129,8 +130,8 @@ class BatchLookups:
     calls being pushed, in a thread of their own.
 
     `plan(calls)` names the batch; on its first call, `values(call, ...)` reads the cache for every
-    SKU of the batch and starts the look-ups of the others, chunk by chunk, in call order; each call
-    waits only for the chunks that hold its SKUs. A thread's `plan` replaces the batch it planned
+    SKU of the batch and starts the look-ups of the others, chunk by chunk, in the order the calls'
+    lanes reach them; each call waits only for the chunks that hold its SKUs. A thread's `plan` replaces the batch it planned
     before; the calls of a batch may be made from other threads (run_sync's lanes, one per
     operation), which share its look-ups. Look-ups take the gate's `reads` (wheel/services/sync_lease.py: the quota
     without the lease, since they change nothing at the marketplace) when it has one.
@@ -192,7 +193,7 @@ class BatchLookups:
         self.cache.put_many(self.channel_id, self.kind, {s: self._encode(v) for s, v in values.items()})
 
     def _start(self, batch: _Batch, fetch: Fetch, quota: QuotaGate, fresh: Callable[[Any], set[str]]) -> None:
-        order = list(dict.fromkeys(s for c in batch.calls for s in _skus(c)))
+        order = list(dict.fromkeys(s for c in _as_the_lanes_go(batch.calls) for s in _skus(c)))
         renew = set().union(*(fresh(c) for c in batch.calls))
         cached = self.cache.get_many(self.channel_id, self.kind, [s for s in order if s not in renew])
         for sku, value in cached.items():
@@ -248,6 +249,20 @@ class _Batch:
     ahead: LookAhead = field(default_factory=lambda: LookAhead())
     started: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _as_the_lanes_go(calls: Sequence[Any]) -> list[Any]:
+    """The calls in the order their lanes reach them (one lane per operation, side by side:
+    wheel/services/sync_lanes.py): the n-th call of every operation before the (n+1)-th of any,
+    then in the batch's order. Looked up in plan order, a stock call early in its lane that names a
+    SKU with no new price would wait for every price call's look-ups, and its lane with it."""
+    position: Counter[Any] = Counter()
+    keyed = []
+    for index, call in enumerate(calls):
+        operation = getattr(call, "operation", None)
+        keyed.append((position[operation], index, call))
+        position[operation] += 1
+    return [call for _, _, call in sorted(keyed, key=lambda k: k[:2])]
 
 
 def _skus(call: Any) -> list[str]:
