@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import sessionmaker
 
 from wheel.events import Recorded
 from wheel.logs import log_context
@@ -62,26 +63,30 @@ def process_messages(self, inbox_ids: list[int]) -> str:
     channels: list[tuple[str, str]] = []
     done = {"processed": 0, "skipped": 0, "set aside": 0}
     try:
-        for inbox_id in inbox_ids:
-            with log_context(inbox_id=inbox_id):
-                try:
-                    result = oms_messages.process_message(
-                        c.sessions,
-                        inbox_id,
-                        operation_for_queue=c.settings.operation_for_queue,
-                        max_message_bytes=c.settings.max_message_bytes,
-                    )
-                except OUTAGES:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - said below, with the traceback in the log
-                    log.exception("message %d failed with an unexpected error; setting it aside", inbox_id)
-                    _send_alerts(dispatch, oms_messages.fail_message(
-                        c.sessions, inbox_id, failures.error_text(exc), operation_for_queue=c.settings.operation_for_queue))
-                    done["set aside"] += 1
-                    continue
-                channels.extend(result.channels)
-                _send_alerts(dispatch, result.alerts)
-                done["skipped" if result.skipped else "processed"] += 1
+        # One connection for the chunk (one checkout and one liveness ping, not one per message);
+        # each message still commits in a transaction of its own.
+        with c.sessions.kw["bind"].connect() as connection:
+            chunk_sessions = sessionmaker(connection, expire_on_commit=False)
+            for inbox_id in inbox_ids:
+                with log_context(inbox_id=inbox_id):
+                    try:
+                        result = oms_messages.process_message(
+                            chunk_sessions,
+                            inbox_id,
+                            operation_for_queue=c.settings.operation_for_queue,
+                            max_message_bytes=c.settings.max_message_bytes,
+                        )
+                    except OUTAGES:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - said below, with the traceback in the log
+                        log.exception("message %d failed with an unexpected error; setting it aside", inbox_id)
+                        _send_alerts(dispatch, oms_messages.fail_message(
+                            c.sessions, inbox_id, failures.error_text(exc), operation_for_queue=c.settings.operation_for_queue))
+                        done["set aside"] += 1
+                        continue
+                    channels.extend(result.channels)
+                    _send_alerts(dispatch, result.alerts)
+                    done["skipped" if result.skipped else "processed"] += 1
     except OUTAGES:
         # What was processed is synced now if Redis can take it; else the sweeper re-drives it.
         try:
