@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from tests.support import services
 from tests.support.stack import Stack
@@ -21,6 +22,27 @@ def engine(database_url):
     services.truncate(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def listing_trigger(engine):
+    """`listing_trigger(sku, body)`: a trigger on listings rows of that SKU running the PL/pgSQL
+    `body` (to make Postgres refuse them, or hold them); installed again, it replaces the last."""
+
+    def install(sku: str, body: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text(f"""
+                CREATE OR REPLACE FUNCTION wheel_test_listing() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.sku = '{sku}' THEN {body} END IF;
+                  RETURN NEW;
+                END $$"""))
+            connection.execute(text("CREATE OR REPLACE TRIGGER wheel_test_listing BEFORE INSERT OR UPDATE ON listings "
+                                    "FOR EACH ROW EXECUTE FUNCTION wheel_test_listing()"))
+
+    yield install
+    with engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER IF EXISTS wheel_test_listing ON listings"))
 
 
 @pytest.fixture

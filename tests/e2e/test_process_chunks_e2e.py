@@ -26,26 +26,6 @@ pytestmark = [pytest.mark.e2e]
 CHUNK = 10
 
 
-@pytest.fixture
-def listing_trigger(engine):
-    """`listing_trigger(sku, body)`: a trigger on listings rows of that SKU running the PL/pgSQL `body`."""
-
-    def install(sku: str, body: str) -> None:
-        with engine.begin() as connection:
-            connection.execute(text(f"""
-                CREATE OR REPLACE FUNCTION wheel_test_listing() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  IF NEW.sku = '{sku}' THEN {body} END IF;
-                  RETURN NEW;
-                END $$"""))
-            connection.execute(text("CREATE TRIGGER wheel_test_listing BEFORE INSERT OR UPDATE ON listings "
-                                    "FOR EACH ROW EXECUTE FUNCTION wheel_test_listing()"))
-
-    yield install
-    with engine.begin() as connection:
-        connection.execute(text("DROP TRIGGER IF EXISTS wheel_test_listing ON listings"))
-
-
 def start(stack_factory, **overrides):
     stack = stack_factory({"UA": {"marketplace": "tatacliq", "token": "token-ua"}}, process_chunk=CHUNK, **overrides)
     stack.add_channel("UA", "token-ua")

@@ -4,14 +4,25 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis
 
 from sandbox.app import ChannelBehaviour, SandboxApp, serve
+from tests.support import services
 from tests.support.gates import RecordingGate
 from tests.support.spapi import Conformance
 from wheel.marketplaces import adapter_for
 from wheel.marketplaces.base import HttpConfig
 from wheel.secrets import SecretStore
 from wheel.services.channels import add_channel
+
+
+@pytest.fixture
+def broker():
+    """The tests' Redis database, which is also the Celery broker of their apps: empty, before and after."""
+    client = redis.Redis.from_url(services.TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
 import redis
 
 from tests.support import services
@@ -13,14 +12,6 @@ from wheel.services.sync import COALESCE_S
 from workers import queues
 from workers.bootstrap import celery_app
 from workers.dispatch import Dispatcher, sync_flag
-
-
-@pytest.fixture
-def broker():
-    client = redis.Redis.from_url(services.TEST_REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def waiting(client: redis.Redis, queue: str) -> list[tuple[str, list]]:

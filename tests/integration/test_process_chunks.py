@@ -5,7 +5,6 @@ one message aside and the chunk goes on."""
 from __future__ import annotations
 
 import pytest
-import redis
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -18,14 +17,6 @@ from workers.bootstrap import celery_app
 from workers.dispatch import sync_flag
 
 
-@pytest.fixture
-def broker():
-    client = redis.Redis.from_url(services.TEST_REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
 @pytest.fixture(autouse=True)
 def fresh_container(monkeypatch):
     """Each test's settings (queues of its own) in the task's container, not the first test's."""
@@ -33,25 +24,23 @@ def fresh_container(monkeypatch):
 
 
 @pytest.fixture
-def refuse_sku(engine):
+def refuse_sku(listing_trigger):
     """`refuse_sku(sku, sqlstate)`: Postgres refuses listings rows of that SKU with that error."""
+    return lambda sku, sqlstate: listing_trigger(
+        sku, f"RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '{sqlstate}';")
 
-    def refuse(sku: str, sqlstate: str) -> None:
-        with engine.begin() as connection:
-            connection.execute(text(f"""
-                CREATE OR REPLACE FUNCTION wheel_test_refuse_sku() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  IF NEW.sku = '{sku}' THEN
-                    RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '{sqlstate}';
-                  END IF;
-                  RETURN NEW;
-                END $$"""))
-            connection.execute(text("CREATE OR REPLACE TRIGGER wheel_test_refuse_sku BEFORE INSERT OR UPDATE ON listings "
-                                    "FOR EACH ROW EXECUTE FUNCTION wheel_test_refuse_sku()"))
 
-    yield refuse
-    with engine.begin() as connection:
-        connection.execute(text("DROP TRIGGER IF EXISTS wheel_test_refuse_sku ON listings"))
+def ranging_messages(sessions, settings, places: list[tuple[str, str]]) -> list[int]:
+    """Channels UA and UB (Tata CLiQ), and a stored ranging message for each (channel, SKU): their inbox ids."""
+    with sessions.begin() as session:
+        for channel_id in ("UA", "UB"):
+            add_channel(session, channel_id=channel_id, marketplace="tatacliq", base_url="http://127.0.0.1:9/tatacliq",
+                        credentials_ref=f"tatacliq-{channel_id.lower()}", known_marketplaces=("tatacliq",))
+        stored = store_batch(session, [IncomingMessage(
+            settings.queue_ranging, f'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="{channel}" '
+            f'EAN="E{sku}" ItemID="{sku}" RangeFlag="Y"/></EXTNChannelItemList></EXTNChannelList>'.encode(), sku)
+            for channel, sku in places])
+    return [message.inbox_id for message in stored]
 
 
 def statuses(sessions) -> list[str]:
@@ -63,15 +52,7 @@ def test_an_outage_stops_the_chunk_after_syncing_what_was_done_and_an_error_fail
         sessions, broker, refuse_sku):
     settings = services.test_settings()
     app = celery_app(settings)  # the current app, whose settings the task reads
-    with sessions.begin() as session:
-        for channel_id in ("UA", "UB"):
-            add_channel(session, channel_id=channel_id, marketplace="tatacliq", base_url="http://127.0.0.1:9/tatacliq",
-                        credentials_ref=f"tatacliq-{channel_id.lower()}", known_marketplaces=("tatacliq",))
-        stored = store_batch(session, [IncomingMessage(
-            settings.queue_ranging, f'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="{channel}" '
-            f'EAN="E{sku}" ItemID="{sku}" RangeFlag="Y"/></EXTNChannelItemList></EXTNChannelList>'.encode(), sku)
-            for channel, sku in (("UA", "S1"), ("UB", "BAD"), ("UB", "S3"))])
-    ids = [message.inbox_id for message in stored]
+    ids = ranging_messages(sessions, settings, [("UA", "S1"), ("UB", "BAD"), ("UB", "S3")])
     assert app.wheel_settings is settings
 
     refuse_sku("BAD", "53000")  # insufficient_resources: an outage
@@ -97,15 +78,7 @@ def test_a_chunk_delivered_again_after_its_worker_died_still_syncs_what_that_wor
     # (else its listings wait for the sweeper's deadline).
     settings = services.test_settings()
     celery_app(settings)
-    with sessions.begin() as session:
-        for channel_id in ("UA", "UB"):
-            add_channel(session, channel_id=channel_id, marketplace="tatacliq", base_url="http://127.0.0.1:9/tatacliq",
-                        credentials_ref=f"tatacliq-{channel_id.lower()}", known_marketplaces=("tatacliq",))
-        stored = store_batch(session, [IncomingMessage(
-            settings.queue_ranging, f'<EXTNChannelList><EXTNChannelItemList><EXTNChannelItem ChannelID="{channel}" '
-            f'EAN="E{sku}" ItemID="{sku}" RangeFlag="Y"/></EXTNChannelItemList></EXTNChannelList>'.encode(), sku)
-            for channel, sku in (("UA", "S1"), ("UB", "S2"))])
-    ids = [message.inbox_id for message in stored]
+    ids = ranging_messages(sessions, settings, [("UA", "S1"), ("UB", "S2")])
     tasks.process_messages(ids[:1])
     broker.flushdb()  # as if the worker died before its syncs reached Redis
 
