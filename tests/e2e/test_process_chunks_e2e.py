@@ -55,6 +55,15 @@ def chunk_tasks(worker_output: str) -> list[int]:
     return [int(n) for n in re.findall(pattern, worker_output)]
 
 
+def settled(stack, count: int) -> dict[str, str] | None:
+    """Status by SKU once all `count` messages are in the inbox and none is waiting (one read of the
+    inbox: two could see fewer rows, all settled, then all of them)."""
+    rows = inbox(stack)
+    if len(rows) != count or any(status == "received" for _, status, _ in rows):
+        return None
+    return {sku: status for _, status, sku in rows}
+
+
 def test_a_burst_goes_out_in_chunks_and_a_failing_message_fails_alone(stack_factory, listing_trigger):
     listing_trigger("BOOM", "RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '22000';")
     stack = start(stack_factory)
@@ -64,9 +73,7 @@ def test_a_burst_goes_out_in_chunks_and_a_failing_message_fails_alone(stack_fact
     stack.add_worker()
     stack.start_bridge()
 
-    wait_for(lambda: all(status != "received" for _, status, _ in inbox(stack)) and len(inbox(stack)) == 25, 60,
-             "every message to be processed or set aside")
-    statuses = {sku: status for _, status, sku in inbox(stack)}
+    statuses = wait_for(lambda: settled(stack, 25), 60, "every message to be processed or set aside")
     assert statuses.pop("BOOM") == "failed"
     assert set(statuses.values()) == {"processed"}
     assert ranged(stack) == set(statuses)
@@ -124,9 +131,7 @@ def test_a_message_that_kills_its_worker_is_set_aside_and_the_rest_of_its_chunk_
             os.kill(pid, signal.SIGKILL)
         stack.scalar("SELECT pg_terminate_backend(:pid)", pid=backend)
 
-    wait_for(lambda: all(status != "received" for _, status, _ in inbox(stack)), 60,
-             "every message to be processed or set aside")
-    statuses = {sku: status for _, status, sku in inbox(stack)}
+    statuses = wait_for(lambda: settled(stack, len(skus)), 60, "every message to be processed or set aside")
     assert statuses.pop("KILLER") == "failed"
     assert set(statuses.values()) == {"processed"}
     assert ranged(stack) == set(statuses)
