@@ -3,8 +3,8 @@
 For each batch taken off the OMS queues: store every message in the inbox (a redelivery is a
 no-op), send the messages still waiting for a worker on in tasks (`send_process`: one task per
 chunk of them, workers/dispatch.py), note that the batch is about to be acknowledged, and only then
-commit the gets. A crash anywhere in between leaves the messages
-on their queues, to be delivered again.
+commit the gets. A crash anywhere in between leaves the messages on their queues, to be delivered
+again.
 
 When Postgres or Redis is unavailable, or anything else fails while a batch is in hand, the
 bridge keeps the batch and its broker connection (answering heartbeats) and tries the batch

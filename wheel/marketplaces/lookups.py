@@ -131,9 +131,9 @@ class BatchLookups:
 
     `plan(calls)` names the batch; on its first call, `values(call, ...)` reads the cache for every
     SKU of the batch and starts the look-ups of the others, chunk by chunk, in the order the calls'
-    lanes reach them; each call waits only for the chunks that hold its SKUs. A thread's `plan` replaces the batch it planned
-    before; the calls of a batch may be made from other threads (run_sync's lanes, one per
-    operation), which share its look-ups. Look-ups take the gate's `reads` (wheel/services/sync_lease.py: the quota
+    lanes reach them; each call waits only for the chunks that hold its SKUs. A thread's `plan`
+    replaces the batch it planned before; the calls of a batch may be made from other threads
+    (run_sync's lanes, one per operation), which share its look-ups. Look-ups take the gate's `reads` (wheel/services/sync_lease.py: the quota
     without the lease, since they change nothing at the marketplace) when it has one.
     """
 
